@@ -1,0 +1,367 @@
+//! The conformance suite every [`Store`] backend must pass.
+//!
+//! A backend provides a [`Harness`] (how to make a fresh store, reopen it, and move its
+//! clock) and invokes [`conformance_tests!`](crate::conformance_tests), which expands to one
+//! `#[test]` per case, so each failure is reported by name. The cases are the contract of
+//! DESIGN.md's "Semantics users rely on", stated as code.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+
+use crate::catalog::{ApiKeyRecord, Scope, TenantLimits};
+use crate::{
+    AppendOutcome, EventId, EventState, IdempotencyKey, InboxQuery, NewEvent, Settle,
+    SettleOutcome, Store, TenantId,
+};
+
+/// How the suite drives one backend.
+pub trait Harness: Sized {
+    /// The backend under test.
+    type S: Store;
+    /// A new, empty store.
+    fn fresh() -> Self;
+    /// The store.
+    fn store(&self) -> &Self::S;
+    /// Closes the store (after a sync) and opens it again on the same data.
+    fn reopen(&mut self);
+    /// Moves the store's clock forward.
+    fn advance_ms(&mut self, ms: i64);
+}
+
+const A: TenantId = TenantId(1);
+const B: TenantId = TenantId(2);
+
+/// An event of tenant `tenant` with a payload that names `n`.
+pub fn event(tenant: TenantId, event_type: &str, n: u64) -> NewEvent {
+    NewEvent {
+        tenant,
+        event_type: Bytes::copy_from_slice(event_type.as_bytes()),
+        source: Some(Bytes::from_static(b"conformance")),
+        occurred_at: Some(Bytes::from_static(b"2026-01-02T03:04:05Z")),
+        idempotency: None,
+        payload: Bytes::from(format!(r#"{{"n":{n},"text":"caf\u00e9 \"quoted\"" }}"#)),
+    }
+}
+
+fn keyed(tenant: TenantId, key: &str, fingerprint: u8, n: u64) -> NewEvent {
+    NewEvent {
+        idempotency: Some(IdempotencyKey {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            fingerprint: [fingerprint; 16],
+        }),
+        ..event(tenant, "keyed", n)
+    }
+}
+
+fn created(outcome: &AppendOutcome) -> EventId {
+    match outcome {
+        AppendOutcome::Created { id, .. } => *id,
+        other => panic!("expected Created, got {other:?}"),
+    }
+}
+
+async fn append_n<S: Store>(store: &S, tenant: TenantId, event_type: &str, n: u64) -> Vec<EventId> {
+    let events = (0..n).map(|i| event(tenant, event_type, i)).collect();
+    let outcomes = store.append(events).await.expect("append");
+    outcomes.iter().map(created).collect()
+}
+
+fn query(tenant: TenantId, limit: usize) -> InboxQuery {
+    InboxQuery { tenant, limit, after: None, event_type: None, lease_ms: None }
+}
+
+/// Appended events read back byte for byte, with every field.
+pub async fn append_then_get_is_verbatim<H: Harness>(h: H) {
+    let store = h.store();
+    let original = event(A, "order.created", 7);
+    let outcomes = store.append(vec![original.clone()]).await.expect("append");
+    let id = created(&outcomes[0]);
+    let got = store.get(A, id).await.expect("get").expect("event exists");
+    assert_eq!(got.id, id);
+    assert_eq!(got.payload, original.payload);
+    assert_eq!(got.event_type, original.event_type);
+    assert_eq!(got.source, original.source);
+    assert_eq!(got.occurred_at, original.occurred_at);
+    assert_eq!(got.state, EventState::Pending);
+    assert_eq!(got.delivery_count, 0);
+}
+
+/// The inbox lists in ingest order, and cursors page through it without gaps or repeats.
+pub async fn inbox_pages_in_order<H: Harness>(h: H) {
+    let store = h.store();
+    let ids = append_n(store, A, "t", 25).await;
+    let mut seen = Vec::new();
+    let mut q = query(A, 10);
+    loop {
+        let page = store.list(q.clone()).await.expect("list");
+        seen.extend(page.events.iter().map(|e| e.id));
+        if !page.has_more {
+            break;
+        }
+        q.after = page.next_cursor;
+    }
+    assert_eq!(seen, ids);
+}
+
+/// The event_type filter returns only that type, still in order.
+pub async fn inbox_filters_by_type<H: Harness>(h: H) {
+    let store = h.store();
+    let mut expected = Vec::new();
+    for i in 0..10 {
+        let ty = if i % 3 == 0 { "wanted" } else { "other" };
+        let id = append_n(store, A, ty, 1).await[0];
+        if ty == "wanted" {
+            expected.push(id);
+        }
+    }
+    let mut q = query(A, 100);
+    q.event_type = Some("wanted".into());
+    let page = store.list(q.clone()).await.expect("list");
+    assert_eq!(page.events.iter().map(|e| e.id).collect::<Vec<_>>(), expected);
+    q.event_type = Some("never.seen".into());
+    assert!(store.list(q).await.expect("list").events.is_empty());
+}
+
+/// A lease hides events from other lease pollers until it expires; then they come back
+/// with a higher delivery count.
+pub async fn leases_hide_then_expire<H: Harness>(mut h: H) {
+    let ids = append_n(h.store(), A, "t", 4).await;
+    let mut q = query(A, 3);
+    q.lease_ms = Some(30_000);
+    let first = h.store().list(q.clone()).await.expect("lease");
+    assert_eq!(first.events.iter().map(|e| e.id).collect::<Vec<_>>(), ids[..3]);
+    assert!(first.events.iter().all(|e| e.delivery_count == 1));
+    let second = h.store().list(q.clone()).await.expect("lease");
+    assert_eq!(second.events.iter().map(|e| e.id).collect::<Vec<_>>(), ids[3..]);
+    assert!(h.store().list(q.clone()).await.expect("lease").events.is_empty());
+    // A plain listing still shows everything, marked as leased.
+    let plain = h.store().list(query(A, 10)).await.expect("list");
+    assert_eq!(plain.events.len(), 4);
+    assert!(matches!(plain.events[0].state, EventState::Leased { .. }));
+
+    h.advance_ms(30_001);
+    let again = h.store().list(q).await.expect("lease");
+    assert_eq!(again.events.iter().map(|e| e.id).collect::<Vec<_>>(), ids[..3]);
+    assert!(again.events.iter().all(|e| e.delivery_count == 2));
+}
+
+/// Acks remove events from the inbox, are harmless to repeat, and keep the event
+/// readable as acked.
+pub async fn ack_is_idempotent<H: Harness>(h: H) {
+    let store = h.store();
+    let ids = append_n(store, A, "t", 3).await;
+    let out = store.settle(A, vec![ids[0], ids[0]], Settle::Ack).await.expect("ack");
+    assert_eq!(out, vec![SettleOutcome::Done, SettleOutcome::AlreadyDone]);
+    let again = store.settle(A, vec![ids[0]], Settle::Ack).await.expect("ack");
+    assert_eq!(again, vec![SettleOutcome::AlreadyDone]);
+    let page = store.list(query(A, 10)).await.expect("list");
+    assert_eq!(page.events.iter().map(|e| e.id).collect::<Vec<_>>(), ids[1..]);
+    let got = store.get(A, ids[0]).await.expect("get").expect("acked stays readable");
+    assert_eq!(got.state, EventState::Acked);
+    assert_eq!(store.pending_count(A), 2);
+}
+
+/// Deleted events are gone for every reader; deleting twice finds nothing.
+pub async fn delete_removes<H: Harness>(h: H) {
+    let store = h.store();
+    let ids = append_n(store, A, "t", 2).await;
+    store.settle(A, vec![ids[1]], Settle::Ack).await.expect("ack");
+    let out = store.settle(A, vec![ids[0], ids[1]], Settle::Delete).await.expect("delete");
+    assert_eq!(out, vec![SettleOutcome::Done, SettleOutcome::Done]);
+    assert!(store.get(A, ids[0]).await.expect("get").is_none());
+    assert!(store.get(A, ids[1]).await.expect("get").is_none());
+    let again = store.settle(A, vec![ids[0]], Settle::Delete).await.expect("delete");
+    assert_eq!(again, vec![SettleOutcome::NotFound]);
+    let ack = store.settle(A, vec![ids[0]], Settle::Ack).await.expect("ack");
+    assert_eq!(ack, vec![SettleOutcome::NotFound]);
+    assert!(store.list(query(A, 10)).await.expect("list").events.is_empty());
+}
+
+/// Another tenant's id behaves exactly like an unknown id, for every operation.
+pub async fn tenants_are_isolated<H: Harness>(h: H) {
+    let store = h.store();
+    let theirs = append_n(store, B, "t", 2).await;
+    store.settle(B, vec![theirs[1]], Settle::Ack).await.expect("ack");
+    for id in &theirs {
+        assert!(store.get(A, *id).await.expect("get").is_none());
+        let out = store.settle(A, vec![*id], Settle::Ack).await.expect("ack");
+        assert_eq!(out, vec![SettleOutcome::NotFound]);
+        let out = store.settle(A, vec![*id], Settle::Delete).await.expect("delete");
+        assert_eq!(out, vec![SettleOutcome::NotFound]);
+    }
+    assert!(store.list(query(A, 10)).await.expect("list").events.is_empty());
+    // Untouched for their owner.
+    assert_eq!(store.list(query(B, 10)).await.expect("list").events.len(), 1);
+    assert!(store.get(B, theirs[1]).await.expect("get").is_some());
+}
+
+/// Ids that were never issued find nothing. (Settling resolves an id by its store salt
+/// and sequence within the caller's own tenant; only reads also check the time part, as
+/// that check would cost a disk read per ack on the commit path.)
+pub async fn unknown_ids_find_nothing<H: Harness>(h: H) {
+    let store = h.store();
+    let real = append_n(store, A, "t", 1).await[0];
+    let shifted_time = EventId::new(real.millis() + 1, real.sequence(), real.salt());
+    let other_salt = EventId::new(real.millis(), real.sequence(), real.salt().wrapping_add(1));
+    let future = EventId::new(real.millis(), crate::Sequence(real.sequence().0 + 1000), real.salt());
+    for id in [shifted_time, other_salt, future] {
+        assert!(store.get(A, id).await.expect("get").is_none(), "{id} was found");
+    }
+    for id in [other_salt, future] {
+        let out = store.settle(A, vec![id], Settle::Ack).await.expect("ack");
+        assert_eq!(out, vec![SettleOutcome::NotFound], "{id} was settled");
+    }
+}
+
+/// A repeated key with the same fingerprint replays; with another, it is refused; and
+/// keys are per tenant.
+pub async fn idempotency_replays_and_refuses<H: Harness>(h: H) {
+    let store = h.store();
+    let first = store.append(vec![keyed(A, "k1", 1, 1)]).await.expect("append");
+    let id = created(&first[0]);
+    let replay = store.append(vec![keyed(A, "k1", 1, 1)]).await.expect("append");
+    assert!(matches!(replay[0], AppendOutcome::Replayed { id: r, .. } if r == id));
+    let reused = store.append(vec![keyed(A, "k1", 2, 1)]).await.expect("append");
+    assert_eq!(reused[0], AppendOutcome::KeyReused { id });
+    let other_tenant = store.append(vec![keyed(B, "k1", 1, 1)]).await.expect("append");
+    assert_ne!(created(&other_tenant[0]), id);
+    // Within one batch too.
+    let batch = store
+        .append(vec![keyed(A, "k2", 1, 2), keyed(A, "k2", 1, 2)])
+        .await
+        .expect("append");
+    let k2 = created(&batch[0]);
+    assert!(matches!(batch[1], AppendOutcome::Replayed { id: r, .. } if r == k2));
+    assert_eq!(store.pending_count(A), 2);
+}
+
+/// Concurrent appends with one key create exactly one event.
+pub async fn concurrent_keys_create_one_event<H: Harness>(h: H) {
+    let store = h.store();
+    let attempts = (0..32).map(|_| store.append(vec![keyed(A, "race", 9, 0)]));
+    let results = futures_join_all(attempts).await;
+    let ids: HashSet<EventId> = results
+        .into_iter()
+        .map(|r| match r.expect("append")[0] {
+            AppendOutcome::Created { id, .. } | AppendOutcome::Replayed { id, .. } => id,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(store.pending_count(A), 1);
+}
+
+/// Events, acks, deletes and keys survive a reopen; leases do not (at-least-once); and
+/// new ids keep increasing.
+pub async fn reopen_keeps_state<H: Harness>(mut h: H) {
+    let ids = append_n(h.store(), A, "t", 5).await;
+    let key = h.store().append(vec![keyed(A, "durable", 3, 9)]).await.expect("append");
+    let key_id = created(&key[0]);
+    h.store().settle(A, vec![ids[0]], Settle::Ack).await.expect("ack");
+    h.store().settle(A, vec![ids[1]], Settle::Delete).await.expect("delete");
+    let mut lease = query(A, 1);
+    lease.lease_ms = Some(60_000);
+    let leased = h.store().list(lease.clone()).await.expect("lease");
+    assert_eq!(leased.events[0].id, ids[2]);
+
+    h.reopen();
+    let store = h.store();
+    let page = store.list(query(A, 10)).await.expect("list");
+    let mut expected = ids[2..].to_vec();
+    expected.push(key_id);
+    assert_eq!(page.events.iter().map(|e| e.id).collect::<Vec<_>>(), expected);
+    assert_eq!(page.events[0].state, EventState::Pending, "leases are not persisted");
+    assert_eq!(store.get(A, ids[0]).await.expect("get").map(|e| e.state), Some(EventState::Acked));
+    assert!(store.get(A, ids[1]).await.expect("get").is_none());
+    let replay = store.append(vec![keyed(A, "durable", 3, 9)]).await.expect("append");
+    assert!(matches!(replay[0], AppendOutcome::Replayed { id, .. } if id == key_id));
+    let newer = append_n(store, A, "t", 1).await[0];
+    assert!(newer.sequence() > key_id.sequence());
+    assert!(newer > key_id);
+}
+
+/// Commit subscribers see every committed event, in order.
+pub async fn subscribers_see_commits<H: Harness>(h: H) {
+    let store = h.store();
+    let mut rx = store.subscribe();
+    let ids = append_n(store, A, "seen", 3).await;
+    let mut got = Vec::new();
+    while got.len() < ids.len() {
+        let batch = rx.recv().await.expect("notification");
+        got.extend(batch.iter().map(|c| c.id));
+    }
+    assert_eq!(got, ids);
+}
+
+/// The catalog: unique tenant names, keys, revocation, persistence.
+pub async fn catalog_round_trips<H: Harness>(mut h: H) {
+    let t = h.store().create_tenant("acme", TenantLimits::default()).await.expect("create");
+    assert!(h.store().create_tenant("acme", TenantLimits::default()).await.is_err());
+    let limits = TenantLimits { max_payload_bytes: Some(1024), ..TenantLimits::default() };
+    h.store().set_tenant_limits("acme", limits).await.expect("limits");
+    let key = ApiKeyRecord {
+        id: "key_test".into(),
+        tenant: t.id,
+        sha256_hex: "00".repeat(32),
+        prefix: "sk_test".into(),
+        scopes: vec![Scope::Ingest],
+        created_at: 0,
+        revoked_at: None,
+    };
+    h.store().add_key(key.clone()).await.expect("add key");
+    assert!(h.store().add_key(key).await.is_err(), "duplicate key id");
+    h.store().revoke_key("key_test").await.expect("revoke");
+    assert!(h.store().revoke_key("key_missing").await.is_err());
+    h.reopen();
+    let catalog = h.store().catalog();
+    let acme = catalog.tenant_by_name("acme").expect("tenant persisted");
+    assert_eq!(acme.limits, limits);
+    assert!(catalog.keys[0].revoked_at.is_some());
+}
+
+/// Polls futures concurrently on the current task, without a dependency on `futures`.
+async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut futs: Vec<_> = futs.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (f, slot) in futs.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+/// Expands to one `#[test]` per conformance case for the given [`Harness`] type.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:ty) => {
+        $crate::conformance_tests!(@cases $harness;
+            append_then_get_is_verbatim, inbox_pages_in_order, inbox_filters_by_type,
+            leases_hide_then_expire, ack_is_idempotent, delete_removes, tenants_are_isolated,
+            unknown_ids_find_nothing, idempotency_replays_and_refuses,
+            concurrent_keys_create_one_event, reopen_keeps_state, subscribers_see_commits,
+            catalog_round_trips);
+    };
+    (@cases $harness:ty; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime");
+                rt.block_on($crate::conformance::$case(<$harness as $crate::conformance::Harness>::fresh()));
+            }
+        )*
+    };
+}

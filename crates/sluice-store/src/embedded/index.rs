@@ -1,0 +1,196 @@
+//! In-memory indexes over the log: where each event is, what is pending, and leases.
+//!
+//! Memory per event, by design:
+//! - every stored event: 5 bytes (a `u32` offset and a state byte in its segment);
+//! - every pending event: one `BTreeMap<u64, Pending>` entry, 8 + 16 bytes plus B-tree
+//!   overhead, about 40 bytes in all, inside the 64-byte budget.
+//!
+//! Leases live in the pending entry and are not persisted: a restart makes leased events
+//! visible again, which is at-least-once delivery (consumers dedup by `event_id`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::types::{Sequence, TenantId, UnixMs};
+
+/// The event is waiting in its inbox.
+pub const STATE_PENDING: u8 = 0;
+/// The event was acked; readable until retention removes its segment.
+pub const STATE_ACKED: u8 = 1;
+/// The event was deleted; gone for readers.
+pub const STATE_DELETED: u8 = 2;
+/// The event outlived `retention.pending` unconsumed; gone for readers.
+pub const STATE_EXPIRED: u8 = 3;
+
+/// One segment file and the events it holds.
+#[derive(Debug)]
+pub struct SegmentMeta {
+    /// Sequence of its first event.
+    pub base_seq: u64,
+    /// Its path, for error messages and removal.
+    pub path: PathBuf,
+    /// A read handle shared with in-flight reads; an unlinked segment stays readable
+    /// until the last read drops it.
+    pub file: Arc<File>,
+    /// Record offset of each event, indexed by `seq - base_seq`.
+    pub offsets: Vec<u32>,
+    /// State of each event, indexed like `offsets`.
+    pub states: Vec<u8>,
+    /// How many of its events are still pending.
+    pub pending: u32,
+    /// Latest receive time of its events.
+    pub received_last: UnixMs,
+    /// Latest ack or delete of any of its events.
+    pub settled_last: UnixMs,
+    /// Bytes of log written in it.
+    pub bytes: u64,
+}
+
+impl SegmentMeta {
+    /// One past the last sequence stored so far.
+    pub fn end_seq(&self) -> u64 {
+        self.base_seq + self.offsets.len() as u64
+    }
+}
+
+/// A pending event's mutable delivery state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// Interned event type.
+    pub type_id: u32,
+    /// Times handed out under a lease.
+    pub delivery_count: u32,
+    /// Hidden from lease pollers until then; 0 when not leased.
+    pub lease_until: UnixMs,
+}
+
+/// Interns event types so pending entries carry 4 bytes instead of a string.
+#[derive(Debug, Default)]
+pub struct TypeInterner {
+    ids: HashMap<Box<[u8]>, u32>,
+}
+
+impl TypeInterner {
+    /// The id of a type, creating it on first sight.
+    pub fn intern(&mut self, name: &[u8]) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.ids.len() as u32;
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    /// The id of a type, if it was ever seen.
+    pub fn get(&self, name: &[u8]) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+}
+
+/// Where one event is, and what state it is in.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The segment file.
+    pub file: Arc<File>,
+    /// Its path, for errors.
+    pub path: PathBuf,
+    /// Record offset inside it.
+    pub offset: u64,
+    /// Its state byte.
+    pub state: u8,
+}
+
+/// Everything readers and the writer share, behind one mutex held only for in-memory work.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// All segments, oldest first; the last one is the active segment.
+    pub segments: Vec<SegmentMeta>,
+    /// Pending events per tenant, in ingest order.
+    pub inboxes: HashMap<TenantId, BTreeMap<u64, Pending>>,
+    /// Event type names.
+    pub types: TypeInterner,
+}
+
+impl Index {
+    /// The segment position holding `seq`, if it is still stored.
+    pub fn segment_of(&self, seq: Sequence) -> Option<usize> {
+        let i = self.segments.partition_point(|s| s.base_seq <= seq.0);
+        let i = i.checked_sub(1)?;
+        (seq.0 < self.segments[i].end_seq()).then_some(i)
+    }
+
+    /// Where `seq` is.
+    pub fn locate(&self, seq: Sequence) -> Option<Location> {
+        let s = &self.segments[self.segment_of(seq)?];
+        let i = (seq.0 - s.base_seq) as usize;
+        Some(Location {
+            file: s.file.clone(),
+            path: s.path.clone(),
+            offset: s.offsets[i] as u64,
+            state: s.states[i],
+        })
+    }
+
+    /// Records a newly committed event.
+    pub fn add_event(
+        &mut self,
+        seq: Sequence,
+        tenant: TenantId,
+        event_type: &[u8],
+        offset: u32,
+        received_at: UnixMs,
+    ) {
+        let type_id = self.types.intern(event_type);
+        let Some(seg) = self.segments.last_mut() else {
+            return;
+        };
+        debug_assert_eq!(seg.end_seq(), seq.0, "events must be indexed in sequence order");
+        seg.offsets.push(offset);
+        seg.states.push(STATE_PENDING);
+        seg.pending += 1;
+        seg.received_last = seg.received_last.max(received_at);
+        self.inboxes.entry(tenant).or_default().insert(
+            seq.0,
+            Pending {
+                type_id,
+                delivery_count: 0,
+                lease_until: 0,
+            },
+        );
+    }
+
+    /// Whether `seq` is pending in `tenant`'s inbox.
+    pub fn is_pending(&self, tenant: TenantId, seq: Sequence) -> bool {
+        self.inboxes
+            .get(&tenant)
+            .is_some_and(|inbox| inbox.contains_key(&seq.0))
+    }
+
+    /// Moves an event to `state` (acked or deleted). Returns whether anything changed.
+    pub fn settle(&mut self, tenant: TenantId, seq: Sequence, state: u8, at: UnixMs) -> bool {
+        let Some(i) = self.segment_of(seq) else {
+            return false;
+        };
+        let was_pending = self
+            .inboxes
+            .get_mut(&tenant)
+            .and_then(|inbox| inbox.remove(&seq.0))
+            .is_some();
+        let seg = &mut self.segments[i];
+        let slot = &mut seg.states[(seq.0 - seg.base_seq) as usize];
+        if *slot == STATE_DELETED || *slot == STATE_EXPIRED || *slot == state {
+            return false;
+        }
+        if was_pending {
+            seg.pending -= 1;
+        } else if *slot == STATE_PENDING {
+            // Pending under another tenant: not ours to settle.
+            return false;
+        }
+        *slot = state;
+        seg.settled_last = seg.settled_last.max(at);
+        true
+    }
+}

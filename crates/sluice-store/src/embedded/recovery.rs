@@ -1,0 +1,193 @@
+//! Opening a data directory: replay the log into the indexes, cut a torn tail, and
+//! refuse (or, in repair mode, cut) damage anywhere else.
+//!
+//! The rules, in order:
+//! - a `.seg` file always has a valid header (segments are created under a temporary
+//!   name and renamed), so a bad header is corruption;
+//! - damage in the **last** segment that no valid batch follows is a torn final write:
+//!   that batch was never acknowledged (its sync never returned), so it is cut off;
+//! - any other damage is corruption: opening fails with the file and the byte offset,
+//!   unless `repair` is set, which cuts the segment at the damage and says so.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::codec::{Record, SegmentHeader};
+use super::config::EmbeddedConfig;
+use super::fsutil;
+use super::idempotency::IdempotencyIndex;
+use super::index::{Index, SegmentMeta, STATE_ACKED, STATE_DELETED};
+use super::scan;
+use super::segment;
+use crate::error::StoreError;
+use crate::types::{Sequence, Settle, UnixMs};
+
+/// The writer's starting point.
+#[derive(Debug)]
+pub struct Recovered {
+    /// Rebuilt shared indexes.
+    pub index: Index,
+    /// Rebuilt dedup index.
+    pub idempotency: IdempotencyIndex,
+    /// The next sequence to assign.
+    pub next_seq: Sequence,
+    /// The latest receive time seen, so ids stay time-ordered across restarts.
+    pub last_ms: UnixMs,
+    /// The store's id salt.
+    pub salt: u16,
+    /// The active (last) segment: its file, path, write position and capacity.
+    pub active: (Arc<File>, PathBuf, u64, u64),
+    /// What recovery did that an operator should hear about.
+    pub notes: Vec<String>,
+}
+
+/// Opens (creating if needed) the log in `config.dir`.
+pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, StoreError> {
+    let dir = &config.dir;
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+    let mut segments = segment::list(dir)?;
+    let now = config.clock.now_ms();
+    if segments.is_empty() {
+        let header = SegmentHeader {
+            salt: rand::random(),
+            base_seq: Sequence(1),
+        };
+        let (_, path) = segment::create(dir, header, config.segment_bytes)?;
+        segments.push((header.base_seq, path));
+    }
+
+    let mut index = Index::default();
+    let mut idempotency = IdempotencyIndex::new(config.dedup_window.as_millis() as i64);
+    let mut notes = Vec::new();
+    let mut salt = None;
+    let mut last_ms = 0;
+    let count = segments.len();
+
+    for (i, (base, path)) in segments.iter().enumerate() {
+        let is_last = i + 1 == count;
+        let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
+        let header = SegmentHeader::decode(&bytes).map_err(|reason| StoreError::Corrupt {
+            path: path.clone(),
+            offset: 0,
+            reason: reason.to_owned(),
+        })?;
+        if header.base_seq != *base {
+            return Err(corrupt(path, 0, "segment header disagrees with its file name"));
+        }
+        if *salt.get_or_insert(header.salt) != header.salt {
+            return Err(corrupt(path, 0, "segment belongs to another store (salt differs)"));
+        }
+        let file = Arc::new(segment::open(path)?);
+        // Sequences continue from the previous segment; a gap is allowed only where an
+        // operator's repair cut events out.
+        if let Some(prev) = index.segments.last() {
+            if base.0 < prev.end_seq() {
+                return Err(corrupt(path, 0, "segment overlaps the previous one"));
+            }
+        }
+        index.segments.push(SegmentMeta {
+            base_seq: base.0,
+            path: path.clone(),
+            file: file.clone(),
+            offsets: Vec::new(),
+            states: Vec::new(),
+            pending: 0,
+            received_last: 0,
+            settled_last: 0,
+            bytes: 0,
+        });
+
+        let mut order_error = None;
+        let walk = scan::walk(&bytes, |offset, record| {
+            if order_error.is_some() {
+                return;
+            }
+            match record {
+                Record::Event(e) => {
+                    let expected = index.segments.last().map_or(0, |s| s.end_seq());
+                    if e.seq.0 != expected {
+                        order_error = Some(offset);
+                        return;
+                    }
+                    index.add_event(e.seq, e.tenant, e.event_type, offset as u32, e.received_at);
+                    last_ms = last_ms.max(e.received_at);
+                    if let Some(h) = e.idempotency {
+                        if idempotency.is_live(e.received_at, now) {
+                            idempotency.insert(h.key_hash, e.seq, e.received_at, h.fingerprint);
+                        }
+                    }
+                }
+                Record::Settle(s) => {
+                    let state = match s.how {
+                        Settle::Ack => STATE_ACKED,
+                        Settle::Delete => STATE_DELETED,
+                    };
+                    for seq in s.seqs() {
+                        index.settle(s.tenant, seq, state, s.at);
+                    }
+                }
+            }
+        });
+        if let Some(offset) = order_error {
+            return Err(corrupt(path, offset, "event sequence out of order"));
+        }
+
+        let mut end = walk.end;
+        if let Some(d) = walk.damage {
+            let torn_tail = is_last && !d.valid_batch_follows;
+            if !torn_tail && !config.repair {
+                return Err(corrupt(path, d.offset, d.reason));
+            }
+            notes.push(format!(
+                "{}: {} at byte {}; {} (the bytes from there on are discarded)",
+                path.display(),
+                d.reason,
+                d.offset,
+                if torn_tail { "torn final write cut off" } else { "repair: segment truncated" },
+            ));
+            // Zero everything from the damage on, so that a later open finds clean
+            // zero fill there rather than the old bytes.
+            let reserve = if is_last { config.segment_bytes.max(d.offset) } else { d.offset };
+            file.set_len(d.offset)
+                .and_then(|()| if is_last { fsutil::preallocate(&file, reserve) } else { Ok(()) })
+                .and_then(|()| file.sync_all())
+                .map_err(|e| StoreError::io(path, e))?;
+            end = d.offset;
+        }
+        if let Some(seg) = index.segments.last_mut() {
+            seg.bytes = end;
+        }
+    }
+
+    // Invariant: the list is never empty (a first segment was created above).
+    let last = index
+        .segments
+        .last()
+        .ok_or_else(|| corrupt(dir, 0, "no segment after recovery"))?;
+    let capacity = last
+        .file
+        .metadata()
+        .map_err(|e| StoreError::io(&last.path, e))?
+        .len()
+        .max(config.segment_bytes);
+    let next_seq = Sequence(last.end_seq());
+    let active = (last.file.clone(), last.path.clone(), last.bytes, capacity);
+    Ok(Recovered {
+        index,
+        idempotency,
+        next_seq,
+        last_ms,
+        salt: salt.unwrap_or_default(),
+        active,
+        notes,
+    })
+}
+
+fn corrupt(path: &Path, offset: u64, reason: &str) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason: reason.to_owned(),
+    }
+}

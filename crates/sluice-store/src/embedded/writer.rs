@@ -1,0 +1,643 @@
+//! The group-commit writer: one thread that owns the tail of the log.
+//!
+//! Callers put commands on a bounded queue and wait on a oneshot. The writer takes every
+//! command waiting (up to `batch_bytes_max`), assigns sequences, resolves idempotency
+//! keys, encodes one batch frame, and issues one `pwrite` and one `fdatasync`. Only then
+//! does it publish the events to the indexes and complete the waiters. Sketch: a sync
+//! costs ~0.2 ms on this class of disk, so at most ~5k commits/s; at 100 concurrent
+//! producers each commit carries ~100 events, which is how one thread reaches hundreds of
+//! thousands of durable events per second.
+//!
+//! Because sequencing, dedup and the write all happen on this one thread, in one batch
+//! at a time, a failed commit can be rolled back completely: nothing of it was published.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::codec::{self, BatchEncoder, EventRecord, IdempotencyHashes, Record, SegmentHeader};
+use super::config::Durability;
+use super::idempotency::{key_hash, IdempotencyIndex};
+use super::index::{SegmentMeta, STATE_ACKED, STATE_DELETED, STATE_EXPIRED, STATE_PENDING};
+use super::{segment, Shared};
+use crate::error::StoreError;
+use crate::event_id::EventId;
+use crate::types::{
+    AppendOutcome, Committed, NewEvent, Sequence, Settle, SettleOutcome, TenantId, UnixMs,
+};
+
+/// A unit of work for the writer.
+pub enum Command {
+    /// Make events durable.
+    Append {
+        /// The events.
+        events: Vec<NewEvent>,
+        /// Bytes charged against the queue budget, returned on dequeue.
+        charged: usize,
+        /// Where the outcome goes.
+        done: oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>,
+    },
+    /// Ack or delete events.
+    Settle {
+        /// Whose events.
+        tenant: TenantId,
+        /// Which.
+        ids: Vec<EventId>,
+        /// Ack or delete.
+        how: Settle,
+        /// Where the outcome goes.
+        done: oneshot::Sender<Result<Vec<SettleOutcome>, StoreError>>,
+    },
+    /// Make everything so far durable, whatever the durability mode.
+    Sync {
+        /// Completed after the sync.
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// How often retention and dedup expiry run.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+
+struct Active {
+    file: Arc<File>,
+    path: PathBuf,
+    base_seq: u64,
+    write_pos: u64,
+    capacity: u64,
+}
+
+/// A command staged into the current batch, with what it needs once durable.
+enum Staged {
+    Append {
+        outcomes: Vec<AppendOutcome>,
+        done: oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>,
+    },
+    Settle {
+        outcomes: Vec<SettleOutcome>,
+        done: oneshot::Sender<Result<Vec<SettleOutcome>, StoreError>>,
+    },
+    Sync {
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+struct NewIndexEntry {
+    seq: Sequence,
+    tenant: TenantId,
+    event_type: Bytes,
+    offset: u32,
+    received_at: UnixMs,
+}
+
+/// The writer thread's state. Everything here is owned by that one thread.
+pub struct Writer {
+    shared: Arc<Shared>,
+    rx: Receiver<Command>,
+    active: Active,
+    next_seq: u64,
+    last_ms: UnixMs,
+    idempotency: IdempotencyIndex,
+    encoder: BatchEncoder,
+    staged: Vec<Staged>,
+    new_events: Vec<NewIndexEntry>,
+    new_keys: Vec<[u8; 16]>,
+    settles: Vec<(TenantId, Sequence, u8, UnixMs)>,
+    overlay: HashMap<(TenantId, u64), u8>,
+    wants_sync: bool,
+    carry: Option<Command>,
+    dirty_since: Option<Instant>,
+    last_housekeeping: Instant,
+}
+
+impl Writer {
+    /// Builds the writer from recovered state.
+    pub fn new(
+        shared: Arc<Shared>,
+        rx: Receiver<Command>,
+        recovered: super::recovery::Recovered,
+    ) -> Self {
+        let (file, path, write_pos, capacity) = recovered.active;
+        let base_seq = recovered
+            .index
+            .segments
+            .last()
+            .map_or(recovered.next_seq.0, |s| s.base_seq);
+        *shared.index.lock() = recovered.index;
+        Writer {
+            shared,
+            rx,
+            active: Active {
+                file,
+                path,
+                base_seq,
+                write_pos,
+                capacity,
+            },
+            next_seq: recovered.next_seq.0,
+            last_ms: recovered.last_ms,
+            idempotency: recovered.idempotency,
+            encoder: BatchEncoder::default(),
+            staged: Vec::new(),
+            new_events: Vec::new(),
+            new_keys: Vec::new(),
+            settles: Vec::new(),
+            overlay: HashMap::new(),
+            wants_sync: false,
+            carry: None,
+            dirty_since: None,
+            last_housekeeping: Instant::now(),
+        }
+    }
+
+    /// Runs until every sender is gone, then syncs and returns.
+    pub fn run(mut self) {
+        self.housekeeping();
+        loop {
+            let first = match self.carry.take() {
+                Some(cmd) => cmd,
+                None => match self.rx.recv_timeout(self.idle_wait()) {
+                    Ok(cmd) => cmd,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.on_idle();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            self.begin_batch();
+            self.stage(first);
+            while self.carry.is_none() && self.encoder.len() < self.shared.config.batch_bytes_max {
+                match self.rx.try_recv() {
+                    Ok(cmd) => self.stage(cmd),
+                    Err(_) => break,
+                }
+            }
+            self.commit();
+            if self.last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+                self.housekeeping();
+            }
+        }
+        // Shutdown: whatever was written in interval or none mode is synced now.
+        if self.dirty_since.is_some() {
+            let _ = self.active.file.sync_data();
+        }
+    }
+
+    fn idle_wait(&self) -> Duration {
+        let mut wait = HOUSEKEEPING_EVERY.saturating_sub(self.last_housekeeping.elapsed());
+        if let (Durability::Interval(every), Some(since)) =
+            (self.shared.config.durability, self.dirty_since)
+        {
+            wait = wait.min(every.saturating_sub(since.elapsed()));
+        }
+        wait.max(Duration::from_millis(1))
+    }
+
+    fn on_idle(&mut self) {
+        if let (Durability::Interval(every), Some(since)) =
+            (self.shared.config.durability, self.dirty_since)
+        {
+            if since.elapsed() >= every {
+                if let Err(e) = self.sync() {
+                    tracing::error!(error = %e, "interval sync failed; the store stops accepting writes");
+                }
+            }
+        }
+        if self.last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+            self.housekeeping();
+        }
+    }
+
+    fn now(&mut self) -> UnixMs {
+        // Receive times never go backwards, so ids stay ordered even if the clock does.
+        self.last_ms = self.last_ms.max(self.shared.clock.now_ms());
+        self.last_ms
+    }
+
+    fn begin_batch(&mut self) {
+        self.encoder.begin();
+        self.staged.clear();
+        self.new_events.clear();
+        self.new_keys.clear();
+        self.settles.clear();
+        self.overlay.clear();
+        self.wants_sync = false;
+    }
+
+    /// Adds one command to the batch, or sets it aside as `carry` when it would not fit
+    /// in the active segment (it then starts the next batch, after a roll-over).
+    fn stage(&mut self, cmd: Command) {
+        let needed = match &cmd {
+            Command::Append { events, .. } => events.iter().map(NewEvent::queued_bytes).sum(),
+            Command::Settle { ids, .. } => 32 + 8 * ids.len(),
+            Command::Sync { .. } => 0,
+        };
+        let room = self.active.capacity - self.active.write_pos;
+        if (self.encoder.len() + needed) as u64 > room {
+            if !self.encoder.is_empty() {
+                self.carry = Some(cmd);
+                return;
+            }
+            if self.active.write_pos > codec::SEGMENT_HEADER_LEN as u64 {
+                if let Err(e) = self.roll_segment() {
+                    return fail(cmd, e, &self.shared);
+                }
+            }
+        }
+        if self.shared.halted.load(Ordering::Relaxed) {
+            return fail(cmd, StoreError::Halted, &self.shared);
+        }
+        match cmd {
+            Command::Append { events, charged, done } => {
+                self.shared.queued_bytes.fetch_sub(charged, Ordering::Relaxed);
+                self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                let outcomes = events.iter().map(|e| self.stage_event(e)).collect();
+                self.staged.push(Staged::Append { outcomes, done });
+            }
+            Command::Settle { tenant, ids, how, done } => {
+                self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                match self.stage_settle(tenant, &ids, how) {
+                    Ok(outcomes) => self.staged.push(Staged::Settle { outcomes, done }),
+                    Err(e) => {
+                        let _ = done.send(Err(e));
+                    }
+                }
+            }
+            Command::Sync { done } => {
+                self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                self.wants_sync = true;
+                self.staged.push(Staged::Sync { done });
+            }
+        }
+    }
+
+    fn stage_event(&mut self, e: &NewEvent) -> AppendOutcome {
+        let salt = self.shared.salt;
+        let hashes = e.idempotency.as_ref().map(|k| IdempotencyHashes {
+            key_hash: key_hash(e.tenant, &k.key),
+            fingerprint: k.fingerprint,
+        });
+        if let Some(h) = &hashes {
+            if let Some(prior) = self.idempotency.get(&h.key_hash) {
+                let id = EventId::new(prior.received_at, prior.seq, salt);
+                return if prior.fingerprint == h.fingerprint {
+                    AppendOutcome::Replayed { id, received_at: prior.received_at }
+                } else {
+                    AppendOutcome::KeyReused { id }
+                };
+            }
+        }
+        let seq = Sequence(self.next_seq);
+        self.next_seq += 1;
+        let received_at = self.now();
+        let offset = self.active.write_pos as usize
+            + self.encoder.push_event(&EventRecord {
+                seq,
+                tenant: e.tenant,
+                received_at,
+                event_type: &e.event_type,
+                source: e.source.as_deref(),
+                occurred_at: e.occurred_at.as_deref(),
+                idempotency: hashes,
+                payload: &e.payload,
+            });
+        if let Some(h) = hashes {
+            self.idempotency.insert(h.key_hash, seq, received_at, h.fingerprint);
+            self.new_keys.push(h.key_hash);
+        }
+        self.new_events.push(NewIndexEntry {
+            seq,
+            tenant: e.tenant,
+            event_type: e.event_type.clone(),
+            offset: offset as u32,
+            received_at,
+        });
+        AppendOutcome::Created {
+            id: EventId::new(received_at, seq, salt),
+            received_at,
+        }
+    }
+
+    fn stage_settle(
+        &mut self,
+        tenant: TenantId,
+        ids: &[EventId],
+        how: Settle,
+    ) -> Result<Vec<SettleOutcome>, StoreError> {
+        let target = match how {
+            Settle::Ack => STATE_ACKED,
+            Settle::Delete => STATE_DELETED,
+        };
+        let mut outcomes = Vec::with_capacity(ids.len());
+        let mut changed = Vec::new();
+        let mut undo = Vec::new();
+        for &id in ids {
+            let seq = id.sequence();
+            let state = match self.overlay.get(&(tenant, seq.0)) {
+                Some(&s) => Some(s),
+                None if id.salt() != self.shared.salt => None,
+                None => match self.current_state(tenant, id) {
+                    Ok(state) => state,
+                    Err(e) => {
+                        // This command is refused whole: undo what it staged so far.
+                        for (key, prior) in undo {
+                            match prior {
+                                Some(p) => self.overlay.insert(key, p),
+                                None => self.overlay.remove(&key),
+                            };
+                        }
+                        return Err(e);
+                    }
+                },
+            };
+            let outcome = match state {
+                None | Some(STATE_DELETED) | Some(STATE_EXPIRED) => SettleOutcome::NotFound,
+                Some(s) if s == target => SettleOutcome::AlreadyDone,
+                Some(_) => SettleOutcome::Done,
+            };
+            if outcome == SettleOutcome::Done {
+                undo.push(((tenant, seq.0), self.overlay.insert((tenant, seq.0), target)));
+                changed.push(seq);
+            }
+            outcomes.push(outcome);
+        }
+        if !changed.is_empty() {
+            let at = self.now();
+            self.encoder.push_settle(how, tenant, at, &changed);
+            self.settles.extend(changed.into_iter().map(|s| (tenant, s, target, at)));
+        }
+        Ok(outcomes)
+    }
+
+    /// The committed state of `id` as seen by `tenant`; `None` if it is not theirs.
+    fn current_state(&self, tenant: TenantId, id: EventId) -> Result<Option<u8>, StoreError> {
+        let seq = id.sequence();
+        let location = {
+            let index = self.shared.index.lock();
+            if index.is_pending(tenant, seq) {
+                return Ok(Some(STATE_PENDING));
+            }
+            match index.locate(seq) {
+                Some(loc) if loc.state == STATE_ACKED => loc,
+                // Pending under another tenant, deleted, expired, or unknown.
+                _ => return Ok(None),
+            }
+        };
+        // Acked events are not in any inbox, so ownership is read from the record
+        // itself (a rare path: re-acks, and deletes of acked events).
+        let bytes = segment::read_record_at(&location.file, &location.path, location.offset)?;
+        match codec::read_record(&bytes) {
+            Ok(Record::Event(e)) if e.tenant == tenant && e.received_at == id.millis() => {
+                Ok(Some(STATE_ACKED))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn commit(&mut self) {
+        let result = self.write_batch();
+        match result {
+            Ok(()) => self.publish(),
+            Err(e) => self.roll_back(e),
+        }
+    }
+
+    fn write_batch(&mut self) -> Result<(), StoreError> {
+        if !self.encoder.is_empty() {
+            let bytes = self.encoder.finish();
+            let len = bytes.len() as u64;
+            if let Err(e) = self.active.file.write_all_at(bytes, self.active.write_pos) {
+                // A partial write may have left part of the frame behind. Zero it (best
+                // effort) so the next batch, written at the same position, is followed
+                // by clean zero fill rather than a fragment.
+                let zeros = vec![0u8; bytes.len()];
+                let _ = self.active.file.write_all_at(&zeros, self.active.write_pos);
+                return Err(StoreError::io(&self.active.path, e));
+            }
+            self.active.write_pos += len;
+            self.dirty_since.get_or_insert_with(Instant::now);
+        }
+        let delay = self.shared.config.commit_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        let must_sync = self.wants_sync
+            || (self.shared.config.durability == Durability::Fsync && self.dirty_since.is_some());
+        if must_sync {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        if self.dirty_since.is_none() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        if let Err(source) = self.active.file.sync_data() {
+            // After a failed fsync the kernel may have dropped the dirty pages while
+            // marking them clean; retrying would "succeed" over lost data. Stop writing.
+            self.shared.halted.store(true, Ordering::Relaxed);
+            return Err(StoreError::SyncFailed {
+                path: self.active.path.clone(),
+                source,
+            });
+        }
+        self.dirty_since = None;
+        let stats = &self.shared.stats;
+        stats.sync_micros_total.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn publish(&mut self) {
+        let notify = self.shared.notify.receiver_count() > 0;
+        let mut committed = Vec::new();
+        {
+            let mut index = self.shared.index.lock();
+            for e in &self.new_events {
+                index.add_event(e.seq, e.tenant, &e.event_type, e.offset, e.received_at);
+            }
+            if let Some(seg) = index.segments.last_mut() {
+                seg.bytes = self.active.write_pos;
+            }
+            for &(tenant, seq, state, at) in &self.settles {
+                index.settle(tenant, seq, state, at);
+            }
+        }
+        if notify {
+            let salt = self.shared.salt;
+            committed.extend(self.new_events.iter().map(|e| Committed {
+                id: EventId::new(e.received_at, e.seq, salt),
+                tenant: e.tenant,
+                event_type: e.event_type.clone(),
+            }));
+        }
+        self.shared
+            .stats
+            .events_appended
+            .fetch_add(self.new_events.len() as u64, Ordering::Relaxed);
+        for staged in self.staged.drain(..) {
+            match staged {
+                Staged::Append { outcomes, done } => {
+                    let _ = done.send(Ok(outcomes));
+                }
+                Staged::Settle { outcomes, done } => {
+                    let _ = done.send(Ok(outcomes));
+                }
+                Staged::Sync { done } => {
+                    let _ = done.send(Ok(()));
+                }
+            }
+        }
+        if !committed.is_empty() {
+            let _ = self.shared.notify.send(committed.into());
+        }
+    }
+
+    fn roll_back(&mut self, error: StoreError) {
+        // Nothing of this batch was published, so forgetting it is a complete undo:
+        // sequences are reused and the batch's idempotency keys are forgotten.
+        if let Some(first) = self.new_events.first().map(|e| e.seq) {
+            self.next_seq = first.0;
+            for key in &self.new_keys {
+                self.idempotency.remove_since(key, first);
+            }
+        }
+        for staged in self.staged.drain(..) {
+            let e = error.replicate();
+            match staged {
+                Staged::Append { done, .. } => {
+                    let _ = done.send(Err(e));
+                }
+                Staged::Settle { done, .. } => {
+                    let _ = done.send(Err(e));
+                }
+                Staged::Sync { done } => {
+                    let _ = done.send(Err(e));
+                }
+            }
+        }
+    }
+
+    /// Seals the active segment and starts a new one at the next sequence.
+    fn roll_segment(&mut self) -> Result<(), StoreError> {
+        let path = self.active.path.clone();
+        // The sealed segment is synced and trimmed to its data in every durability mode,
+        // so only the active segment can ever hold a torn tail.
+        self.active
+            .file
+            .sync_data()
+            .and_then(|()| self.active.file.set_len(self.active.write_pos))
+            .and_then(|()| self.active.file.sync_all())
+            .map_err(|e| StoreError::io(&path, e))?;
+        self.dirty_since = None;
+        let header = SegmentHeader {
+            salt: self.shared.salt,
+            base_seq: Sequence(self.next_seq),
+        };
+        let capacity = self.shared.config.segment_bytes;
+        let (file, path) = segment::create(&self.shared.config.dir, header, capacity)?;
+        let file = Arc::new(file);
+        self.shared.index.lock().segments.push(SegmentMeta {
+            base_seq: self.next_seq,
+            path: path.clone(),
+            file: file.clone(),
+            offsets: Vec::new(),
+            states: Vec::new(),
+            pending: 0,
+            received_last: 0,
+            settled_last: 0,
+            bytes: codec::SEGMENT_HEADER_LEN as u64,
+        });
+        self.active = Active {
+            file,
+            path,
+            base_seq: self.next_seq,
+            write_pos: codec::SEGMENT_HEADER_LEN as u64,
+            capacity,
+        };
+        Ok(())
+    }
+
+    /// Expires dedup keys and pending events, and removes segments retention allows.
+    fn housekeeping(&mut self) {
+        self.last_housekeeping = Instant::now();
+        let now = self.now();
+        self.idempotency.expire(now);
+        let config = &self.shared.config;
+        let pending_cutoff = now - config.retention_pending.as_millis() as i64;
+        let acked_cutoff = now - config.retention_acked.as_millis() as i64;
+        let mut removable = Vec::new();
+        {
+            let mut guard = self.shared.index.lock();
+            let index = &mut *guard;
+            let active_base = self.active.base_seq;
+            // Pending events past retention: expire whole segments at a time.
+            for seg in index.segments.iter_mut() {
+                if seg.base_seq == active_base || seg.pending == 0 || seg.received_last >= pending_cutoff {
+                    continue;
+                }
+                let (lo, hi) = (seg.base_seq, seg.end_seq());
+                let mut expired = 0;
+                for inbox in index.inboxes.values_mut() {
+                    let doomed: Vec<u64> = inbox.range(lo..hi).map(|(&s, _)| s).collect();
+                    for s in doomed {
+                        inbox.remove(&s);
+                        seg.states[(s - lo) as usize] = STATE_EXPIRED;
+                        expired += 1;
+                    }
+                }
+                seg.pending = 0;
+                self.shared.stats.pending_expired.fetch_add(expired, Ordering::Relaxed);
+            }
+            // Segments go oldest first only, so an ack record is never removed while
+            // the event it acks is still on disk (which would resurrect that event).
+            while index.segments.len() > 1 {
+                let seg = &index.segments[0];
+                if seg.pending > 0 || seg.received_last.max(seg.settled_last) >= acked_cutoff {
+                    break;
+                }
+                removable.push(index.segments.remove(0).path);
+            }
+        }
+        if !removable.is_empty() {
+            for path in &removable {
+                if let Err(e) = std::fs::remove_file(path) {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove an expired segment");
+                }
+            }
+            if let Err(e) = super::fsutil::sync_dir(&self.shared.config.dir) {
+                tracing::warn!(error = %e, "could not sync the data directory after retention");
+            }
+            self.shared
+                .stats
+                .segments_purged
+                .fetch_add(removable.len() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+fn fail(cmd: Command, error: StoreError, shared: &Shared) {
+    shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
+    match cmd {
+        Command::Append { done, charged, .. } => {
+            shared.queued_bytes.fetch_sub(charged, Ordering::Relaxed);
+            let _ = done.send(Err(error));
+        }
+        Command::Settle { done, .. } => {
+            let _ = done.send(Err(error));
+        }
+        Command::Sync { done } => {
+            let _ = done.send(Err(error));
+        }
+    }
+}

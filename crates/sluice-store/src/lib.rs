@@ -1,0 +1,44 @@
+//! Sluice's storage: everything about keeping events, nothing about HTTP.
+//!
+//! - [`Store`] is the one trait the server is written against;
+//! - [`embedded::EmbeddedStore`] is the default backend: a segmented, append-only log
+//!   with group commit, in process;
+//! - [`conformance`] is the backend-independent test suite every backend must pass.
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use sluice_store::{embedded::{EmbeddedConfig, EmbeddedStore}, NewEvent, Store, TenantId, InboxQuery};
+//!
+//! # async fn demo() -> Result<(), sluice_store::StoreError> {
+//! let store = EmbeddedStore::open(EmbeddedConfig::new("./sluice-data"))?;
+//! let outcomes = store.append(vec![NewEvent {
+//!     tenant: TenantId(1),
+//!     event_type: Bytes::from_static(b"order.created"),
+//!     source: None,
+//!     occurred_at: None,
+//!     idempotency: None,
+//!     payload: Bytes::from_static(br#"{"order":42}"#),
+//! }]).await?;
+//! // The event is on disk (fdatasync'd) once `append` returns.
+//! let page = store.list(InboxQuery { tenant: TenantId(1), limit: 10, after: None,
+//!     event_type: None, lease_ms: Some(30_000) }).await?;
+//! assert_eq!(page.events.len(), 1);
+//! # let _ = outcomes; Ok(()) }
+//! ```
+
+pub mod catalog;
+pub mod conformance;
+pub mod embedded;
+mod error;
+mod event_id;
+mod store;
+mod types;
+
+pub use catalog::{ApiKeyRecord, Catalog, Scope, Tenant, TenantLimits};
+pub use error::StoreError;
+pub use event_id::EventId;
+pub use store::{Store, StoreStats};
+pub use types::{
+    AppendOutcome, Committed, EventState, IdempotencyKey, InboxPage, InboxQuery, NewEvent,
+    Sequence, Settle, SettleOutcome, StoredEvent, TenantId, UnixMs,
+};

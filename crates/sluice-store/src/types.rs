@@ -1,0 +1,185 @@
+//! The vocabulary shared by every backend and by the HTTP layer.
+
+use bytes::Bytes;
+
+use crate::event_id::EventId;
+
+/// A tenant's compact numeric identity. Names live in the catalog; the data plane only
+/// carries this 4-byte id so that per-event records and index entries stay small.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct TenantId(pub u32);
+
+/// Position of an event in the store's single, gap-free ingest order.
+///
+/// Sequences are monotonic across restarts, so they double as inbox cursors and as the
+/// tie-breaker that keeps per-tenant order equal to ingest order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sequence(pub u64);
+
+/// Milliseconds since the Unix epoch. Kept as a plain integer because every backend
+/// stores it that way and formatting belongs to the HTTP layer.
+pub type UnixMs = i64;
+
+/// The idempotency part of an append: the client's key plus a fingerprint of what the
+/// client sent with it, so that a reused key with a different body can be refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// The key exactly as the client sent it.
+    pub key: Bytes,
+    /// A digest of the request content the key was sent with (the HTTP layer decides
+    /// what "the same body" means; the store only compares fingerprints).
+    pub fingerprint: [u8; 16],
+}
+
+/// An event as accepted by the HTTP layer, validated and ready to be made durable.
+///
+/// Fields are `Bytes` so that they can point into the request body without copying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Owner of the event.
+    pub tenant: TenantId,
+    /// Validated `event_type` (1–256 characters of `[A-Za-z0-9._:-]`).
+    pub event_type: Bytes,
+    /// Optional free-form origin of the event, UTF-8.
+    pub source: Option<Bytes>,
+    /// Optional RFC 3339 timestamp supplied by the producer, kept verbatim.
+    pub occurred_at: Option<Bytes>,
+    /// Optional idempotency key; see [`IdempotencyKey`].
+    pub idempotency: Option<IdempotencyKey>,
+    /// The JSON payload, byte for byte as the producer sent it.
+    pub payload: Bytes,
+}
+
+impl NewEvent {
+    /// Bytes this event occupies in a commit queue; used to bound queued memory.
+    pub fn queued_bytes(&self) -> usize {
+        self.event_type.len()
+            + self.source.as_ref().map_or(0, Bytes::len)
+            + self.occurred_at.as_ref().map_or(0, Bytes::len)
+            + self.idempotency.as_ref().map_or(0, |k| k.key.len() + 16)
+            + self.payload.len()
+            + 64
+    }
+}
+
+/// What became of one appended event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// A new event was made durable.
+    Created {
+        /// The new event's id.
+        id: EventId,
+        /// When the store received it.
+        received_at: UnixMs,
+    },
+    /// The idempotency key was seen before with the same fingerprint; nothing new was
+    /// stored and the original event is named.
+    Replayed {
+        /// The original event's id.
+        id: EventId,
+        /// When the original was received.
+        received_at: UnixMs,
+    },
+    /// The idempotency key was seen before with a different fingerprint.
+    KeyReused {
+        /// The event the key already belongs to.
+        id: EventId,
+    },
+}
+
+/// Where an event stands in its tenant's inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventState {
+    /// Waiting to be consumed, not leased.
+    Pending,
+    /// Handed to a consumer whose lease runs until the given time.
+    Leased {
+        /// When the lease expires and the event becomes visible again.
+        until: UnixMs,
+    },
+    /// Acknowledged by a consumer; kept for replay until retention removes it.
+    Acked,
+}
+
+/// An event read back from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// The event's id.
+    pub id: EventId,
+    /// Its owner.
+    pub tenant: TenantId,
+    /// Its type.
+    pub event_type: Bytes,
+    /// Its optional source.
+    pub source: Option<Bytes>,
+    /// Its optional producer timestamp, verbatim.
+    pub occurred_at: Option<Bytes>,
+    /// When the store received it.
+    pub received_at: UnixMs,
+    /// The payload, byte for byte as ingested.
+    pub payload: Bytes,
+    /// How many times a lease has handed it out (not persisted across restarts).
+    pub delivery_count: u32,
+    /// Inbox state.
+    pub state: EventState,
+}
+
+/// A request for a page of a tenant's pending events, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxQuery {
+    /// Whose inbox.
+    pub tenant: TenantId,
+    /// Page size, 1..=1000.
+    pub limit: usize,
+    /// Return events strictly after this sequence (the previous page's `next_cursor`).
+    pub after: Option<Sequence>,
+    /// Only events of this type.
+    pub event_type: Option<String>,
+    /// Lease the returned events for this long; `None` lists without leasing.
+    pub lease_ms: Option<u64>,
+}
+
+/// One page of an inbox listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxPage {
+    /// The events, oldest first.
+    pub events: Vec<StoredEvent>,
+    /// Cursor for the next page: the sequence of the last event returned.
+    pub next_cursor: Option<Sequence>,
+    /// Whether more matching events exist after this page.
+    pub has_more: bool,
+}
+
+/// What became of one id in an ack or delete request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleOutcome {
+    /// The event changed state now.
+    Done,
+    /// The event was already in the requested state (repeating an ack is harmless).
+    AlreadyDone,
+    /// No such event for this tenant (unknown, deleted, or another tenant's).
+    NotFound,
+}
+
+/// A settle request: acknowledge, or delete outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Consumed; kept for replay until retention.
+    Ack,
+    /// Removed from the inbox and from reads at once.
+    Delete,
+}
+
+/// One committed event, as announced to commit subscribers (dispatcher, live tail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The event's id.
+    pub id: EventId,
+    /// Its owner.
+    pub tenant: TenantId,
+    /// Its type, for subscription matching without a read.
+    pub event_type: Bytes,
+}
