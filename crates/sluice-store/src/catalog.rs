@@ -120,7 +120,9 @@ impl Catalog {
         now: UnixMs,
     ) -> Result<(Catalog, Tenant), StoreError> {
         if self.tenant_by_name(name).is_some() {
-            return Err(StoreError::Conflict(format!("tenant {name:?} already exists")));
+            return Err(StoreError::Conflict(format!(
+                "tenant {name:?} already exists"
+            )));
         }
         let id = TenantId(self.tenants.iter().map(|t| t.id.0 + 1).max().unwrap_or(1));
         let tenant = Tenant {
@@ -157,7 +159,10 @@ impl Catalog {
             return Err(StoreError::NotFound(format!("tenant {}", key.tenant.0)));
         }
         if self.keys.iter().any(|k| k.id == key.id) {
-            return Err(StoreError::Conflict(format!("key {} already exists", key.id)));
+            return Err(StoreError::Conflict(format!(
+                "key {} already exists",
+                key.id
+            )));
         }
         let mut next = self.clone();
         next.keys.push(key);

@@ -68,7 +68,13 @@ async fn append_n<S: Store>(store: &S, tenant: TenantId, event_type: &str, n: u6
 }
 
 fn query(tenant: TenantId, limit: usize) -> InboxQuery {
-    InboxQuery { tenant, limit, after: None, event_type: None, lease_ms: None }
+    InboxQuery {
+        tenant,
+        limit,
+        after: None,
+        event_type: None,
+        lease_ms: None,
+    }
 }
 
 /// Appended events read back byte for byte, with every field.
@@ -118,7 +124,10 @@ pub async fn inbox_filters_by_type<H: Harness>(h: H) {
     let mut q = query(A, 100);
     q.event_type = Some("wanted".into());
     let page = store.list(q.clone()).await.expect("list");
-    assert_eq!(page.events.iter().map(|e| e.id).collect::<Vec<_>>(), expected);
+    assert_eq!(
+        page.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        expected
+    );
     q.event_type = Some("never.seen".into());
     assert!(store.list(q).await.expect("list").events.is_empty());
 }
@@ -130,11 +139,23 @@ pub async fn leases_hide_then_expire<H: Harness>(mut h: H) {
     let mut q = query(A, 3);
     q.lease_ms = Some(30_000);
     let first = h.store().list(q.clone()).await.expect("lease");
-    assert_eq!(first.events.iter().map(|e| e.id).collect::<Vec<_>>(), ids[..3]);
+    assert_eq!(
+        first.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        ids[..3]
+    );
     assert!(first.events.iter().all(|e| e.delivery_count == 1));
     let second = h.store().list(q.clone()).await.expect("lease");
-    assert_eq!(second.events.iter().map(|e| e.id).collect::<Vec<_>>(), ids[3..]);
-    assert!(h.store().list(q.clone()).await.expect("lease").events.is_empty());
+    assert_eq!(
+        second.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        ids[3..]
+    );
+    assert!(h
+        .store()
+        .list(q.clone())
+        .await
+        .expect("lease")
+        .events
+        .is_empty());
     // A plain listing still shows everything, marked as leased.
     let plain = h.store().list(query(A, 10)).await.expect("list");
     assert_eq!(plain.events.len(), 4);
@@ -142,7 +163,10 @@ pub async fn leases_hide_then_expire<H: Harness>(mut h: H) {
 
     h.advance_ms(30_001);
     let again = h.store().list(q).await.expect("lease");
-    assert_eq!(again.events.iter().map(|e| e.id).collect::<Vec<_>>(), ids[..3]);
+    assert_eq!(
+        again.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        ids[..3]
+    );
     assert!(again.events.iter().all(|e| e.delivery_count == 2));
 }
 
@@ -151,13 +175,26 @@ pub async fn leases_hide_then_expire<H: Harness>(mut h: H) {
 pub async fn ack_is_idempotent<H: Harness>(h: H) {
     let store = h.store();
     let ids = append_n(store, A, "t", 3).await;
-    let out = store.settle(A, vec![ids[0], ids[0]], Settle::Ack).await.expect("ack");
+    let out = store
+        .settle(A, vec![ids[0], ids[0]], Settle::Ack)
+        .await
+        .expect("ack");
     assert_eq!(out, vec![SettleOutcome::Done, SettleOutcome::AlreadyDone]);
-    let again = store.settle(A, vec![ids[0]], Settle::Ack).await.expect("ack");
+    let again = store
+        .settle(A, vec![ids[0]], Settle::Ack)
+        .await
+        .expect("ack");
     assert_eq!(again, vec![SettleOutcome::AlreadyDone]);
     let page = store.list(query(A, 10)).await.expect("list");
-    assert_eq!(page.events.iter().map(|e| e.id).collect::<Vec<_>>(), ids[1..]);
-    let got = store.get(A, ids[0]).await.expect("get").expect("acked stays readable");
+    assert_eq!(
+        page.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        ids[1..]
+    );
+    let got = store
+        .get(A, ids[0])
+        .await
+        .expect("get")
+        .expect("acked stays readable");
     assert_eq!(got.state, EventState::Acked);
     assert_eq!(store.pending_count(A), 2);
 }
@@ -166,33 +203,64 @@ pub async fn ack_is_idempotent<H: Harness>(h: H) {
 pub async fn delete_removes<H: Harness>(h: H) {
     let store = h.store();
     let ids = append_n(store, A, "t", 2).await;
-    store.settle(A, vec![ids[1]], Settle::Ack).await.expect("ack");
-    let out = store.settle(A, vec![ids[0], ids[1]], Settle::Delete).await.expect("delete");
+    store
+        .settle(A, vec![ids[1]], Settle::Ack)
+        .await
+        .expect("ack");
+    let out = store
+        .settle(A, vec![ids[0], ids[1]], Settle::Delete)
+        .await
+        .expect("delete");
     assert_eq!(out, vec![SettleOutcome::Done, SettleOutcome::Done]);
     assert!(store.get(A, ids[0]).await.expect("get").is_none());
     assert!(store.get(A, ids[1]).await.expect("get").is_none());
-    let again = store.settle(A, vec![ids[0]], Settle::Delete).await.expect("delete");
+    let again = store
+        .settle(A, vec![ids[0]], Settle::Delete)
+        .await
+        .expect("delete");
     assert_eq!(again, vec![SettleOutcome::NotFound]);
-    let ack = store.settle(A, vec![ids[0]], Settle::Ack).await.expect("ack");
+    let ack = store
+        .settle(A, vec![ids[0]], Settle::Ack)
+        .await
+        .expect("ack");
     assert_eq!(ack, vec![SettleOutcome::NotFound]);
-    assert!(store.list(query(A, 10)).await.expect("list").events.is_empty());
+    assert!(store
+        .list(query(A, 10))
+        .await
+        .expect("list")
+        .events
+        .is_empty());
 }
 
 /// Another tenant's id behaves exactly like an unknown id, for every operation.
 pub async fn tenants_are_isolated<H: Harness>(h: H) {
     let store = h.store();
     let theirs = append_n(store, B, "t", 2).await;
-    store.settle(B, vec![theirs[1]], Settle::Ack).await.expect("ack");
+    store
+        .settle(B, vec![theirs[1]], Settle::Ack)
+        .await
+        .expect("ack");
     for id in &theirs {
         assert!(store.get(A, *id).await.expect("get").is_none());
         let out = store.settle(A, vec![*id], Settle::Ack).await.expect("ack");
         assert_eq!(out, vec![SettleOutcome::NotFound]);
-        let out = store.settle(A, vec![*id], Settle::Delete).await.expect("delete");
+        let out = store
+            .settle(A, vec![*id], Settle::Delete)
+            .await
+            .expect("delete");
         assert_eq!(out, vec![SettleOutcome::NotFound]);
     }
-    assert!(store.list(query(A, 10)).await.expect("list").events.is_empty());
+    assert!(store
+        .list(query(A, 10))
+        .await
+        .expect("list")
+        .events
+        .is_empty());
     // Untouched for their owner.
-    assert_eq!(store.list(query(B, 10)).await.expect("list").events.len(), 1);
+    assert_eq!(
+        store.list(query(B, 10)).await.expect("list").events.len(),
+        1
+    );
     assert!(store.get(B, theirs[1]).await.expect("get").is_some());
 }
 
@@ -204,9 +272,16 @@ pub async fn unknown_ids_find_nothing<H: Harness>(h: H) {
     let real = append_n(store, A, "t", 1).await[0];
     let shifted_time = EventId::new(real.millis() + 1, real.sequence(), real.salt());
     let other_salt = EventId::new(real.millis(), real.sequence(), real.salt().wrapping_add(1));
-    let future = EventId::new(real.millis(), crate::Sequence(real.sequence().0 + 1000), real.salt());
+    let future = EventId::new(
+        real.millis(),
+        crate::Sequence(real.sequence().0 + 1000),
+        real.salt(),
+    );
     for id in [shifted_time, other_salt, future] {
-        assert!(store.get(A, id).await.expect("get").is_none(), "{id} was found");
+        assert!(
+            store.get(A, id).await.expect("get").is_none(),
+            "{id} was found"
+        );
     }
     for id in [other_salt, future] {
         let out = store.settle(A, vec![id], Settle::Ack).await.expect("ack");
@@ -218,13 +293,25 @@ pub async fn unknown_ids_find_nothing<H: Harness>(h: H) {
 /// keys are per tenant.
 pub async fn idempotency_replays_and_refuses<H: Harness>(h: H) {
     let store = h.store();
-    let first = store.append(vec![keyed(A, "k1", 1, 1)]).await.expect("append");
+    let first = store
+        .append(vec![keyed(A, "k1", 1, 1)])
+        .await
+        .expect("append");
     let id = created(&first[0]);
-    let replay = store.append(vec![keyed(A, "k1", 1, 1)]).await.expect("append");
+    let replay = store
+        .append(vec![keyed(A, "k1", 1, 1)])
+        .await
+        .expect("append");
     assert!(matches!(replay[0], AppendOutcome::Replayed { id: r, .. } if r == id));
-    let reused = store.append(vec![keyed(A, "k1", 2, 1)]).await.expect("append");
+    let reused = store
+        .append(vec![keyed(A, "k1", 2, 1)])
+        .await
+        .expect("append");
     assert_eq!(reused[0], AppendOutcome::KeyReused { id });
-    let other_tenant = store.append(vec![keyed(B, "k1", 1, 1)]).await.expect("append");
+    let other_tenant = store
+        .append(vec![keyed(B, "k1", 1, 1)])
+        .await
+        .expect("append");
     assert_ne!(created(&other_tenant[0]), id);
     // Within one batch too.
     let batch = store
@@ -256,10 +343,20 @@ pub async fn concurrent_keys_create_one_event<H: Harness>(h: H) {
 /// new ids keep increasing.
 pub async fn reopen_keeps_state<H: Harness>(mut h: H) {
     let ids = append_n(h.store(), A, "t", 5).await;
-    let key = h.store().append(vec![keyed(A, "durable", 3, 9)]).await.expect("append");
+    let key = h
+        .store()
+        .append(vec![keyed(A, "durable", 3, 9)])
+        .await
+        .expect("append");
     let key_id = created(&key[0]);
-    h.store().settle(A, vec![ids[0]], Settle::Ack).await.expect("ack");
-    h.store().settle(A, vec![ids[1]], Settle::Delete).await.expect("delete");
+    h.store()
+        .settle(A, vec![ids[0]], Settle::Ack)
+        .await
+        .expect("ack");
+    h.store()
+        .settle(A, vec![ids[1]], Settle::Delete)
+        .await
+        .expect("delete");
     let mut lease = query(A, 1);
     lease.lease_ms = Some(60_000);
     let leased = h.store().list(lease.clone()).await.expect("lease");
@@ -270,11 +367,24 @@ pub async fn reopen_keeps_state<H: Harness>(mut h: H) {
     let page = store.list(query(A, 10)).await.expect("list");
     let mut expected = ids[2..].to_vec();
     expected.push(key_id);
-    assert_eq!(page.events.iter().map(|e| e.id).collect::<Vec<_>>(), expected);
-    assert_eq!(page.events[0].state, EventState::Pending, "leases are not persisted");
-    assert_eq!(store.get(A, ids[0]).await.expect("get").map(|e| e.state), Some(EventState::Acked));
+    assert_eq!(
+        page.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(
+        page.events[0].state,
+        EventState::Pending,
+        "leases are not persisted"
+    );
+    assert_eq!(
+        store.get(A, ids[0]).await.expect("get").map(|e| e.state),
+        Some(EventState::Acked)
+    );
     assert!(store.get(A, ids[1]).await.expect("get").is_none());
-    let replay = store.append(vec![keyed(A, "durable", 3, 9)]).await.expect("append");
+    let replay = store
+        .append(vec![keyed(A, "durable", 3, 9)])
+        .await
+        .expect("append");
     assert!(matches!(replay[0], AppendOutcome::Replayed { id, .. } if id == key_id));
     let newer = append_n(store, A, "t", 1).await[0];
     assert!(newer.sequence() > key_id.sequence());
@@ -296,10 +406,24 @@ pub async fn subscribers_see_commits<H: Harness>(h: H) {
 
 /// The catalog: unique tenant names, keys, revocation, persistence.
 pub async fn catalog_round_trips<H: Harness>(mut h: H) {
-    let t = h.store().create_tenant("acme", TenantLimits::default()).await.expect("create");
-    assert!(h.store().create_tenant("acme", TenantLimits::default()).await.is_err());
-    let limits = TenantLimits { max_payload_bytes: Some(1024), ..TenantLimits::default() };
-    h.store().set_tenant_limits("acme", limits).await.expect("limits");
+    let t = h
+        .store()
+        .create_tenant("acme", TenantLimits::default())
+        .await
+        .expect("create");
+    assert!(h
+        .store()
+        .create_tenant("acme", TenantLimits::default())
+        .await
+        .is_err());
+    let limits = TenantLimits {
+        max_payload_bytes: Some(1024),
+        ..TenantLimits::default()
+    };
+    h.store()
+        .set_tenant_limits("acme", limits)
+        .await
+        .expect("limits");
     let key = ApiKeyRecord {
         id: "key_test".into(),
         tenant: t.id,
@@ -334,7 +458,11 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
                 }
             }
         }
-        if all { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
     })
     .await;
     out.into_iter().flatten().collect()

@@ -35,7 +35,9 @@ pub enum StoreError {
         reason: String,
     },
     /// An earlier sync failure stopped the store; see [`StoreError::SyncFailed`].
-    #[error("the store stopped accepting writes after an fsync failure; restart the server to recover")]
+    #[error(
+        "the store stopped accepting writes after an fsync failure; restart the server to recover"
+    )]
     Halted,
     /// A catalog rule was broken (for example a duplicate tenant name).
     #[error("{0}")]
@@ -71,7 +73,11 @@ impl StoreError {
                 path: path.clone(),
                 source: copy_io(source),
             },
-            StoreError::Corrupt { path, offset, reason } => StoreError::Corrupt {
+            StoreError::Corrupt {
+                path,
+                offset,
+                reason,
+            } => StoreError::Corrupt {
                 path: path.clone(),
                 offset: *offset,
                 reason: reason.clone(),

@@ -15,8 +15,8 @@ use crate::catalog::{ApiKeyRecord, Catalog, Tenant, TenantLimits};
 use crate::error::StoreError;
 use crate::event_id::EventId;
 use crate::types::{
-    AppendOutcome, Committed, InboxPage, InboxQuery, NewEvent, Settle, SettleOutcome,
-    StoredEvent, TenantId,
+    AppendOutcome, Committed, InboxPage, InboxQuery, NewEvent, Settle, SettleOutcome, StoredEvent,
+    TenantId,
 };
 
 /// Counters and gauges a backend exposes for `/metrics`; all cheap to read.

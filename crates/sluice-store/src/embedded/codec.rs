@@ -392,7 +392,10 @@ pub fn record_len(header: &[u8]) -> Result<usize, &'static str> {
 }
 
 fn decode_record(body: &[u8]) -> Result<Record<'_>, &'static str> {
-    let mut r = Reader { bytes: body, pos: 1 };
+    let mut r = Reader {
+        bytes: body,
+        pos: 1,
+    };
     match body[0] {
         KIND_EVENT => {
             let seq = Sequence(r.u64()?);
@@ -400,14 +403,25 @@ fn decode_record(body: &[u8]) -> Result<Record<'_>, &'static str> {
             let received_at = r.u64()? as i64;
             let flags = r.take(1)?[0];
             let event_type = r.short()?;
-            let source = if flags & FLAG_SOURCE != 0 { Some(r.short()?) } else { None };
-            let occurred_at = if flags & FLAG_OCCURRED_AT != 0 { Some(r.short()?) } else { None };
+            let source = if flags & FLAG_SOURCE != 0 {
+                Some(r.short()?)
+            } else {
+                None
+            };
+            let occurred_at = if flags & FLAG_OCCURRED_AT != 0 {
+                Some(r.short()?)
+            } else {
+                None
+            };
             let idempotency = if flags & FLAG_IDEMPOTENCY != 0 {
                 let mut key_hash = [0u8; 16];
                 let mut fingerprint = [0u8; 16];
                 key_hash.copy_from_slice(r.take(16)?);
                 fingerprint.copy_from_slice(r.take(16)?);
-                Some(IdempotencyHashes { key_hash, fingerprint })
+                Some(IdempotencyHashes {
+                    key_hash,
+                    fingerprint,
+                })
             } else {
                 None
             };
@@ -436,7 +450,12 @@ fn decode_record(body: &[u8]) -> Result<Record<'_>, &'static str> {
             let count = r.u32()? as usize;
             let seqs = r.take(count.checked_mul(8).ok_or("settle count overflows")?)?;
             r.done()?;
-            Ok(Record::Settle(SettleRecord { how, tenant, at, seqs }))
+            Ok(Record::Settle(SettleRecord {
+                how,
+                tenant,
+                at,
+                seqs,
+            }))
         }
         _ => Err("unknown record kind"),
     }
@@ -450,7 +469,10 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
         let end = self.pos.checked_add(n).ok_or("field length overflows")?;
-        let out = self.bytes.get(self.pos..end).ok_or("field runs past the record")?;
+        let out = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or("field runs past the record")?;
         self.pos = end;
         Ok(out)
     }
@@ -514,17 +536,27 @@ mod tests {
         let first = enc.push_event(&sample(1));
         let second = enc.push_settle(Settle::Ack, TenantId(3), 5, &[Sequence(1), Sequence(9)]);
         let bytes = enc.finish().to_vec();
-        let BatchRead::Batch { body, records: n, frame_len } = read_batch(&bytes, 0) else {
+        let BatchRead::Batch {
+            body,
+            records: n,
+            frame_len,
+        } = read_batch(&bytes, 0)
+        else {
             panic!("batch did not read back");
         };
         assert_eq!(frame_len, bytes.len());
         assert_eq!(n, 2);
         let all: Vec<_> = records(body).collect::<Result<_, _>>().unwrap();
         assert_eq!(all[0], (first - BATCH_HEADER_LEN, Record::Event(sample(1))));
-        let Record::Settle(s) = all[1].1 else { panic!("expected a settle record") };
+        let Record::Settle(s) = all[1].1 else {
+            panic!("expected a settle record")
+        };
         assert_eq!(all[1].0, second - BATCH_HEADER_LEN);
         assert_eq!(s.seqs().collect::<Vec<_>>(), vec![Sequence(1), Sequence(9)]);
-        assert_eq!(read_record(&bytes[first..]).unwrap(), Record::Event(sample(1)));
+        assert_eq!(
+            read_record(&bytes[first..]).unwrap(),
+            Record::Event(sample(1))
+        );
     }
 
     #[test]
@@ -545,7 +577,10 @@ mod tests {
 
     #[test]
     fn header_round_trip_and_zero_fill_is_end() {
-        let h = SegmentHeader { salt: 0xABCD, base_seq: Sequence(77) };
+        let h = SegmentHeader {
+            salt: 0xABCD,
+            base_seq: Sequence(77),
+        };
         assert_eq!(SegmentHeader::decode(&h.encode()), Ok(h));
         assert_eq!(read_batch(&[0u8; 64], 0), BatchRead::End);
         assert_eq!(read_batch(&[0u8; 5], 0), BatchRead::End);

@@ -22,8 +22,8 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 ///
 /// Falls back to `ftruncate` (a sparse file) on file systems without `fallocate`.
 pub fn preallocate(file: &File, len: u64) -> std::io::Result<()> {
-    let len_off = libc::off_t::try_from(len)
-        .map_err(|_| std::io::Error::from_raw_os_error(libc::EFBIG))?;
+    let len_off =
+        libc::off_t::try_from(len).map_err(|_| std::io::Error::from_raw_os_error(libc::EFBIG))?;
     // SAFETY: the descriptor is owned by `file` and stays open for the call; fallocate
     // reads no memory of ours.
     let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len_off) };

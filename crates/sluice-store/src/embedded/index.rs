@@ -146,7 +146,11 @@ impl Index {
         let Some(seg) = self.segments.last_mut() else {
             return;
         };
-        debug_assert_eq!(seg.end_seq(), seq.0, "events must be indexed in sequence order");
+        debug_assert_eq!(
+            seg.end_seq(),
+            seq.0,
+            "events must be indexed in sequence order"
+        );
         seg.offsets.push(offset);
         seg.states.push(STATE_PENDING);
         seg.pending += 1;

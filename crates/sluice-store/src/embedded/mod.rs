@@ -145,7 +145,10 @@ impl EmbeddedStore {
         let queued = shared.queued_bytes.fetch_add(charged, Ordering::Relaxed) + charged;
         if queued > shared.config.commit_queue_bytes_max {
             shared.queued_bytes.fetch_sub(charged, Ordering::Relaxed);
-            shared.stats.overloaded_total.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .overloaded_total
+                .fetch_add(1, Ordering::Relaxed);
             return Err(StoreError::Overloaded);
         }
         shared.queue_depth.fetch_add(1, Ordering::Relaxed);
@@ -156,7 +159,10 @@ impl EmbeddedStore {
                 shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
                 match e {
                     TrySendError::Full(_) => {
-                        shared.stats.overloaded_total.fetch_add(1, Ordering::Relaxed);
+                        shared
+                            .stats
+                            .overloaded_total
+                            .fetch_add(1, Ordering::Relaxed);
                         Err(StoreError::Overloaded)
                     }
                     TrySendError::Disconnected(_) => Err(StoreError::Closed),
@@ -248,7 +254,14 @@ impl Store for EmbeddedStore {
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, StoreError> {
         let charged = events.iter().map(NewEvent::queued_bytes).sum();
         let (done, rx) = oneshot::channel();
-        self.send(Command::Append { events, charged, done }, charged)?;
+        self.send(
+            Command::Append {
+                events,
+                charged,
+                done,
+            },
+            charged,
+        )?;
         wait(rx).await
     }
 
@@ -264,12 +277,22 @@ impl Store for EmbeddedStore {
             let type_filter = match &query.event_type {
                 Some(t) => match index.types.get(t.as_bytes()) {
                     Some(id) => Some(id),
-                    None => return Ok(InboxPage { events: Vec::new(), next_cursor: None, has_more: false }),
+                    None => {
+                        return Ok(InboxPage {
+                            events: Vec::new(),
+                            next_cursor: None,
+                            has_more: false,
+                        })
+                    }
                 },
                 None => None,
             };
             let Some(inbox) = index.inboxes.get_mut(&query.tenant) else {
-                return Ok(InboxPage { events: Vec::new(), next_cursor: None, has_more: false });
+                return Ok(InboxPage {
+                    events: Vec::new(),
+                    next_cursor: None,
+                    has_more: false,
+                });
             };
             let segments = &index.segments;
             for (&seq, pending) in inbox.range_mut(start..) {
@@ -287,9 +310,13 @@ impl Store for EmbeddedStore {
                     Some(ms) => {
                         pending.lease_until = now + ms as i64;
                         pending.delivery_count += 1;
-                        EventState::Leased { until: pending.lease_until }
+                        EventState::Leased {
+                            until: pending.lease_until,
+                        }
                     }
-                    None if pending.lease_until > now => EventState::Leased { until: pending.lease_until },
+                    None if pending.lease_until > now => EventState::Leased {
+                        until: pending.lease_until,
+                    },
                     None => EventState::Pending,
                 };
                 let i = segments.partition_point(|s| s.base_seq <= seq) - 1;
@@ -305,7 +332,11 @@ impl Store for EmbeddedStore {
         }
         let next_cursor = found.last().map(|(seq, ..)| *seq);
         let events = self.read_events(query.tenant, found)?;
-        Ok(InboxPage { events, next_cursor, has_more })
+        Ok(InboxPage {
+            events,
+            next_cursor,
+            has_more,
+        })
     }
 
     async fn get(&self, tenant: TenantId, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
@@ -316,12 +347,20 @@ impl Store for EmbeddedStore {
         let now = self.shared.clock.now_ms();
         let (loc, delivery_count, state) = {
             let index = self.shared.index.lock();
-            let Some(loc) = index.locate(seq) else { return Ok(None) };
-            let pending = index.inboxes.get(&tenant).and_then(|inbox| inbox.get(&seq.0).copied());
+            let Some(loc) = index.locate(seq) else {
+                return Ok(None);
+            };
+            let pending = index
+                .inboxes
+                .get(&tenant)
+                .and_then(|inbox| inbox.get(&seq.0).copied());
             let (count, state) = match (loc.state, pending) {
-                (STATE_PENDING, Some(p)) if p.lease_until > now => {
-                    (p.delivery_count, EventState::Leased { until: p.lease_until })
-                }
+                (STATE_PENDING, Some(p)) if p.lease_until > now => (
+                    p.delivery_count,
+                    EventState::Leased {
+                        until: p.lease_until,
+                    },
+                ),
                 (STATE_PENDING, Some(p)) => (p.delivery_count, EventState::Pending),
                 (STATE_ACKED, _) => (0, EventState::Acked),
                 // Another tenant's pending event, or deleted, or expired.
@@ -341,7 +380,15 @@ impl Store for EmbeddedStore {
         how: Settle,
     ) -> Result<Vec<SettleOutcome>, StoreError> {
         let (done, rx) = oneshot::channel();
-        self.send(Command::Settle { tenant, ids, how, done }, 0)?;
+        self.send(
+            Command::Settle {
+                tenant,
+                ids,
+                how,
+                done,
+            },
+            0,
+        )?;
         wait(rx).await
     }
 
@@ -369,7 +416,9 @@ impl Store for EmbeddedStore {
             let pinned = index.segments[..sealed]
                 .iter()
                 .rposition(|s| s.pending > 0)
-                .map_or(0, |last| index.segments[..=last].iter().map(|s| s.bytes).sum());
+                .map_or(0, |last| {
+                    index.segments[..=last].iter().map(|s| s.bytes).sum()
+                });
             (index.segments.len() as u64, log, pinned)
         };
         StoreStats {
@@ -411,7 +460,11 @@ impl Store for EmbeddedStore {
         created.ok_or(StoreError::Closed)
     }
 
-    async fn set_tenant_limits(&self, name: &str, limits: TenantLimits) -> Result<Tenant, StoreError> {
+    async fn set_tenant_limits(
+        &self,
+        name: &str,
+        limits: TenantLimits,
+    ) -> Result<Tenant, StoreError> {
         let mut updated = None;
         self.update_catalog(|c| {
             let (next, tenant) = c.with_limits(name, limits)?;

@@ -73,10 +73,18 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, StoreError> {
             reason: reason.to_owned(),
         })?;
         if header.base_seq != *base {
-            return Err(corrupt(path, 0, "segment header disagrees with its file name"));
+            return Err(corrupt(
+                path,
+                0,
+                "segment header disagrees with its file name",
+            ));
         }
         if *salt.get_or_insert(header.salt) != header.salt {
-            return Err(corrupt(path, 0, "segment belongs to another store (salt differs)"));
+            return Err(corrupt(
+                path,
+                0,
+                "segment belongs to another store (salt differs)",
+            ));
         }
         let file = Arc::new(segment::open(path)?);
         // Sequences continue from the previous segment; a gap is allowed only where an
@@ -144,13 +152,27 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, StoreError> {
                 path.display(),
                 d.reason,
                 d.offset,
-                if torn_tail { "torn final write cut off" } else { "repair: segment truncated" },
+                if torn_tail {
+                    "torn final write cut off"
+                } else {
+                    "repair: segment truncated"
+                },
             ));
             // Zero everything from the damage on, so that a later open finds clean
             // zero fill there rather than the old bytes.
-            let reserve = if is_last { config.segment_bytes.max(d.offset) } else { d.offset };
+            let reserve = if is_last {
+                config.segment_bytes.max(d.offset)
+            } else {
+                d.offset
+            };
             file.set_len(d.offset)
-                .and_then(|()| if is_last { fsutil::preallocate(&file, reserve) } else { Ok(()) })
+                .and_then(|()| {
+                    if is_last {
+                        fsutil::preallocate(&file, reserve)
+                    } else {
+                        Ok(())
+                    }
+                })
                 .and_then(|()| file.sync_all())
                 .map_err(|e| StoreError::io(path, e))?;
             end = d.offset;

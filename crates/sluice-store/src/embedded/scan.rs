@@ -48,7 +48,11 @@ pub fn walk(bytes: &[u8], mut visit: impl FnMut(u64, Record<'_>)) -> Walk {
                         }),
                     };
                 }
-                return Walk { end: pos as u64, batches, damage: None };
+                return Walk {
+                    end: pos as u64,
+                    batches,
+                    damage: None,
+                };
             }
             BatchRead::Damaged(reason) => {
                 return Walk {
@@ -61,7 +65,11 @@ pub fn walk(bytes: &[u8], mut visit: impl FnMut(u64, Record<'_>)) -> Walk {
                     }),
                 };
             }
-            BatchRead::Batch { body, records, frame_len } => {
+            BatchRead::Batch {
+                body,
+                records,
+                frame_len,
+            } => {
                 let body_start = pos + codec::BATCH_HEADER_LEN;
                 let mut seen = 0u32;
                 for item in codec::records(body) {

@@ -24,7 +24,11 @@ pub fn list(dir: &Path) -> Result<Vec<(Sequence, PathBuf)>, StoreError> {
     let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| StoreError::io(dir, e))?;
-        if entry.file_name().to_str().is_some_and(|n| n.ends_with(".seg.tmp")) {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(".seg.tmp"))
+        {
             std::fs::remove_file(entry.path()).map_err(|e| StoreError::io(entry.path(), e))?;
         }
     }
@@ -53,7 +57,11 @@ pub fn list_readonly(dir: &Path) -> Result<Vec<(Sequence, PathBuf)>, StoreError>
 /// Creates a segment atomically: the header and the space reservation are synced under a
 /// temporary name, then renamed and the directory synced. A `.seg` file therefore always
 /// has a valid header, whatever the moment of a crash.
-pub fn create(dir: &Path, header: SegmentHeader, capacity: u64) -> Result<(File, PathBuf), StoreError> {
+pub fn create(
+    dir: &Path,
+    header: SegmentHeader,
+    capacity: u64,
+) -> Result<(File, PathBuf), StoreError> {
     let path = dir.join(file_name(header.base_seq));
     let tmp = path.with_extension("seg.tmp");
     let build = || -> std::io::Result<File> {

@@ -73,7 +73,10 @@ impl DirReport {
 /// Reads every segment of `dir` and verifies every checksum.
 pub fn verify_dir(dir: &Path) -> Result<DirReport, StoreError> {
     if !dir.is_dir() {
-        return Err(StoreError::NotFound(format!("data directory {}", dir.display())));
+        return Err(StoreError::NotFound(format!(
+            "data directory {}",
+            dir.display()
+        )));
     }
     let mut report = DirReport::default();
     let listed = segment::list_readonly(dir)?;
@@ -95,7 +98,11 @@ pub fn verify_dir(dir: &Path) -> Result<DirReport, StoreError> {
             is_last: i + 1 == count,
         };
         if let Err(reason) = SegmentHeader::decode(&bytes) {
-            seg.damage = Some(Damage { offset: 0, reason, valid_batch_follows: true });
+            seg.damage = Some(Damage {
+                offset: 0,
+                reason,
+                valid_batch_follows: true,
+            });
             report.segments.push(seg);
             continue;
         }

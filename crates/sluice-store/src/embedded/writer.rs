@@ -256,13 +256,24 @@ impl Writer {
             return fail(cmd, StoreError::Halted, &self.shared);
         }
         match cmd {
-            Command::Append { events, charged, done } => {
-                self.shared.queued_bytes.fetch_sub(charged, Ordering::Relaxed);
+            Command::Append {
+                events,
+                charged,
+                done,
+            } => {
+                self.shared
+                    .queued_bytes
+                    .fetch_sub(charged, Ordering::Relaxed);
                 self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
                 let outcomes = events.iter().map(|e| self.stage_event(e)).collect();
                 self.staged.push(Staged::Append { outcomes, done });
             }
-            Command::Settle { tenant, ids, how, done } => {
+            Command::Settle {
+                tenant,
+                ids,
+                how,
+                done,
+            } => {
                 self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
                 match self.stage_settle(tenant, &ids, how) {
                     Ok(outcomes) => self.staged.push(Staged::Settle { outcomes, done }),
@@ -289,7 +300,10 @@ impl Writer {
             if let Some(prior) = self.idempotency.get(&h.key_hash) {
                 let id = EventId::new(prior.received_at, prior.seq, salt);
                 return if prior.fingerprint == h.fingerprint {
-                    AppendOutcome::Replayed { id, received_at: prior.received_at }
+                    AppendOutcome::Replayed {
+                        id,
+                        received_at: prior.received_at,
+                    }
                 } else {
                     AppendOutcome::KeyReused { id }
                 };
@@ -310,7 +324,8 @@ impl Writer {
                 payload: &e.payload,
             });
         if let Some(h) = hashes {
-            self.idempotency.insert(h.key_hash, seq, received_at, h.fingerprint);
+            self.idempotency
+                .insert(h.key_hash, seq, received_at, h.fingerprint);
             self.new_keys.push(h.key_hash);
         }
         self.new_events.push(NewIndexEntry {
@@ -364,7 +379,10 @@ impl Writer {
                 Some(_) => SettleOutcome::Done,
             };
             if outcome == SettleOutcome::Done {
-                undo.push(((tenant, seq.0), self.overlay.insert((tenant, seq.0), target)));
+                undo.push((
+                    (tenant, seq.0),
+                    self.overlay.insert((tenant, seq.0), target),
+                ));
                 changed.push(seq);
             }
             outcomes.push(outcome);
@@ -372,7 +390,8 @@ impl Writer {
         if !changed.is_empty() {
             let at = self.now();
             self.encoder.push_settle(how, tenant, at, &changed);
-            self.settles.extend(changed.into_iter().map(|s| (tenant, s, target, at)));
+            self.settles
+                .extend(changed.into_iter().map(|s| (tenant, s, target, at)));
         }
         Ok(outcomes)
     }
@@ -453,7 +472,9 @@ impl Writer {
         }
         self.dirty_since = None;
         let stats = &self.shared.stats;
-        stats.sync_micros_total.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        stats
+            .sync_micros_total
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -540,6 +561,9 @@ impl Writer {
             .and_then(|()| self.active.file.sync_all())
             .map_err(|e| StoreError::io(&path, e))?;
         self.dirty_since = None;
+        // Trimmed: nothing more may go here, even if creating the next segment fails
+        // (disk full) and a smaller command comes along.
+        self.active.capacity = self.active.write_pos;
         let header = SegmentHeader {
             salt: self.shared.salt,
             base_seq: Sequence(self.next_seq),
@@ -583,7 +607,10 @@ impl Writer {
             let active_base = self.active.base_seq;
             // Pending events past retention: expire whole segments at a time.
             for seg in index.segments.iter_mut() {
-                if seg.base_seq == active_base || seg.pending == 0 || seg.received_last >= pending_cutoff {
+                if seg.base_seq == active_base
+                    || seg.pending == 0
+                    || seg.received_last >= pending_cutoff
+                {
                     continue;
                 }
                 let (lo, hi) = (seg.base_seq, seg.end_seq());
@@ -597,7 +624,10 @@ impl Writer {
                     }
                 }
                 seg.pending = 0;
-                self.shared.stats.pending_expired.fetch_add(expired, Ordering::Relaxed);
+                self.shared
+                    .stats
+                    .pending_expired
+                    .fetch_add(expired, Ordering::Relaxed);
             }
             // Segments go oldest first only, so an ack record is never removed while
             // the event it acks is still on disk (which would resurrect that event).
