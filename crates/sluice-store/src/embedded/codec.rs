@@ -4,7 +4,7 @@
 //! segment  := header batch* zero-fill
 //! header   := magic "SLUICE01" | version u32 | salt u16 | 0u16 | base_seq u64 | 0u32 | crc u32
 //! batch    := magic u32 | body_len u32 | records u32 | crc u32 | body
-//!             crc = crc32c(first 12 header bytes ++ body)
+//!             crc = crc32c(first 12 header bytes ++ every record's 8-byte header)
 //! record   := len u32 | crc u32 | kind u8 | fields      (len and crc cover kind ++ fields)
 //! event    := kind=1 | seq u64 | tenant u32 | received_at i64 | flags u8
 //!             | type_len u16 | type | [source_len u16 | source] | [occurred_len u16 | occurred]
@@ -13,10 +13,12 @@
 //! ```
 //!
 //! All integers are little-endian. One batch is one group commit: it is written with one
-//! `pwrite` and covered by one checksum, which is how recovery tells a torn final write
-//! (drop it) from damage in the middle of the log (refuse to open). Each record carries
-//! its own checksum too, so a single event read by offset is verified without reading
-//! its whole batch.
+//! `pwrite`, and it is valid only if its header checksum and every record checksum
+//! match; that is how recovery tells a torn final write (drop it) from damage in the
+//! middle of the log (refuse to open). The batch checksum covers the record headers,
+//! which hold the record checksums, so every byte is covered while payload bytes are
+//! checksummed once, not twice, on the commit path. A single event read by offset is
+//! verified by its own record checksum without reading its batch.
 
 use crate::types::{Sequence, TenantId, UnixMs};
 
@@ -152,6 +154,8 @@ pub enum Record<'a> {
 pub struct BatchEncoder {
     buf: Vec<u8>,
     records: u32,
+    /// Running checksum of the record headers, in order.
+    headers_crc: u32,
 }
 
 impl BatchEncoder {
@@ -160,6 +164,7 @@ impl BatchEncoder {
         self.buf.clear();
         self.buf.extend_from_slice(&[0u8; BATCH_HEADER_LEN]);
         self.records = 0;
+        self.headers_crc = 0;
     }
 
     /// Bytes so far, header included.
@@ -235,10 +240,7 @@ impl BatchEncoder {
         self.buf[0..4].copy_from_slice(&BATCH_MAGIC.to_le_bytes());
         self.buf[4..8].copy_from_slice(&body_len.to_le_bytes());
         self.buf[8..12].copy_from_slice(&self.records.to_le_bytes());
-        let crc = crc32c::crc32c_append(
-            crc32c::crc32c(&self.buf[..12]),
-            &self.buf[BATCH_HEADER_LEN..],
-        );
+        let crc = batch_crc(&self.buf[..12], self.headers_crc);
         self.buf[12..16].copy_from_slice(&crc.to_le_bytes());
         &self.buf
     }
@@ -256,9 +258,16 @@ impl BatchEncoder {
         let crc = crc32c::crc32c(body);
         self.buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
         self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        self.headers_crc = crc32c::crc32c_append(self.headers_crc, &self.buf[start..start + 8]);
         self.records += 1;
         start
     }
+}
+
+/// The batch checksum: the header's first 12 bytes, then the running checksum of the
+/// record headers (mixed in as 4 bytes, so the value is order- and content-sensitive).
+fn batch_crc(header12: &[u8], headers_crc: u32) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(header12), &headers_crc.to_le_bytes())
 }
 
 fn put_short(buf: &mut Vec<u8>, field: &[u8]) {
@@ -309,13 +318,35 @@ pub fn read_batch(bytes: &[u8], pos: usize) -> BatchRead<'_> {
         return BatchRead::Damaged("batch extends past the end of the file");
     }
     let body = &rest[BATCH_HEADER_LEN..BATCH_HEADER_LEN + body_len];
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&rest[..12]), body);
-    if crc != le_u32(rest, 12) {
+    // Every record must be whole and match its checksum, and the record headers must
+    // match the batch checksum.
+    let mut headers_crc = 0u32;
+    let mut pos = 0usize;
+    let mut count = 0u32;
+    while pos < body.len() {
+        let Ok(len) = record_len(&body[pos..]) else {
+            return BatchRead::Damaged("record length out of bounds");
+        };
+        let end = pos + RECORD_HEADER_LEN + len;
+        if end > body.len() {
+            return BatchRead::Damaged("record extends past its batch");
+        }
+        if crc32c::crc32c(&body[pos + RECORD_HEADER_LEN..end]) != le_u32(body, pos + 4) {
+            return BatchRead::Damaged("record checksum mismatch");
+        }
+        headers_crc = crc32c::crc32c_append(headers_crc, &body[pos..pos + RECORD_HEADER_LEN]);
+        count += 1;
+        pos = end;
+    }
+    if batch_crc(&rest[..12], headers_crc) != le_u32(rest, 12) {
         return BatchRead::Damaged("batch checksum mismatch");
+    }
+    if count != le_u32(rest, 8) {
+        return BatchRead::Damaged("batch record count mismatch");
     }
     BatchRead::Batch {
         body,
-        records: le_u32(rest, 8),
+        records: count,
         frame_len: BATCH_HEADER_LEN + body_len,
     }
 }
@@ -337,8 +368,8 @@ pub fn find_valid_batch_after(bytes: &[u8], pos: usize) -> Option<usize> {
     None
 }
 
-/// Splits a batch body into `(offset within body, record)` pairs. Record checksums are
-/// not re-checked here: the batch checksum already covered every byte.
+/// Splits a batch body into `(offset within body, record)` pairs. Checksums are not
+/// re-checked here: [`read_batch`] verified every record before handing out the body.
 pub fn records(body: &[u8]) -> impl Iterator<Item = Result<(usize, Record<'_>), &'static str>> {
     let mut pos = 0usize;
     std::iter::from_fn(move || {

@@ -70,16 +70,28 @@ pub struct Pending {
 #[derive(Debug, Default)]
 pub struct TypeInterner {
     ids: HashMap<Box<[u8]>, u32>,
+    /// The last type interned: batches mostly repeat one type, and a short compare is
+    /// cheaper than hashing.
+    last: Option<(Box<[u8]>, u32)>,
 }
 
 impl TypeInterner {
     /// The id of a type, creating it on first sight.
     pub fn intern(&mut self, name: &[u8]) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
+        if let Some((last, id)) = &self.last {
+            if **last == *name {
+                return *id;
+            }
         }
-        let id = self.ids.len() as u32;
-        self.ids.insert(name.into(), id);
+        let id = match self.ids.get(name) {
+            Some(&id) => id,
+            None => {
+                let id = self.ids.len() as u32;
+                self.ids.insert(name.into(), id);
+                id
+            }
+        };
+        self.last = Some((name.into(), id));
         id
     }
 

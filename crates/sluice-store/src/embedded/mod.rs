@@ -16,6 +16,7 @@ pub mod index;
 pub mod recovery;
 pub mod scan;
 pub mod segment;
+mod spare;
 pub mod verify;
 mod writer;
 

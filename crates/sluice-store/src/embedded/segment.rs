@@ -90,6 +90,21 @@ pub fn create(
     }
 }
 
+/// Turns a zero-filled spare into the segment starting at `header.base_seq`: write
+/// the header, sync, rename, sync the directory. Only the header block changes, so this
+/// is cheap, and the segment's data blocks are already written (see [`super::spare`]).
+pub fn promote(dir: &Path, spare: super::spare::Spare, header: SegmentHeader) -> Result<(File, PathBuf), StoreError> {
+    let path = dir.join(file_name(header.base_seq));
+    spare
+        .file
+        .write_all_at(&header.encode(), 0)
+        .and_then(|()| spare.file.sync_data())
+        .and_then(|()| std::fs::rename(&spare.path, &path))
+        .map_err(|e| StoreError::io(&spare.path, e))?;
+    fsutil::sync_dir(dir)?;
+    Ok((spare.file, path))
+}
+
 /// Opens a segment for reading and writing.
 pub fn open(path: &Path) -> Result<File, StoreError> {
     OpenOptions::new()

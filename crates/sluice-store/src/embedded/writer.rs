@@ -115,6 +115,7 @@ pub struct Writer {
     carry: Option<Command>,
     dirty_since: Option<Instant>,
     last_housekeeping: Instant,
+    spares: Option<super::spare::SparePool>,
 }
 
 impl Writer {
@@ -154,11 +155,20 @@ impl Writer {
             carry: None,
             dirty_since: None,
             last_housekeeping: Instant::now(),
+            spares: None,
         }
     }
 
     /// Runs until every sender is gone, then syncs and returns.
     pub fn run(mut self) {
+        let config = &self.shared.config;
+        self.spares = match super::spare::SparePool::start(&config.dir, config.segment_bytes) {
+            Ok(pool) => Some(pool),
+            Err(e) => {
+                tracing::warn!(error = %e, "no spare-segment preparer; segments will be created on demand");
+                None
+            }
+        };
         self.housekeeping();
         loop {
             let first = match self.carry.take() {
@@ -265,7 +275,9 @@ impl Writer {
                     .queued_bytes
                     .fetch_sub(charged, Ordering::Relaxed);
                 self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                let outcomes = events.iter().map(|e| self.stage_event(e)).collect();
+                // One receive time per command: its events arrived together.
+                let received_at = self.now();
+                let outcomes = events.iter().map(|e| self.stage_event(e, received_at)).collect();
                 self.staged.push(Staged::Append { outcomes, done });
             }
             Command::Settle {
@@ -290,7 +302,7 @@ impl Writer {
         }
     }
 
-    fn stage_event(&mut self, e: &NewEvent) -> AppendOutcome {
+    fn stage_event(&mut self, e: &NewEvent, received_at: UnixMs) -> AppendOutcome {
         let salt = self.shared.salt;
         let hashes = e.idempotency.as_ref().map(|k| IdempotencyHashes {
             key_hash: key_hash(e.tenant, &k.key),
@@ -311,7 +323,6 @@ impl Writer {
         }
         let seq = Sequence(self.next_seq);
         self.next_seq += 1;
-        let received_at = self.now();
         let offset = self.active.write_pos as usize
             + self.encoder.push_event(&EventRecord {
                 seq,
@@ -568,8 +579,19 @@ impl Writer {
             salt: self.shared.salt,
             base_seq: Sequence(self.next_seq),
         };
-        let capacity = self.shared.config.segment_bytes;
-        let (file, path) = segment::create(&self.shared.config.dir, header, capacity)?;
+        let dir = &self.shared.config.dir;
+        let (file, path, capacity) = match self.spares.as_mut().and_then(|p| p.take()) {
+            Some(spare) => {
+                let capacity = spare.capacity;
+                let (file, path) = segment::promote(dir, spare, header)?;
+                (file, path, capacity)
+            }
+            None => {
+                let capacity = self.shared.config.segment_bytes;
+                let (file, path) = segment::create(dir, header, capacity)?;
+                (file, path, capacity)
+            }
+        };
         let file = Arc::new(file);
         self.shared.index.lock().segments.push(SegmentMeta {
             base_seq: self.next_seq,
