@@ -1,1 +1,32 @@
-//! placeholder
+//! Sluice's HTTP layer: ingest, inbox, admin and operations endpoints over any
+//! [`sluice_store::Store`]. It knows nothing of file formats.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use sluice_server::{App, ServerConfig, listener, serve};
+//! use sluice_store::embedded::{EmbeddedConfig, EmbeddedStore};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let store = Arc::new(EmbeddedStore::open(EmbeddedConfig::new("./sluice-data")).expect("store"));
+//! let config = ServerConfig::new("127.0.0.1:8080".parse().expect("addr"));
+//! let (socket, _report) = listener::bind(config.listen, config.backlog)?;
+//! let app = App::new(store, config.clone());
+//! serve(app, socket, &config, async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! # Ok(()) }
+//! ```
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod ingest;
+pub mod json;
+pub mod listener;
+pub mod metrics;
+pub mod problem;
+pub mod server;
+pub mod tenants;
+
+pub use app::App;
+pub use config::{Limits, ServerConfig};
+pub use server::serve;

@@ -40,7 +40,10 @@ fn event(n: usize) -> NewEvent {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 fn bench_append(c: &mut Criterion) {
@@ -142,7 +145,13 @@ fn bench_inbox(c: &mut Criterion) {
     let mut group = c.benchmark_group("inbox");
     group.throughput(Throughput::Elements(100));
     group.bench_function("list_100", |b| {
-        let q = InboxQuery { tenant: TenantId(1), limit: 100, after: None, event_type: None, lease_ms: None };
+        let q = InboxQuery {
+            tenant: TenantId(1),
+            limit: 100,
+            after: None,
+            event_type: None,
+            lease_ms: None,
+        };
         b.iter(|| {
             let page = rt.block_on(store.list(q.clone())).expect("list");
             assert_eq!(page.events.len(), 100);
@@ -163,7 +172,8 @@ fn bench_inbox(c: &mut Criterion) {
                     })
                     .collect();
                 let started = Instant::now();
-                rt.block_on(store.settle(TenantId(1), ids, Settle::Ack)).expect("ack");
+                rt.block_on(store.settle(TenantId(1), ids, Settle::Ack))
+                    .expect("ack");
                 spent += started.elapsed();
             }
             spent

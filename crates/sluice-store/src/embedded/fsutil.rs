@@ -36,3 +36,31 @@ pub fn preallocate(file: &File, len: u64) -> std::io::Result<()> {
         _ => Err(err),
     }
 }
+
+/// Takes an exclusive, advisory lock on a data directory (`LOCK` inside it), held until
+/// the returned file is dropped. One process at a time may own a data directory: two
+/// writers would interleave segments, and an offline CLI edit of the catalog under a
+/// running server would be overwritten by it.
+pub fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io(&path, e))?;
+    // SAFETY: flock on a descriptor owned by `file`, which outlives the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(StoreError::Conflict(format!(
+                "the data directory {} is in use by another Sluice process (stop it, or use the admin API)",
+                dir.display()
+            )));
+        }
+        return Err(StoreError::io(&path, err));
+    }
+    Ok(file)
+}

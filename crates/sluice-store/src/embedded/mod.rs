@@ -75,6 +75,8 @@ pub struct EmbeddedStore {
     tx: Option<SyncSender<Command>>,
     writer: Option<std::thread::JoinHandle<()>>,
     notes: Vec<String>,
+    /// Held for the store's lifetime; see [`fsutil::lock_dir`].
+    _lock: std::fs::File,
 }
 
 /// Commit notifications buffered for slow subscribers before they lag.
@@ -83,6 +85,7 @@ const NOTIFY_CAPACITY: usize = 1024;
 impl EmbeddedStore {
     /// Opens or creates the store in `config.dir`, running recovery.
     pub fn open(config: EmbeddedConfig) -> Result<EmbeddedStore, StoreError> {
+        let lock = fsutil::lock_dir(&config.dir)?;
         let recovered = recovery::recover(&config)?;
         let catalog_file = CatalogFile::new(&config.dir);
         let catalog = catalog_file.load()?;
@@ -112,6 +115,7 @@ impl EmbeddedStore {
             tx: Some(tx),
             writer: Some(handle),
             notes,
+            _lock: lock,
         })
     }
 

@@ -93,7 +93,11 @@ pub fn create(
 /// Turns a zero-filled spare into the segment starting at `header.base_seq`: write
 /// the header, sync, rename, sync the directory. Only the header block changes, so this
 /// is cheap, and the segment's data blocks are already written (see [`super::spare`]).
-pub fn promote(dir: &Path, spare: super::spare::Spare, header: SegmentHeader) -> Result<(File, PathBuf), StoreError> {
+pub fn promote(
+    dir: &Path,
+    spare: super::spare::Spare,
+    header: SegmentHeader,
+) -> Result<(File, PathBuf), StoreError> {
     let path = dir.join(file_name(header.base_seq));
     spare
         .file

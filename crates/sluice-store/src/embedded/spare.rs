@@ -61,7 +61,11 @@ impl SparePool {
                     }
                 }
             })?;
-        let mut pool = SparePool { requests, ready, in_flight: false };
+        let mut pool = SparePool {
+            requests,
+            ready,
+            in_flight: false,
+        };
         pool.request();
         Ok(pool)
     }

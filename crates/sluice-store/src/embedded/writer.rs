@@ -277,7 +277,10 @@ impl Writer {
                 self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
                 // One receive time per command: its events arrived together.
                 let received_at = self.now();
-                let outcomes = events.iter().map(|e| self.stage_event(e, received_at)).collect();
+                let outcomes = events
+                    .iter()
+                    .map(|e| self.stage_event(e, received_at))
+                    .collect();
                 self.staged.push(Staged::Append { outcomes, done });
             }
             Command::Settle {

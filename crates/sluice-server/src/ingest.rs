@@ -1,0 +1,447 @@
+//! Parsing and validating ingest bodies, without building a DOM.
+//!
+//! The envelope is read into borrowed [`RawValue`]s, so each field is a slice of the
+//! request body; the payload is kept verbatim as a `Bytes` slice of that body (no copy,
+//! no re-serialisation). Every field error is reported at once, with its JSON path.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use sluice_store::{IdempotencyKey, NewEvent, TenantId};
+
+use crate::problem::{Code, FieldError, Problem};
+
+/// Events one batch request may carry.
+pub const BATCH_EVENTS_MAX: usize = 1000;
+const EVENT_TYPE_CHARS_MAX: usize = 256;
+const SOURCE_BYTES_MAX: usize = 1024;
+const IDEMPOTENCY_KEY_CHARS_MAX: usize = 255;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    event_type: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    payload: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    occurred_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    idempotency_key: Option<&'a RawValue>,
+}
+
+/// Parses one event. `item` is a slice of `body` (the whole body for a single event);
+/// `path` prefixes field names in errors (`""`, or `"[3]."` in a batch).
+pub fn parse_event(
+    body: &Bytes,
+    item: &[u8],
+    tenant: TenantId,
+    header_key: Option<&str>,
+    max_payload_bytes: usize,
+    path: &str,
+) -> Result<NewEvent, Problem> {
+    let envelope: Envelope<'_> =
+        serde_json::from_slice(item).map_err(|e| json_problem(&e, item, path))?;
+    let mut errors = Vec::new();
+    let field = |name: &str| format!("{path}{name}");
+
+    let event_type = match envelope.event_type {
+        None => {
+            errors.push(FieldError::new(field("event_type"), "is required"));
+            None
+        }
+        Some(raw) => match string(raw) {
+            Some(t) if valid_event_type(&t) => Some(to_bytes(body, t)),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    field("event_type"),
+                    "must be 1 to 256 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'",
+                ));
+                None
+            }
+            None => {
+                errors.push(FieldError::new(field("event_type"), "must be a string"));
+                None
+            }
+        },
+    };
+
+    let payload = match envelope.payload {
+        None => {
+            errors.push(FieldError::new(field("payload"), "is required"));
+            None
+        }
+        Some(raw) if !raw.get().starts_with('{') => {
+            errors.push(FieldError::new(field("payload"), "must be a JSON object"));
+            None
+        }
+        Some(raw) if raw.get().len() > max_payload_bytes => {
+            return Err(Problem::new(
+                Code::PayloadTooLarge,
+                format!(
+                    "{path}payload is {} bytes; this tenant's limit is {max_payload_bytes}",
+                    raw.get().len()
+                ),
+            ));
+        }
+        Some(raw) => Some(body.slice_ref(raw.get().as_bytes())),
+    };
+
+    let source = optional_string(envelope.source, &field("source"), &mut errors, |s| {
+        (s.len() <= SOURCE_BYTES_MAX)
+            .then_some(())
+            .ok_or("must be at most 1024 bytes")
+    })
+    .map(|s| to_bytes(body, s));
+
+    let occurred_at = optional_string(
+        envelope.occurred_at,
+        &field("occurred_at"),
+        &mut errors,
+        |s| {
+            valid_rfc3339(s)
+                .then_some(())
+                .ok_or("must be an RFC 3339 timestamp, e.g. 2026-01-02T03:04:05Z")
+        },
+    )
+    .map(|s| to_bytes(body, s));
+
+    let body_key = optional_string(
+        envelope.idempotency_key,
+        &field("idempotency_key"),
+        &mut errors,
+        valid_key,
+    );
+    let key = match (body_key, header_key) {
+        (Some(b), Some(h)) if b != h => {
+            errors.push(FieldError::new(
+                field("idempotency_key"),
+                "differs from the Idempotency-Key header; send one or make them equal",
+            ));
+            None
+        }
+        (Some(b), _) => Some(to_bytes(body, b)),
+        (None, Some(h)) => match valid_key(h) {
+            Ok(()) => Some(Bytes::copy_from_slice(h.as_bytes())),
+            Err(message) => {
+                errors.push(FieldError::new("Idempotency-Key", message));
+                None
+            }
+        },
+        (None, None) => None,
+    };
+
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    let (Some(event_type), Some(payload)) = (event_type, payload) else {
+        return Err(Problem::new(
+            Code::Internal,
+            "validation passed without required fields",
+        ));
+    };
+    Ok(NewEvent {
+        tenant,
+        event_type,
+        source,
+        occurred_at,
+        idempotency: key.map(|key| IdempotencyKey {
+            key,
+            fingerprint: fingerprint(item),
+        }),
+        payload,
+    })
+}
+
+/// The items of a batch body: a JSON array, or NDJSON (one event per line).
+pub fn split_batch<'a>(body: &'a [u8], ndjson: bool) -> Result<Vec<&'a [u8]>, Problem> {
+    let items: Vec<&[u8]> = if ndjson {
+        body.split(|&b| b == b'\n')
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .collect()
+    } else {
+        let raw: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
+            if e.is_data() {
+                Problem::validation(vec![FieldError::new("", "must be a JSON array of events")])
+            } else {
+                json_problem(&e, body, "")
+            }
+        })?;
+        raw.into_iter().map(|r| r.get().as_bytes()).collect()
+    };
+    if items.is_empty() {
+        return Err(Problem::validation(vec![FieldError::new(
+            "",
+            "the batch holds no events",
+        )]));
+    }
+    if items.len() > BATCH_EVENTS_MAX {
+        return Err(Problem::validation(vec![FieldError::new(
+            "",
+            format!(
+                "the batch holds {} events; the limit is {BATCH_EVENTS_MAX}",
+                items.len()
+            ),
+        )]));
+    }
+    Ok(items)
+}
+
+/// A digest of what a client sent with an idempotency key: "the same body".
+pub fn fingerprint(bytes: &[u8]) -> [u8; 16] {
+    let digest = Sha256::digest(bytes);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+fn json_problem(e: &serde_json::Error, input: &[u8], path: &str) -> Problem {
+    if e.is_data() {
+        // Well-formed JSON of the wrong shape: name the field where serde can.
+        let message = e.to_string();
+        let field = message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.contains("field"));
+        let error = match field {
+            Some(f) if message.starts_with("unknown field") => FieldError::new(
+                format!("{path}{f}"),
+                "is not a known field (expected event_type, payload, source, occurred_at, idempotency_key)",
+            ),
+            Some(f) => FieldError::new(format!("{path}{f}"), strip_position(&message)),
+            None => FieldError::new(path.trim_end_matches('.'), "must be a JSON object with event_type and payload"),
+        };
+        return Problem::validation(vec![error]);
+    }
+    let offset = byte_offset(input, e.line(), e.column());
+    let mut p = Problem::new(
+        Code::MalformedJson,
+        format!(
+            "{path}body is not valid JSON at byte {offset}: {}",
+            strip_position(&e.to_string())
+        ),
+    );
+    p.offset = Some(offset);
+    p
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// serde_json reports 1-based line and column; clients want a byte offset.
+fn byte_offset(input: &[u8], line: usize, column: usize) -> usize {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        input
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .nth(line - 2)
+            .map_or(input.len(), |(i, _)| i + 1)
+    };
+    (line_start + column.saturating_sub(1)).min(input.len())
+}
+
+fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    if !raw.get().starts_with('"') {
+        return None;
+    }
+    serde_json::from_str::<Cow<'_, str>>(raw.get()).ok()
+}
+
+fn to_bytes(body: &Bytes, s: Cow<'_, str>) -> Bytes {
+    match s {
+        // Borrowed strings point into the body: share it instead of copying.
+        Cow::Borrowed(b) => body.slice_ref(b.as_bytes()),
+        Cow::Owned(o) => Bytes::from(o),
+    }
+}
+
+fn optional_string<'a>(
+    raw: Option<&'a RawValue>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+    check: impl Fn(&str) -> Result<(), &'static str>,
+) -> Option<Cow<'a, str>> {
+    let raw = raw?;
+    let Some(s) = string(raw) else {
+        errors.push(FieldError::new(field, "must be a string"));
+        return None;
+    };
+    match check(&s) {
+        Ok(()) => Some(s),
+        Err(message) => {
+            errors.push(FieldError::new(field, message));
+            None
+        }
+    }
+}
+
+fn valid_key(key: &str) -> Result<(), &'static str> {
+    let n = key.chars().count();
+    if n == 0 || n > IDEMPOTENCY_KEY_CHARS_MAX {
+        return Err("must be 1 to 255 characters");
+    }
+    Ok(())
+}
+
+/// `event_type`: 1–256 characters from `[A-Za-z0-9._:-]`.
+pub fn valid_event_type(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= EVENT_TYPE_CHARS_MAX
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// RFC 3339 `date-time`: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, with real ranges.
+pub fn valid_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = b.get(r)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0, |n, d| n * 10 + (d - b'0') as u32))
+    };
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
+        num(0..4),
+        num(5..7),
+        num(8..10),
+        num(11..13),
+        num(14..16),
+        num(17..19),
+    ) else {
+        return false;
+    };
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return false;
+    }
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    if day == 0 || day > days || hour > 23 || minute > 59 || second > 60 {
+        return false;
+    }
+    let mut rest = &b[19..];
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return false;
+        }
+        rest = &frac[digits..];
+    }
+    match rest {
+        [b'Z'] | [b'z'] => true,
+        [sign, h1, h2, b':', m1, m2] if matches!(sign, b'+' | b'-') => {
+            let digits = [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit());
+            digits && (h1 - b'0') * 10 + (h2 - b'0') <= 23 && (m1 - b'0') * 10 + (m2 - b'0') <= 59
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<NewEvent, Problem> {
+        let body = Bytes::copy_from_slice(json.as_bytes());
+        parse_event(&body, &body, TenantId(1), None, 1 << 20, "")
+    }
+
+    #[test]
+    fn keeps_payload_verbatim_and_shares_the_body() {
+        let json = r#"{"event_type":"a.b","payload":{ "x" : [1, 2.50, "é"] },"source":"s"}"#;
+        let e = parse(json).expect("valid");
+        assert_eq!(&e.payload[..], r#"{ "x" : [1, 2.50, "é"] }"#.as_bytes());
+        assert_eq!(&e.event_type[..], b"a.b");
+        assert_eq!(e.source.as_deref(), Some(&b"s"[..]));
+    }
+
+    #[test]
+    fn reports_every_field_error() {
+        let p = parse(
+            r#"{"event_type":"bad type!","payload":[1],"occurred_at":"2026-02-30T00:00:00Z"}"#,
+        )
+        .expect_err("invalid");
+        assert_eq!(p.code, Code::ValidationFailed);
+        let fields: Vec<_> = p.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["event_type", "payload", "occurred_at"]);
+        let p = parse(r#"{"event_type":"a","payload":{},"paylod":{}}"#).expect_err("unknown field");
+        assert_eq!(p.errors[0].field, "paylod");
+        let p = parse(r#"{"payload":{}}"#).expect_err("missing");
+        assert_eq!(p.errors[0].field, "event_type");
+    }
+
+    #[test]
+    fn malformed_json_names_the_byte() {
+        let p = parse("{\"event_type\":\"a\",\n \"payload\": {oops}}").expect_err("malformed");
+        assert_eq!(p.code, Code::MalformedJson);
+        assert_eq!(p.offset, Some(31));
+    }
+
+    #[test]
+    fn rfc3339() {
+        for ok in [
+            "2026-01-02T03:04:05Z",
+            "2024-02-29T23:59:60.123456+05:30",
+            "2026-01-02t03:04:05-00:00",
+        ] {
+            assert!(valid_rfc3339(ok), "{ok}");
+        }
+        for bad in [
+            "2026-01-02",
+            "2026-13-02T03:04:05Z",
+            "2023-02-29T00:00:00Z",
+            "2026-01-02T03:04:05",
+            "2026-01-02T03:04:05.Z",
+            "2026-01-02T24:00:00Z",
+        ] {
+            assert!(!valid_rfc3339(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn batches_split_as_array_or_ndjson() {
+        assert_eq!(
+            split_batch(br#"[{"a":1}, {"b":2}]"#, false)
+                .expect("array")
+                .len(),
+            2
+        );
+        assert_eq!(
+            split_batch(b"{\"a\":1}\r\n\n{\"b\":2}\n", true)
+                .expect("ndjson")
+                .len(),
+            2
+        );
+        assert_eq!(
+            split_batch(b"[]", false).expect_err("empty").code,
+            Code::ValidationFailed
+        );
+        assert_eq!(
+            split_batch(b"[{", false).expect_err("malformed").code,
+            Code::MalformedJson
+        );
+    }
+}

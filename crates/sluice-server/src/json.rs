@@ -1,0 +1,200 @@
+//! A small JSON writer for responses.
+//!
+//! Responses embed stored payloads verbatim, which serde cannot do without first
+//! allocating a `RawValue` per payload; writing the envelope by hand keeps the hot read
+//! and ingest responses to one buffer.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Writes JSON into one growing buffer, inserting commas where needed.
+#[derive(Debug)]
+pub struct JsonWriter {
+    buf: BytesMut,
+    /// Whether the next value in the current container needs a leading comma.
+    comma: bool,
+}
+
+impl JsonWriter {
+    /// A writer with room for `n` bytes.
+    pub fn with_capacity(n: usize) -> Self {
+        JsonWriter {
+            buf: BytesMut::with_capacity(n),
+            comma: false,
+        }
+    }
+
+    fn sep(&mut self) {
+        if self.comma {
+            self.buf.put_u8(b',');
+        }
+        self.comma = true;
+    }
+
+    /// `{`
+    pub fn begin_object(&mut self) {
+        self.sep();
+        self.buf.put_u8(b'{');
+        self.comma = false;
+    }
+
+    /// `}`
+    pub fn end_object(&mut self) {
+        self.buf.put_u8(b'}');
+        self.comma = true;
+    }
+
+    /// `[`
+    pub fn begin_array(&mut self) {
+        self.sep();
+        self.buf.put_u8(b'[');
+        self.comma = false;
+    }
+
+    /// `]`
+    pub fn end_array(&mut self) {
+        self.buf.put_u8(b']');
+        self.comma = true;
+    }
+
+    /// An object key; the value follows.
+    pub fn key(&mut self, key: &str) {
+        self.sep();
+        self.write_escaped(key);
+        self.buf.put_u8(b':');
+        self.comma = false;
+    }
+
+    /// A string value.
+    pub fn str(&mut self, value: &str) {
+        self.sep();
+        self.write_escaped(value);
+    }
+
+    /// Bytes that are already valid JSON, written verbatim.
+    pub fn raw(&mut self, json: &[u8]) {
+        self.sep();
+        self.buf.put_slice(json);
+    }
+
+    /// `"key": "value"`
+    pub fn field_str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        self.str(value);
+    }
+
+    /// `"key": value` for an integer.
+    pub fn field_u64(&mut self, key: &str, value: u64) {
+        self.key(key);
+        self.u64(value);
+    }
+
+    /// An integer value, formatted on the stack.
+    pub fn u64(&mut self, mut value: u64) {
+        self.sep();
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        self.buf.put_slice(&digits[i..]);
+    }
+
+    /// `"key": true|false`
+    pub fn field_bool(&mut self, key: &str, value: bool) {
+        self.key(key);
+        self.raw(if value { b"true" } else { b"false" });
+    }
+
+    /// `"key": null`
+    pub fn field_null(&mut self, key: &str) {
+        self.key(key);
+        self.raw(b"null");
+    }
+
+    /// `"key": "value"` or `"key": null`.
+    pub fn field_opt_str(&mut self, key: &str, value: Option<&str>) {
+        match value {
+            Some(v) => self.field_str(key, v),
+            None => self.field_null(key),
+        }
+    }
+
+    /// The finished document.
+    pub fn finish(self) -> Bytes {
+        self.buf.freeze()
+    }
+
+    fn write_escaped(&mut self, s: &str) {
+        self.buf.put_u8(b'"');
+        let bytes = s.as_bytes();
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let escape: Option<&[u8]> = match b {
+                b'"' => Some(b"\\\""),
+                b'\\' => Some(b"\\\\"),
+                b'\n' => Some(b"\\n"),
+                b'\r' => Some(b"\\r"),
+                b'\t' => Some(b"\\t"),
+                0..=0x1f => None,
+                _ => continue,
+            };
+            self.buf.put_slice(&bytes[start..i]);
+            match escape {
+                Some(e) => self.buf.put_slice(e),
+                None => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    self.buf.put_slice(b"\\u00");
+                    self.buf.put_u8(HEX[(b >> 4) as usize]);
+                    self.buf.put_u8(HEX[(b & 15) as usize]);
+                }
+            }
+            start = i + 1;
+        }
+        self.buf.put_slice(&bytes[start..]);
+        self.buf.put_u8(b'"');
+    }
+}
+
+/// Formats milliseconds since the epoch as RFC 3339 UTC with milliseconds.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_nested_json_with_escapes() {
+        let mut w = JsonWriter::with_capacity(16);
+        w.begin_object();
+        w.field_str("a", "q\"\\\n\u{1}é");
+        w.field_u64("n", 1234567890);
+        w.key("list");
+        w.begin_array();
+        w.raw(br#"{"x":1}"#);
+        w.str("s");
+        w.end_array();
+        w.field_null("z");
+        w.end_object();
+        let out = w.finish();
+        let parsed: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(parsed["a"], "q\"\\\n\u{1}é");
+        assert_eq!(parsed["n"], 1234567890);
+        assert_eq!(parsed["list"][0]["x"], 1);
+        assert_eq!(parsed["list"][1], "s");
+        assert!(parsed["z"].is_null());
+    }
+
+    #[test]
+    fn formats_timestamps() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}

@@ -1,0 +1,109 @@
+//! The connection layer: accept, limit, serve HTTP/1.1 and HTTP/2 on one port, and shut
+//! down gracefully.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use sluice_store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+use crate::config::ServerConfig;
+
+/// How long a refused connection is drained before it is closed: reading what the client
+/// sent before closing keeps the kernel from answering with a reset.
+const REFUSAL_DRAIN: Duration = Duration::from_secs(2);
+
+/// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
+/// finish (up to `shutdown_grace`) and returns.
+pub async fn serve<S: Store>(
+    app: Arc<App<S>>,
+    listener: TcpListener,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(config.http2_keepalive)
+        .keep_alive_timeout(config.http2_keepalive)
+        .max_concurrent_streams(256);
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors or a transient network error: back off briefly
+                    // rather than spin; the backlog holds the waiting connections.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            app.metrics().connection_refused();
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let conn_app = app.clone();
+        let service = service_fn(move |req| conn_app.clone().handle(req));
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        let app = app.clone();
+        app.metrics().connection_opened();
+        tokio::spawn(async move {
+            let _ = conn.await;
+            app.metrics().connection_closed();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(config.shutdown_grace) => {
+            tracing::warn!("shutdown grace period over; closing the remaining connections");
+        }
+    }
+}
+
+/// Answers a connection over the limit with a 503 and closes it cleanly.
+async fn refuse(mut stream: TcpStream) {
+    const BODY: &str = r#"{"type":"urn:sluice:problem:too_many_connections","title":"Too many connections","status":503,"detail":"the server is at its connection limit; retry shortly","code":"too_many_connections","request_id":""}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_DRAIN, async {
+        let mut buf = [0u8; 4096];
+        // Read the request first (or what arrives of it), answer, then drain until the
+        // client closes, so no unread data makes the kernel send a reset.
+        let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await;
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await?;
+        while stream.read(&mut buf).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}

@@ -1,0 +1,137 @@
+//! Per-tenant request state: limits and rate limiters, derived from the catalog.
+//!
+//! Like the key cache, it is rebuilt when the catalog changes and swapped in whole.
+//! Limiters of tenants whose quota did not change carry over, so a catalog change does
+//! not hand everyone a fresh burst.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use sluice_store::{Catalog, TenantId};
+
+use crate::config::Limits;
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
+
+/// One tenant's effective limits and its limiter.
+#[derive(Debug)]
+pub struct TenantEntry {
+    /// Largest accepted single-event body, in bytes.
+    pub max_payload_bytes: usize,
+    /// Sustained requests per second.
+    pub rate_per_second: u32,
+    /// Burst allowance.
+    pub rate_burst: u32,
+    limiter: Arc<Limiter>,
+}
+
+/// The outcome of a rate check, with what the `RateLimit-*` headers need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// `RateLimit-Limit`: the burst size.
+    pub limit: u32,
+    /// `RateLimit-Remaining`.
+    pub remaining: u32,
+    /// `RateLimit-Reset`: seconds until the bucket is full again (or, when refused,
+    /// until the next request is allowed; also sent as `Retry-After`).
+    pub reset_s: u64,
+}
+
+impl TenantEntry {
+    /// Takes one request from the tenant's bucket.
+    pub fn check(&self) -> RateDecision {
+        match self.limiter.check() {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let missing = self.rate_burst.saturating_sub(remaining) as u64;
+                RateDecision {
+                    allowed: true,
+                    limit: self.rate_burst,
+                    remaining,
+                    reset_s: missing.div_ceil(self.rate_per_second.max(1) as u64),
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                RateDecision {
+                    allowed: false,
+                    limit: self.rate_burst,
+                    remaining: 0,
+                    reset_s: ceil_secs(wait),
+                }
+            }
+        }
+    }
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// All tenants' entries.
+#[derive(Debug, Default)]
+pub struct TenantTable {
+    entries: HashMap<TenantId, Arc<TenantEntry>>,
+}
+
+impl TenantTable {
+    /// Builds the table from the catalog and server defaults, reusing `previous`'s
+    /// limiters where the quota is unchanged.
+    pub fn build(
+        catalog: &Catalog,
+        defaults: &Limits,
+        previous: Option<&TenantTable>,
+    ) -> TenantTable {
+        let mut entries = HashMap::new();
+        for t in &catalog.tenants {
+            let max_payload_bytes = t
+                .limits
+                .max_payload_bytes
+                .map_or(defaults.max_payload_bytes, |b| b as usize);
+            let rate = t
+                .limits
+                .rate_per_second
+                .unwrap_or(defaults.rate_per_second)
+                .max(1);
+            let burst = t.limits.rate_burst.unwrap_or(defaults.rate_burst).max(1);
+            let reused = previous
+                .and_then(|p| p.entries.get(&t.id))
+                .filter(|e| e.rate_per_second == rate && e.rate_burst == burst)
+                .map(|e| e.limiter.clone());
+            let limiter = reused.unwrap_or_else(|| {
+                // Both are at least 1 (clamped above), so NonZeroU32::new cannot fail.
+                let quota = Quota::per_second(NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN))
+                    .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+                Arc::new(RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>())
+            });
+            entries.insert(
+                t.id,
+                Arc::new(TenantEntry {
+                    max_payload_bytes,
+                    rate_per_second: rate,
+                    rate_burst: burst,
+                    limiter,
+                }),
+            );
+        }
+        TenantTable { entries }
+    }
+
+    /// A tenant's entry.
+    pub fn get(&self, tenant: TenantId) -> Option<&Arc<TenantEntry>> {
+        self.entries.get(&tenant)
+    }
+
+    /// All tenant ids, for per-tenant metrics.
+    pub fn ids(&self) -> impl Iterator<Item = TenantId> + '_ {
+        self.entries.keys().copied()
+    }
+}

@@ -1,0 +1,128 @@
+//! `sluice serve`: open the store, say what was configured, serve, shut down cleanly.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sluice_server::{auth, listener, App};
+use sluice_store::embedded::EmbeddedStore;
+use sluice_store::{Scope, Store, TenantLimits};
+
+use crate::cli::ServeFlags;
+use crate::settings::Settings;
+
+pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let settings = Settings::load(&flags)?;
+    let store_config = settings.store_config()?;
+    let server_config = settings.server_config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice-worker")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let nofile = listener::raise_nofile_limit();
+        let store = EmbeddedStore::open(store_config.clone())
+            .with_context(|| format!("opening the data directory {}", settings.data_dir.display()))?;
+        for note in store.recovery_notes() {
+            tracing::warn!("recovery: {note}");
+        }
+        let store = Arc::new(store);
+        first_start(&store).await?;
+
+        let (socket, report) = listener::bind(server_config.listen, server_config.backlog)
+            .with_context(|| format!("listening on {}", server_config.listen))?;
+        let tenants = store.catalog().tenants.len();
+        tracing::info!(
+            address = %report.addr,
+            data_dir = %settings.data_dir.display(),
+            durability = %describe_durability(&settings),
+            backlog = report.backlog,
+            nofile_limit = nofile.as_ref().map_or(0, |n| *n),
+            max_connections = server_config.max_connections,
+            max_payload_bytes = server_config.limits.max_payload_bytes,
+            rate_per_second = server_config.limits.rate_per_second,
+            tenants,
+            admin_api = server_config.admin_token.is_some(),
+            "sluice listening on http://{} (HTTP/1.1 and h2c)",
+            report.addr
+        );
+        if let Err(e) = &nofile {
+            tracing::warn!(error = %e, "could not raise the open-files limit");
+        }
+        if let Some(max) = report.somaxconn {
+            if max < report.backlog {
+                tracing::warn!(somaxconn = max, backlog = report.backlog, "net.core.somaxconn caps the listen backlog; raise it with sysctl for bursts of new connections");
+            }
+        }
+
+        let app = App::new(store.clone(), server_config.clone());
+        sluice_server::serve(app, socket, &server_config, shutdown_signal()).await;
+        tracing::info!("stopped accepting; syncing storage");
+        store.sync().await.context("final sync")?;
+        tracing::info!("shutdown complete");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// On an empty data directory: tenant "default" and one key with every scope, printed
+/// so a new user can curl at once.
+async fn first_start(store: &EmbeddedStore) -> anyhow::Result<()> {
+    if !store.catalog().tenants.is_empty() {
+        return Ok(());
+    }
+    let tenant = store
+        .create_tenant("default", TenantLimits::default())
+        .await
+        .context("creating the default tenant")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let key = auth::generate_key(tenant.id, Scope::ALL.to_vec(), now);
+    store
+        .add_key(key.record)
+        .await
+        .context("storing the first API key")?;
+    println!("API key for tenant \"default\": {}", key.secret);
+    tracing::info!(
+        "first start: created tenant \"default\"; its API key is printed above and shown only once"
+    );
+    Ok(())
+}
+
+fn describe_durability(s: &Settings) -> String {
+    match s.durability.as_str() {
+        "interval" => format!(
+            "interval (fdatasync every {}; a power loss can lose that window)",
+            s.fsync_interval
+        ),
+        "none" => "none (no fsync: for tests only)".into(),
+        other => format!("{other} (2xx only after fdatasync)"),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; use Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}

@@ -1,0 +1,154 @@
+//! Effective settings: defaults, then the TOML file, then `SLUICE_*` environment
+//! variables, then flags (figment does the layering).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use sluice_server::{Limits, ServerConfig};
+use sluice_store::embedded::{Durability, EmbeddedConfig};
+
+use crate::cli::ServeFlags;
+
+/// Retention settings (`[retention]` in TOML, `SLUICE_RETENTION__ACKED` in the
+/// environment).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Retention {
+    pub acked: String,
+    pub pending: String,
+}
+
+/// Everything `sluice serve` can be told. Unknown keys are ignored so that other
+/// `SLUICE_*` variables (such as `SLUICE_API_KEY` for `sluice bench`) do not break it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub durability: String,
+    pub fsync_interval: String,
+    pub admin_token: Option<String>,
+    pub backlog: u32,
+    pub max_connections: usize,
+    pub header_read_timeout: String,
+    pub max_payload_bytes: usize,
+    pub max_batch_bytes: usize,
+    pub rate_per_second: u32,
+    pub rate_burst: u32,
+    pub commit_queue_depth: usize,
+    pub segment_bytes: u64,
+    pub dedup_window: String,
+    pub retention: Retention,
+    pub access_log_sample: u64,
+    pub repair: bool,
+    pub commit_delay: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let limits = Limits::default();
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./sluice-data"),
+            durability: "fsync".into(),
+            fsync_interval: "10ms".into(),
+            admin_token: None,
+            backlog: 4096,
+            max_connections: 20_000,
+            header_read_timeout: "30s".into(),
+            max_payload_bytes: limits.max_payload_bytes,
+            max_batch_bytes: limits.max_batch_bytes,
+            rate_per_second: limits.rate_per_second,
+            rate_burst: limits.rate_burst,
+            commit_queue_depth: 8192,
+            segment_bytes: 64 << 20,
+            dedup_window: "24h".into(),
+            retention: Retention {
+                acked: "7d".into(),
+                pending: "30d".into(),
+            },
+            access_log_sample: 0,
+            repair: false,
+            commit_delay: "0ms".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Layers the sources; see the module docs.
+    pub fn load(flags: &ServeFlags) -> anyhow::Result<Settings> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = &flags.config {
+            if !path.exists() {
+                bail!("configuration file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment
+            .merge(
+                Env::prefixed("SLUICE_")
+                    .split("__")
+                    .ignore(&["config", "api_key"]),
+            )
+            .merge(Serialized::defaults(flags));
+        let mut settings: Settings = figment.extract().context("invalid configuration")?;
+        if let Some(acked) = &flags.retention_acked {
+            settings.retention.acked = acked.clone();
+        }
+        if let Some(pending) = &flags.retention_pending {
+            settings.retention.pending = pending.clone();
+        }
+        Ok(settings)
+    }
+
+    /// The storage engine's configuration.
+    pub fn store_config(&self) -> anyhow::Result<EmbeddedConfig> {
+        let mut c = EmbeddedConfig::new(&self.data_dir);
+        c.durability = match self.durability.as_str() {
+            "fsync" => Durability::Fsync,
+            "interval" => Durability::Interval(duration("fsync_interval", &self.fsync_interval)?),
+            "none" => Durability::None,
+            other => bail!("durability must be fsync, interval or none (got {other:?})"),
+        };
+        if self.segment_bytes < 64 << 10 || self.segment_bytes > 1 << 30 {
+            bail!(
+                "segment_bytes must be between 64 KiB and 1 GiB (got {})",
+                self.segment_bytes
+            );
+        }
+        c.segment_bytes = self.segment_bytes;
+        c.commit_queue_depth = self.commit_queue_depth.max(1);
+        c.dedup_window = duration("dedup_window", &self.dedup_window)?;
+        c.retention_acked = duration("retention.acked", &self.retention.acked)?;
+        c.retention_pending = duration("retention.pending", &self.retention.pending)?;
+        c.repair = self.repair;
+        c.commit_delay = duration("commit_delay", &self.commit_delay)?;
+        Ok(c)
+    }
+
+    /// The HTTP layer's configuration.
+    pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        let mut c = ServerConfig::new(self.listen);
+        c.backlog = self.backlog;
+        c.max_connections = self.max_connections.max(1);
+        c.header_read_timeout = duration("header_read_timeout", &self.header_read_timeout)?;
+        c.limits = Limits {
+            max_payload_bytes: self.max_payload_bytes,
+            max_batch_bytes: self.max_batch_bytes,
+            rate_per_second: self.rate_per_second.max(1),
+            rate_burst: self.rate_burst.max(1),
+        };
+        c.admin_token = self.admin_token.clone().filter(|t| !t.is_empty());
+        c.access_log_sample = self.access_log_sample;
+        Ok(c)
+    }
+}
+
+fn duration(name: &str, text: &str) -> anyhow::Result<Duration> {
+    humantime::parse_duration(text).with_context(|| {
+        format!("{name} must be a duration such as 10ms, 30s, 24h or 7d (got {text:?})")
+    })
+}
