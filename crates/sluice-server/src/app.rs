@@ -131,7 +131,7 @@ impl<S: Store> App<S> {
         let elapsed_us = started.elapsed().as_micros() as u64;
         self.metrics.observe(route, status, elapsed_us);
         let sample = self.config.access_log_sample;
-        if sample > 0 && self.request_seq.load(Ordering::Relaxed) % sample == 0 {
+        if sample > 0 && self.request_seq.load(Ordering::Relaxed).is_multiple_of(sample) {
             tracing::info!(%method, %path, status, elapsed_us, "request (sampled)");
         }
         Ok(reply)
@@ -400,22 +400,20 @@ impl<S: Store> App<S> {
             match r {
                 Ok(AppendOutcome::Created { id, received_at }) => {
                     created += 1;
-                    w.field_u64("status", 201);
-                    write_receipt(&mut w, *id, *received_at);
+                    write_item(&mut w, 201, *id, *received_at);
                 }
                 Ok(AppendOutcome::Replayed { id, received_at }) => {
                     replayed += 1;
-                    w.field_u64("status", 200);
-                    write_receipt(&mut w, *id, *received_at);
+                    write_item(&mut w, 200, *id, *received_at);
                     w.field_bool("replayed", true);
                 }
                 Ok(AppendOutcome::KeyReused { id }) => {
                     failed += 1;
-                    key_reused(*id).write_members(&mut w, "");
+                    key_reused(*id).write_members(&mut w, None);
                 }
                 Err(p) => {
                     failed += 1;
-                    p.write_members(&mut w, "");
+                    p.write_members(&mut w, None);
                 }
             }
             w.end_object();
@@ -873,6 +871,14 @@ fn write_receipt(w: &mut JsonWriter, id: EventId, received_at: i64) {
     let mut buf = [0u8; 30];
     w.field_str("event_id", id.encode(&mut buf));
     w.field_str("status", "received");
+    w.field_str("received_at", &rfc3339_ms(received_at));
+}
+
+/// One batch item's result: `status` is the HTTP status the item would have had alone.
+fn write_item(w: &mut JsonWriter, status: u64, id: EventId, received_at: i64) {
+    let mut buf = [0u8; 30];
+    w.field_u64("status", status);
+    w.field_str("event_id", id.encode(&mut buf));
     w.field_str("received_at", &rfc3339_ms(received_at));
 }
 

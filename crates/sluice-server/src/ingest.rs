@@ -159,7 +159,7 @@ pub fn parse_event(
 }
 
 /// The items of a batch body: a JSON array, or NDJSON (one event per line).
-pub fn split_batch<'a>(body: &'a [u8], ndjson: bool) -> Result<Vec<&'a [u8]>, Problem> {
+pub fn split_batch(body: &[u8], ndjson: bool) -> Result<Vec<&[u8]>, Problem> {
     let items: Vec<&[u8]> = if ndjson {
         body.split(|&b| b == b'\n')
             .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
@@ -352,7 +352,7 @@ pub fn valid_rfc3339(s: &str) -> bool {
     }
     match rest {
         [b'Z'] | [b'z'] => true,
-        [sign, h1, h2, b':', m1, m2] if matches!(sign, b'+' | b'-') => {
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
             let digits = [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit());
             digits && (h1 - b'0') * 10 + (h2 - b'0') <= 23 && (m1 - b'0') * 10 + (m2 - b'0') <= 59
         }

@@ -176,8 +176,9 @@ impl Problem {
         self
     }
 
-    /// Writes the problem's members into an open JSON object.
-    pub fn write_members(&self, w: &mut JsonWriter, request_id: &str) {
+    /// Writes the problem's members into an open JSON object; `request_id` is left out
+    /// for problems nested in a batch result (the response carries the request's id).
+    pub fn write_members(&self, w: &mut JsonWriter, request_id: Option<&str>) {
         w.field_str(
             "type",
             &format!("urn:sluice:problem:{}", self.code.as_str()),
@@ -186,7 +187,9 @@ impl Problem {
         w.field_u64("status", self.code.status().as_u16() as u64);
         w.field_str("detail", &self.detail);
         w.field_str("code", self.code.as_str());
-        w.field_str("request_id", request_id);
+        if let Some(id) = request_id {
+            w.field_str("request_id", id);
+        }
         if let Some(offset) = self.offset {
             w.field_u64("offset", offset as u64);
         }
@@ -207,7 +210,7 @@ impl Problem {
     pub fn body(&self, request_id: &str) -> Bytes {
         let mut w = JsonWriter::with_capacity(256);
         w.begin_object();
-        self.write_members(&mut w, request_id);
+        self.write_members(&mut w, Some(request_id));
         w.end_object();
         w.finish()
     }

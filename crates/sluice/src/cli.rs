@@ -22,7 +22,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the server. On an empty data directory it creates tenant "default" and prints
     /// an API key with all scopes.
-    Serve(ServeFlags),
+    Serve(Box<ServeFlags>),
     /// Manage tenants in a stopped server's data directory (or use the admin API).
     #[command(subcommand)]
     Tenants(TenantsCommand),

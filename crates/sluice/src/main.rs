@@ -10,7 +10,7 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     let result = match args.command {
-        cli::Command::Serve(flags) => serve::run(flags),
+        cli::Command::Serve(flags) => serve::run(*flags),
         cli::Command::Tenants(cmd) => offline::tenants(cmd),
         cli::Command::Keys(cmd) => offline::keys(cmd),
         cli::Command::Check(dir) => offline::check(dir),

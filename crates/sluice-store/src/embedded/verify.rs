@@ -46,7 +46,7 @@ impl SegmentReport {
     pub fn is_corrupt(&self) -> bool {
         match &self.damage {
             None => false,
-            Some(d) => !(self.is_last && !d.valid_batch_follows),
+            Some(d) => !self.is_last || d.valid_batch_follows,
         }
     }
 }

@@ -1,0 +1,295 @@
+//! Drives the real `sluice` binary over real HTTP on 127.0.0.1.
+//!
+//! The server is started on port 0; the harness learns the port and the first API key
+//! from what the binary prints (the start-up log line and the key line), so there is no
+//! sleeping and no guessing.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A running server and what it printed.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub key: Option<String>,
+    pub dir: PathBuf,
+    pub log: Arc<Mutex<Vec<String>>>,
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+/// What a request came back with.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json with the given status and code, and returns it.
+    pub fn problem(&self, status: u16, code: &str) -> serde_json::Value {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        let p = self.json();
+        assert_eq!(p["code"], code, "{p}");
+        assert_eq!(p["status"], status);
+        assert!(
+            p["title"].is_string() && p["detail"].is_string() && p["type"].is_string(),
+            "{p}"
+        );
+        assert_eq!(p["request_id"].as_str(), self.header("x-request-id"), "{p}");
+        p
+    }
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_sluice")
+}
+
+impl Server {
+    /// Starts `sluice serve` on a fresh data directory with the admin token set.
+    pub fn start(extra: &[&str]) -> Server {
+        let tempdir = tempfile::tempdir().expect("tempdir");
+        let dir = tempdir.path().join("data");
+        let mut s = Server::start_in(&dir, extra);
+        s._tempdir = Some(tempdir);
+        s
+    }
+
+    /// Starts `sluice serve` on a given data directory.
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(binary())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-token",
+                ADMIN_TOKEN,
+                "--data-dir",
+            ])
+            .arg(dir)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sluice");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (key_tx, key_rx) = std::sync::mpsc::channel();
+        let log_writer = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("sluice listening on http://").nth(1) {
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = addr_tx.send(addr);
+                }
+                log_writer.lock().expect("log").push(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(key) = line.strip_prefix("API key for tenant \"default\": ") {
+                    let _ = key_tx.send(key.to_owned());
+                }
+            }
+        });
+        let addr = match addr_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a.parse().expect("address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start: {:?}", log.lock().expect("log"));
+            }
+        };
+        // The key line is printed before the listening line, so it has arrived if any.
+        let key = key_rx.recv_timeout(Duration::from_millis(500)).ok();
+        Server {
+            child,
+            addr,
+            key,
+            dir: dir.to_path_buf(),
+            log,
+            _tempdir: None,
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        self.key.as_deref().expect("first start printed a key")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("wait")
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client: HTTP/1.1 keep-alive, or h2c with prior knowledge.
+#[derive(Clone)]
+pub struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Http {
+    pub fn h1() -> Http {
+        Http {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    pub fn h2c() -> Http {
+        Http {
+            client: Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build_http(),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let mut req = http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body.into())).expect("request");
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .expect("request failed at the connection level");
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// A request with the API key and, when there is a body, JSON content type.
+    pub async fn call(&self, s: &Server, key: &str, method: &str, path: &str, body: &str) -> Reply {
+        let auth = format!("Bearer {key}");
+        let mut headers = vec![("authorization", auth.as_str())];
+        if !body.is_empty() {
+            headers.push(("content-type", "application/json"));
+        }
+        self.send(method, &s.url(path), &headers, body.to_owned())
+            .await
+    }
+
+    pub async fn admin(&self, s: &Server, method: &str, path: &str, body: &str) -> Reply {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        self.send(
+            method,
+            &s.url(path),
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
+            body.to_owned(),
+        )
+        .await
+    }
+}
+
+/// Creates a tenant and a key with the given scopes through the admin API.
+pub async fn tenant_key(
+    http: &Http,
+    s: &Server,
+    name: &str,
+    scopes: &[&str],
+    limits: Option<&str>,
+) -> String {
+    let body = match limits {
+        Some(l) => format!(r#"{{"name":"{name}","limits":{l}}}"#),
+        None => format!(r#"{{"name":"{name}"}}"#),
+    };
+    let r = http.admin(s, "POST", "/v1/admin/tenants", &body).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let scopes = serde_json::to_string(scopes).expect("scopes");
+    let r = http
+        .admin(
+            s,
+            "POST",
+            &format!("/v1/admin/tenants/{name}/keys"),
+            &format!(r#"{{"scopes":{scopes}}}"#),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["key"].as_str().expect("key").to_owned()
+}
+
+pub fn event(event_type: &str, n: usize) -> String {
+    format!(r#"{{"event_type":"{event_type}","payload":{{"n":{n}}}}}"#)
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
