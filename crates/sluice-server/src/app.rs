@@ -131,7 +131,12 @@ impl<S: Store> App<S> {
         let elapsed_us = started.elapsed().as_micros() as u64;
         self.metrics.observe(route, status, elapsed_us);
         let sample = self.config.access_log_sample;
-        if sample > 0 && self.request_seq.load(Ordering::Relaxed).is_multiple_of(sample) {
+        if sample > 0
+            && self
+                .request_seq
+                .load(Ordering::Relaxed)
+                .is_multiple_of(sample)
+        {
             tracing::info!(%method, %path, status, elapsed_us, "request (sampled)");
         }
         Ok(reply)
