@@ -18,9 +18,12 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 # A ~400-byte event, and a batch of 100 of them.
-PAD=$(printf 'x%.0s' $(seq 1 300))
-EVENT="{\"event_type\":\"bench.event\",\"source\":\"wrk\",\"payload\":{\"user\":12345,\"pad\":\"$PAD\"}}"
-BATCH="[$(for i in $(seq 1 100); do printf '%s' "$EVENT"; [ "$i" -lt 100 ] && printf ','; done)]"
+python3 - "$WORK" <<'PY'
+import json, sys
+event = {"event_type": "bench.event", "source": "wrk", "payload": {"user": 12345, "pad": "x" * 300}}
+open(sys.argv[1] + "/event.json", "w").write(json.dumps(event, separators=(",", ":")))
+open(sys.argv[1] + "/batch.json", "w").write(json.dumps([event] * 100, separators=(",", ":")))
+PY
 lua_post() { # $1 body file, $2 key (may be empty)
   cat <<LUA
 local f = io.open("$1", "rb"); wrk.body = f:read("*a"); f:close()
@@ -30,8 +33,6 @@ LUA
   [ -n "${2:-}" ] && echo "wrk.headers[\"Authorization\"] = \"Bearer $2\""
   return 0
 }
-printf '%s' "$EVENT" > "$WORK/event.json"
-printf '%s' "$BATCH" > "$WORK/batch.json"
 
 run_wrk() { # $1 label, $2 url, $3 lua script or empty; prints "label rps p50 p99"
   local out
