@@ -46,6 +46,8 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const PROBLEM_JSON: HeaderValue = HeaderValue::from_static("application/problem+json");
 /// Room for the envelope around a payload of the tenant's maximum size.
 const ENVELOPE_BYTES_MAX: usize = 64 << 10;
+/// The deepest route has 5 path segments; a longer path matches nothing.
+const PATH_SEGMENTS_MAX: usize = 8;
 /// Lease length bounds, in seconds.
 const LEASE_SECONDS_MAX: u64 = 12 * 3600;
 
@@ -114,8 +116,13 @@ impl<S: Store> App<S> {
                     .unwrap_or(HeaderValue::from_static("req_invalid"))
             }
         };
-        let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        let sample = self.config.access_log_sample;
+        let logged = (sample > 0
+            && self
+                .request_seq
+                .load(Ordering::Relaxed)
+                .is_multiple_of(sample))
+        .then(|| (req.method().clone(), req.uri().path().to_owned()));
         let (route, mut reply, rate) = self.dispatch(req, &request_id).await;
         let headers = reply.headers_mut();
         headers.insert(X_REQUEST_ID.clone(), request_id);
@@ -130,13 +137,7 @@ impl<S: Store> App<S> {
         let status = reply.status().as_u16();
         let elapsed_us = started.elapsed().as_micros() as u64;
         self.metrics.observe(route, status, elapsed_us);
-        let sample = self.config.access_log_sample;
-        if sample > 0
-            && self
-                .request_seq
-                .load(Ordering::Relaxed)
-                .is_multiple_of(sample)
-        {
+        if let Some((method, path)) = logged {
             tracing::info!(%method, %path, status, elapsed_us, "request (sampled)");
         }
         Ok(reply)
@@ -148,10 +149,23 @@ impl<S: Store> App<S> {
         request_id: &HeaderValue,
     ) -> (Route, Reply, Option<RateDecision>) {
         let rid = request_id.to_str().unwrap_or("");
-        let path = req.uri().path().to_owned();
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        // The URI is cloned (a reference-count bump) so that its path can be borrowed
+        // while the request itself moves into a handler; segments live on the stack.
+        let uri = req.uri().clone();
+        let path = uri.path();
+        let mut segments = [""; PATH_SEGMENTS_MAX];
+        let mut count = 0;
+        for part in path.trim_matches('/').split('/') {
+            if count == PATH_SEGMENTS_MAX {
+                count = 0; // too deep for any route: matches nothing, answers 404
+                break;
+            }
+            segments[count] = part;
+            count += 1;
+        }
+        let segments = &segments[..count];
         let method = req.method().clone();
-        let open = match (&method, segments.as_slice()) {
+        let open = match (&method, segments) {
             (&Method::GET, ["v1", "health"]) => Some((
                 Route::Health,
                 Ok(json_reply(
@@ -211,7 +225,7 @@ impl<S: Store> App<S> {
             return (Route::Unknown, problem_reply(&p, rid), Some(rate));
         }
 
-        let (route, result) = match (&method, segments.as_slice()) {
+        let (route, result) = match (&method, segments) {
             (&Method::POST, ["v1", "events"]) => {
                 (Route::Ingest, self.ingest(req, principal, &tenant).await)
             }
@@ -876,7 +890,7 @@ fn write_receipt(w: &mut JsonWriter, id: EventId, received_at: i64) {
     let mut buf = [0u8; 30];
     w.field_str("event_id", id.encode(&mut buf));
     w.field_str("status", "received");
-    w.field_str("received_at", &rfc3339_ms(received_at));
+    w.field_timestamp("received_at", received_at);
 }
 
 /// One batch item's result: `status` is the HTTP status the item would have had alone.
@@ -884,7 +898,7 @@ fn write_item(w: &mut JsonWriter, status: u64, id: EventId, received_at: i64) {
     let mut buf = [0u8; 30];
     w.field_u64("status", status);
     w.field_str("event_id", id.encode(&mut buf));
-    w.field_str("received_at", &rfc3339_ms(received_at));
+    w.field_timestamp("received_at", received_at);
 }
 
 fn write_event(w: &mut JsonWriter, e: &StoredEvent) {
@@ -896,7 +910,7 @@ fn write_event(w: &mut JsonWriter, e: &StoredEvent) {
     w.field_opt_str("source", e.source.as_ref().map(text).as_deref());
     w.key("payload");
     w.raw(&e.payload);
-    w.field_str("received_at", &rfc3339_ms(e.received_at));
+    w.field_timestamp("received_at", e.received_at);
     w.field_opt_str("occurred_at", e.occurred_at.as_ref().map(text).as_deref());
     w.field_u64("delivery_count", e.delivery_count as u64);
     let (state, lease) = match e.state {

@@ -110,6 +110,22 @@ impl JsonWriter {
         self.raw(if value { b"true" } else { b"false" });
     }
 
+    /// `"key": "<RFC 3339 UTC with milliseconds>"`, formatted straight into the buffer.
+    pub fn field_timestamp(&mut self, key: &str, ms: i64) {
+        use std::fmt::Write;
+        self.key(key);
+        self.sep();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+        self.buf.put_u8(b'"');
+        // Writing into a BytesMut cannot fail; the timestamp is ASCII without quotes.
+        let _ = write!(
+            BufWriter(&mut self.buf),
+            "{}",
+            humantime::format_rfc3339_millis(t)
+        );
+        self.buf.put_u8(b'"');
+    }
+
     /// `"key": null`
     pub fn field_null(&mut self, key: &str) {
         self.key(key);
@@ -160,6 +176,15 @@ impl JsonWriter {
     }
 }
 
+struct BufWriter<'a>(&'a mut BytesMut);
+
+impl std::fmt::Write for BufWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.put_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
 /// Formats milliseconds since the epoch as RFC 3339 UTC with milliseconds.
 pub fn rfc3339_ms(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
@@ -182,6 +207,7 @@ mod tests {
         w.str("s");
         w.end_array();
         w.field_null("z");
+        w.field_timestamp("t", 1_700_000_000_123);
         w.end_object();
         let out = w.finish();
         let parsed: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
@@ -190,6 +216,7 @@ mod tests {
         assert_eq!(parsed["list"][0]["x"], 1);
         assert_eq!(parsed["list"][1], "s");
         assert!(parsed["z"].is_null());
+        assert_eq!(parsed["t"], "2023-11-14T22:13:20.123Z");
     }
 
     #[test]
