@@ -644,6 +644,13 @@ impl<S: Store> App<S> {
     }
 
     fn ready(&self) -> Result<Reply, Problem> {
+        let corrupt = self.store.stats().corrupt_segments;
+        if corrupt > 0 {
+            return Err(Problem::new(
+                Code::StorageUnavailable,
+                format!("{corrupt} log segment(s) failed verification; see the server log, then run `sluice check`"),
+            ));
+        }
         if self.store.is_writable() {
             Ok(json_reply(
                 StatusCode::OK,

@@ -43,6 +43,8 @@ pub struct StoreStats {
     pub segments_purged: u64,
     /// Pending events dropped because they outlived `retention.pending`.
     pub pending_expired: u64,
+    /// Sealed segments the background scrub found damaged (readiness turns off).
+    pub corrupt_segments: u64,
 }
 
 /// Durable event storage plus the control-plane catalog; see the module docs.

@@ -223,7 +223,7 @@ fn damage_before_valid_data_refuses_to_open_and_names_the_place() {
 }
 
 #[test]
-fn corrupt_sealed_segment_refuses_then_repair_keeps_the_rest() {
+fn corrupt_sealed_segment_is_reported_refused_without_checkpoint_and_repaired() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ids = populate(dir.path(), 2048, 60);
     let segs = segments(dir.path());
@@ -233,10 +233,33 @@ fn corrupt_sealed_segment_refuses_then_repair_keeps_the_rest() {
         segs.len()
     );
     let victim = &segs[1];
+    assert!(
+        victim.with_extension("idx").exists(),
+        "sealed segments get an index checkpoint"
+    );
+    let frames_before = frames(&segs[0]).len();
     let frames = frames(victim);
     let (start, _) = frames[frames.len() / 2];
+    // Inside the first record's checksum: the batch and that record's read both fail.
     flip(victim, start + 20);
+    let damaged_id = ids[frames_before + frames.len() / 2][0];
 
+    // With its checkpoint the store opens, and the damage is never silent: the scrub
+    // reports the file and offset, and reading the damaged event fails naming them.
+    let store = EmbeddedStore::open(config(dir.path(), 2048)).expect("opens from checkpoints");
+    let report = store.wait_for_scrub();
+    assert_eq!(report.damage.len(), 1, "{report:?}");
+    assert_eq!(report.damage[0].path, *victim);
+    assert_eq!(report.damage[0].offset, start as u64);
+    assert_eq!(store.stats().corrupt_segments, 1);
+    match rt().block_on(store.get(T, damaged_id)) {
+        Err(StoreError::Corrupt { path, .. }) => assert_eq!(path, *victim),
+        other => panic!("reading a damaged event must fail loudly, got {other:?}"),
+    }
+    store.close();
+
+    // Without the checkpoint, opening refuses and names the place.
+    std::fs::remove_file(victim.with_extension("idx")).expect("remove checkpoint");
     let err = all_ids(dir.path(), 2048, false).expect_err("must refuse");
     let message = err.to_string();
     assert!(message.contains(&victim.display().to_string()), "{message}");
@@ -246,6 +269,7 @@ fn corrupt_sealed_segment_refuses_then_repair_keeps_the_rest() {
     let all: Vec<EventId> = ids.iter().flatten().copied().collect();
     // Everything except the events from the damaged batch to the end of that segment.
     assert!(survivors.len() < all.len());
+    assert!(!survivors.contains(&damaged_id));
     assert!(survivors.iter().all(|id| all.contains(id)));
     assert_eq!(survivors.first(), all.first());
     assert_eq!(
@@ -258,6 +282,24 @@ fn corrupt_sealed_segment_refuses_then_repair_keeps_the_rest() {
         all_ids(dir.path(), 2048, false).expect("normal open"),
         survivors
     );
+}
+
+#[test]
+fn checkpoints_and_full_replay_rebuild_the_same_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ids = populate(dir.path(), 2048, 80);
+    let with_checkpoints = all_ids(dir.path(), 2048, false).expect("open");
+    for seg in segments(dir.path()) {
+        let _ = std::fs::remove_file(seg.with_extension("idx"));
+    }
+    let replayed = all_ids(dir.path(), 2048, false).expect("open by replay");
+    assert_eq!(with_checkpoints, replayed);
+    assert_eq!(replayed, ids.into_iter().flatten().collect::<Vec<_>>());
+    // Replay wrote the checkpoints back.
+    let segs = segments(dir.path());
+    assert!(segs[..segs.len() - 1]
+        .iter()
+        .all(|s| s.with_extension("idx").exists()));
 }
 
 #[test]

@@ -3,16 +3,15 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
-use common::{binary, event, runtime, Http, Server};
+use common::{binary, event, run_to_exit, runtime, Http, Server};
 
 fn sluice(args: &[&str], dir: &std::path::Path) -> (bool, String, String) {
-    let out = Command::new(binary())
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .expect("run sluice");
+    let out = run_to_exit(
+        Command::new(binary()).args(args).arg("--data-dir").arg(dir),
+        Duration::from_secs(60),
+    );
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -106,7 +105,7 @@ fn tenants_keys_check_and_inspect_on_a_stopped_data_directory() {
 }
 
 #[test]
-fn check_reports_corruption_and_serve_refuses_until_repair() {
+fn corruption_is_reported_by_check_scrub_and_readiness_then_repaired() {
     let mut s = Server::start(&["--segment-bytes", "65536"]);
     let dir = s.dir.clone();
     let key = s.key().to_owned();
@@ -133,22 +132,36 @@ fn check_reports_corruption_and_serve_refuses_until_repair() {
         .collect();
     segments.sort();
     assert!(segments.len() >= 2, "expected a sealed segment");
-    let mut bytes = std::fs::read(&segments[0]).expect("read");
+    let victim = segments[0].clone();
+    let mut bytes = std::fs::read(&victim).expect("read");
     bytes[200] ^= 0xFF;
-    std::fs::write(&segments[0], bytes).expect("write");
+    std::fs::write(&victim, bytes).expect("write");
 
     let (ok, out, _) = sluice(&["check"], &dir);
     assert!(!ok, "check must fail on corruption");
     assert!(
-        out.contains("CORRUPT") && out.contains(&segments[0].display().to_string()),
+        out.contains("CORRUPT") && out.contains(&victim.display().to_string()),
         "{out}"
     );
 
-    let refused = Command::new(binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .expect("serve");
+    // Opened from its checkpoint, the server reports the damage and is not ready.
+    let s = Server::start_in(&dir, &[]);
+    let line = s.wait_for_log("corrupt sealed segment", Duration::from_secs(60));
+    assert!(line.contains(&victim.display().to_string()), "{line}");
+    runtime().block_on(async {
+        let r = Http::h1().send("GET", &s.url("/v1/ready"), &[], "").await;
+        r.problem(503, "storage_unavailable");
+    });
+    drop(s);
+
+    // Without the checkpoint, the server refuses to start and says what to do.
+    std::fs::remove_file(victim.with_extension("idx")).expect("remove checkpoint");
+    let refused = run_to_exit(
+        Command::new(binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir),
+        Duration::from_secs(60),
+    );
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -157,9 +170,14 @@ fn check_reports_corruption_and_serve_refuses_until_repair() {
     );
 
     let repaired = Server::start_in(&dir, &["--repair"]);
-    assert!(
-        repaired.log_text().contains("repair: segment truncated"),
-        "{}",
-        repaired.log_text()
-    );
+    repaired.wait_for_log("repair: segment truncated", Duration::from_secs(10));
+    runtime().block_on(async {
+        assert_eq!(
+            Http::h1()
+                .send("GET", &repaired.url("/v1/ready"), &[], "")
+                .await
+                .status,
+            200
+        );
+    });
 }

@@ -15,7 +15,9 @@ pub mod idempotency;
 pub mod index;
 pub mod recovery;
 pub mod scan;
+pub mod scrub;
 pub mod segment;
+pub mod sidecar;
 mod spare;
 pub mod verify;
 mod writer;
@@ -66,6 +68,7 @@ struct Shared {
     queued_bytes: AtomicUsize,
     queue_depth: AtomicUsize,
     halted: AtomicBool,
+    scrub: Arc<scrub::Scrub>,
 }
 
 /// The embedded [`Store`]: see the module docs. Dropping it drains the commit queue,
@@ -91,6 +94,7 @@ impl EmbeddedStore {
         let catalog = catalog_file.load()?;
         let (notify, _) = broadcast::channel(NOTIFY_CAPACITY);
         let notes = recovered.notes.clone();
+        let unverified = recovered.unverified.clone();
         let shared = Arc::new(Shared {
             clock: config.clock.clone(),
             salt: recovered.salt,
@@ -102,8 +106,13 @@ impl EmbeddedStore {
             queued_bytes: AtomicUsize::new(0),
             queue_depth: AtomicUsize::new(0),
             halted: AtomicBool::new(false),
+            scrub: Arc::default(),
             config,
         });
+        shared
+            .scrub
+            .start(unverified)
+            .map_err(|e| StoreError::io(&shared.config.dir, e))?;
         let (tx, rx) = sync_channel(shared.config.commit_queue_depth);
         let writer = Writer::new(shared.clone(), rx, recovered);
         let handle = std::thread::Builder::new()
@@ -124,6 +133,11 @@ impl EmbeddedStore {
         &self.notes
     }
 
+    /// Blocks until the background scrub of checkpointed segments has finished.
+    pub fn wait_for_scrub(&self) -> scrub::ScrubReport {
+        self.shared.scrub.wait()
+    }
+
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.shared.config.dir
@@ -135,6 +149,7 @@ impl EmbeddedStore {
     }
 
     fn stop(&mut self) {
+        self.shared.scrub.stop();
         self.tx.take();
         if let Some(handle) = self.writer.take() {
             let _ = handle.join();
@@ -437,6 +452,11 @@ impl Store for EmbeddedStore {
             pinned_bytes,
             segments_purged: c.segments_purged.load(Ordering::Relaxed),
             pending_expired: c.pending_expired.load(Ordering::Relaxed),
+            corrupt_segments: self
+                .shared
+                .scrub
+                .report()
+                .map_or(0, |r| r.damage.len() as u64),
         }
     }
 

@@ -18,8 +18,9 @@ pub fn file_name(base: Sequence) -> String {
     format!("{:020}{SUFFIX}", base.0)
 }
 
-/// Lists a directory's segments, oldest first, and removes leftovers of interrupted
-/// segment creation (`*.seg.tmp`), which never held acknowledged data.
+/// Lists a directory's segments, oldest first, and removes leftovers that never held
+/// acknowledged data: interrupted segment creations (`*.seg.tmp`), interrupted or
+/// orphaned index checkpoints.
 pub fn list(dir: &Path) -> Result<Vec<(Sequence, PathBuf)>, StoreError> {
     let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))?;
     for entry in entries {

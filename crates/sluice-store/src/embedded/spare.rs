@@ -28,12 +28,37 @@ pub struct Spare {
     pub capacity: u64,
 }
 
-/// The writer's side of the preparer: at most one spare in flight at a time.
+/// Work for the background thread, in order.
+#[derive(Debug)]
+enum Job {
+    /// Zero-fill the next spare segment.
+    Spare,
+    /// Write the index checkpoint of a just-sealed segment.
+    Sidecar(PathBuf),
+}
+
+/// Jobs queued at most; a sidecar that does not fit is built at the next open instead.
+const JOBS_MAX: usize = 16;
+
+/// The writer's side of the background thread: at most one spare in flight at a time,
+/// plus index checkpoints of sealed segments.
 #[derive(Debug)]
 pub struct SparePool {
-    requests: SyncSender<()>,
+    requests: Option<SyncSender<Job>>,
     ready: Receiver<std::io::Result<Spare>>,
     in_flight: bool,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SparePool {
+    /// Finishes queued jobs (checkpoints of sealed segments) before the store closes, so
+    /// that nothing writes into the data directory after it is released.
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Zeros are written in chunks of this size.
@@ -42,37 +67,54 @@ const ZERO_CHUNK: usize = 1 << 20;
 impl SparePool {
     /// Starts the preparer thread for `dir` and asks it for a first spare.
     pub fn start(dir: &Path, capacity: u64) -> std::io::Result<SparePool> {
-        let (requests, request_rx) = sync_channel::<()>(1);
+        let (requests, request_rx) = sync_channel::<Job>(JOBS_MAX);
         let (ready_tx, ready) = sync_channel(1);
         let dir = dir.to_path_buf();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sluice-spare".into())
             .spawn(move || {
                 let mut n = 0u64;
-                while request_rx.recv().is_ok() {
+                while let Ok(job) = request_rx.recv() {
+                    if let Job::Sidecar(segment) = job {
+                        if let Err(e) = super::sidecar::build_for(&segment) {
+                            tracing::warn!(path = %segment.display(), error = %e, "could not write an index checkpoint; the next open walks the segment instead");
+                        }
+                        continue;
+                    }
                     n += 1;
                     let path = dir.join(format!("spare-{n}.seg.tmp"));
                     let made = prepare(&path, capacity);
                     if made.is_err() {
                         let _ = std::fs::remove_file(&path);
                     }
-                    if ready_tx.send(made).is_err() {
-                        break;
-                    }
+                    // At most one spare is in flight, so the slot is free; if the
+                    // writer is gone, the file is removed at the next open.
+                    let _ = ready_tx.try_send(made);
                 }
             })?;
         let mut pool = SparePool {
-            requests,
+            requests: Some(requests),
             ready,
             in_flight: false,
+            thread: Some(thread),
         };
         pool.request();
         Ok(pool)
     }
 
     fn request(&mut self) {
-        if !self.in_flight && self.requests.try_send(()).is_ok() {
+        let Some(requests) = &self.requests else {
+            return;
+        };
+        if !self.in_flight && requests.try_send(Job::Spare).is_ok() {
             self.in_flight = true;
+        }
+    }
+
+    /// Asks for the index checkpoint of a sealed segment, without waiting.
+    pub fn checkpoint(&mut self, segment: PathBuf) {
+        if let Some(requests) = &self.requests {
+            let _ = requests.try_send(Job::Sidecar(segment));
         }
     }
 

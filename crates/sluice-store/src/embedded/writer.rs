@@ -566,6 +566,7 @@ impl Writer {
     /// Seals the active segment and starts a new one at the next sequence.
     fn roll_segment(&mut self) -> Result<(), StoreError> {
         let path = self.active.path.clone();
+        let sealed = path.clone();
         // The sealed segment is synced and trimmed to its data in every durability mode,
         // so only the active segment can ever hold a torn tail.
         self.active
@@ -614,6 +615,9 @@ impl Writer {
             write_pos: codec::SEGMENT_HEADER_LEN as u64,
             capacity,
         };
+        if let Some(pool) = self.spares.as_mut() {
+            pool.checkpoint(sealed);
+        }
         Ok(())
     }
 
@@ -669,6 +673,7 @@ impl Writer {
                 if let Err(e) = std::fs::remove_file(path) {
                     tracing::warn!(path = %path.display(), error = %e, "could not remove an expired segment");
                 }
+                let _ = std::fs::remove_file(super::sidecar::path_for(path));
             }
             if let Err(e) = super::fsutil::sync_dir(&self.shared.config.dir) {
                 tracing::warn!(error = %e, "could not sync the data directory after retention");

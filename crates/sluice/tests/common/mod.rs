@@ -10,8 +10,8 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -26,7 +26,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub key: Option<String>,
     pub dir: PathBuf,
-    pub log: Arc<Mutex<Vec<String>>>,
+    pub log: Arc<(Mutex<Vec<String>>, Condvar)>,
     _tempdir: Option<tempfile::TempDir>,
 }
 
@@ -76,6 +76,29 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_sluice")
 }
 
+/// Runs a command that must exit by itself; kills it and fails the test if it does not
+/// within `timeout` (a hung child must never hang the suite).
+pub fn run_to_exit(cmd: &mut Command, timeout: Duration) -> std::process::Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{cmd:?} did not exit within {timeout:?}");
+        }
+    }
+}
+
 impl Server {
     /// Starts `sluice serve` on a fresh data directory with the admin token set.
     pub fn start(extra: &[&str]) -> Server {
@@ -106,7 +129,7 @@ impl Server {
             .expect("spawn sluice");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (key_tx, key_rx) = std::sync::mpsc::channel();
         let log_writer = log.clone();
@@ -120,7 +143,8 @@ impl Server {
                         .to_owned();
                     let _ = addr_tx.send(addr);
                 }
-                log_writer.lock().expect("log").push(line);
+                log_writer.0.lock().expect("log").push(line);
+                log_writer.1.notify_all();
             }
         });
         std::thread::spawn(move || {
@@ -134,7 +158,7 @@ impl Server {
             Ok(a) => a.parse().expect("address"),
             Err(_) => {
                 let _ = child.kill();
-                panic!("server did not start: {:?}", log.lock().expect("log"));
+                panic!("server did not start: {:?}", log.0.lock().expect("log"));
             }
         };
         // The key line is printed before the listening line, so it has arrived if any.
@@ -171,7 +195,26 @@ impl Server {
     }
 
     pub fn log_text(&self) -> String {
-        self.log.lock().expect("log").join("\n")
+        self.log.0.lock().expect("log").join("\n")
+    }
+
+    /// Waits (on a condition variable, not a sleep) until a log line contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let (lines, arrived) = &*self.log;
+        let mut lines = lines.lock().expect("log");
+        loop {
+            if let Some(line) = lines.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no log line with {needle:?} within {timeout:?}:\n{}",
+                lines.join("\n")
+            );
+            lines = arrived.wait_timeout(lines, left).expect("log").0;
+        }
     }
 }
 
