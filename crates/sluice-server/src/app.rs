@@ -198,7 +198,9 @@ impl<S: Store> App<S> {
         if segments.first() != Some(&"v1") {
             let p = Problem::new(
                 Code::NotFound,
-                format!("no route for {path}; the API lives under /v1 (see /openapi.json)"),
+                format!(
+                    "no route for {path}; the API lives under /v1 (see the README's API summary)"
+                ),
             );
             return (Route::Unknown, problem_reply(&p, rid), None);
         }
@@ -258,7 +260,7 @@ impl<S: Store> App<S> {
                 Route::Unknown,
                 Err(Problem::new(
                     Code::NotFound,
-                    format!("no route for {method} {path}; see /openapi.json"),
+                    format!("no route for {method} {path}; see the README's API summary"),
                 )),
             ),
         };
@@ -724,7 +726,7 @@ impl<S: Store> App<S> {
             }
             _ => Err(Problem::new(
                 Code::NotFound,
-                "no such admin route; see /openapi.json",
+                "no such admin route: tenants, tenants/{name}, tenants/{name}/keys, keys/{key_id}",
             )),
         };
         if method != Method::GET && result.is_ok() {

@@ -83,30 +83,15 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, StoreError> {
         // repair walks everything, so that it finds and cuts all damage.
         if !is_last && !config.repair {
             if let Some((header, sidecar, len)) = load_sidecar(path)? {
-                if header.base_seq != *base || *salt.get_or_insert(header.salt) != header.salt {
-                    return Err(corrupt(
-                        path,
-                        0,
-                        "segment header disagrees with its name or store",
-                    ));
-                }
-                let file = Arc::new(segment::open(path)?);
-                if let Some(prev) = index.segments.last() {
-                    if base.0 < prev.end_seq() {
-                        return Err(corrupt(path, 0, "segment overlaps the previous one"));
-                    }
-                }
-                index.segments.push(SegmentMeta {
-                    base_seq: base.0,
-                    path: path.clone(),
-                    file,
-                    offsets: Vec::with_capacity(sidecar.events.len()),
-                    states: Vec::with_capacity(sidecar.events.len()),
-                    pending: 0,
-                    received_last: 0,
-                    settled_last: 0,
-                    bytes: len,
-                });
+                push_segment(
+                    &mut index,
+                    &mut salt,
+                    path,
+                    *base,
+                    header,
+                    sidecar.events.len(),
+                    len,
+                )?;
                 apply_sidecar(
                     &mut index,
                     &mut idempotency,
@@ -120,44 +105,8 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, StoreError> {
             }
         }
         let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
-        let header = SegmentHeader::decode(&bytes).map_err(|reason| StoreError::Corrupt {
-            path: path.clone(),
-            offset: 0,
-            reason: reason.to_owned(),
-        })?;
-        if header.base_seq != *base {
-            return Err(corrupt(
-                path,
-                0,
-                "segment header disagrees with its file name",
-            ));
-        }
-        if *salt.get_or_insert(header.salt) != header.salt {
-            return Err(corrupt(
-                path,
-                0,
-                "segment belongs to another store (salt differs)",
-            ));
-        }
-        let file = Arc::new(segment::open(path)?);
-        // Sequences continue from the previous segment; a gap is allowed only where an
-        // operator's repair cut events out.
-        if let Some(prev) = index.segments.last() {
-            if base.0 < prev.end_seq() {
-                return Err(corrupt(path, 0, "segment overlaps the previous one"));
-            }
-        }
-        index.segments.push(SegmentMeta {
-            base_seq: base.0,
-            path: path.clone(),
-            file: file.clone(),
-            offsets: Vec::new(),
-            states: Vec::new(),
-            pending: 0,
-            received_last: 0,
-            settled_last: 0,
-            bytes: 0,
-        });
+        let header = SegmentHeader::decode(&bytes).map_err(|reason| corrupt(path, 0, reason))?;
+        let file = push_segment(&mut index, &mut salt, path, *base, header, 0, 0)?;
 
         let mut order_error = None;
         let walk = scan::walk(&bytes, |offset, record| {
@@ -269,6 +218,54 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, StoreError> {
         notes,
         unverified,
     })
+}
+
+/// Checks a segment's header against its file name, the store's salt and the previous
+/// segment, then starts its entry in the index. Sequences continue from the previous
+/// segment; a gap is allowed only where an operator's repair cut events out.
+fn push_segment(
+    index: &mut Index,
+    salt: &mut Option<u16>,
+    path: &Path,
+    base: Sequence,
+    header: SegmentHeader,
+    events_hint: usize,
+    bytes: u64,
+) -> Result<Arc<File>, StoreError> {
+    if header.base_seq != base {
+        return Err(corrupt(
+            path,
+            0,
+            "segment header disagrees with its file name",
+        ));
+    }
+    if *salt.get_or_insert(header.salt) != header.salt {
+        return Err(corrupt(
+            path,
+            0,
+            "segment belongs to another store (salt differs)",
+        ));
+    }
+    if index
+        .segments
+        .last()
+        .is_some_and(|prev| base.0 < prev.end_seq())
+    {
+        return Err(corrupt(path, 0, "segment overlaps the previous one"));
+    }
+    let file = Arc::new(segment::open(path)?);
+    index.segments.push(SegmentMeta {
+        base_seq: base.0,
+        path: path.to_path_buf(),
+        file: file.clone(),
+        offsets: Vec::with_capacity(events_hint),
+        states: Vec::with_capacity(events_hint),
+        pending: 0,
+        received_last: 0,
+        settled_last: 0,
+        bytes,
+    });
+    Ok(file)
 }
 
 /// Reads a sealed segment's header and its sidecar; `None` when there is no sidecar or

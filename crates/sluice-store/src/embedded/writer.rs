@@ -116,6 +116,8 @@ pub struct Writer {
     dirty_since: Option<Instant>,
     last_housekeeping: Instant,
     spares: Option<super::spare::SparePool>,
+    /// Group commits written into the active segment (for the spare policy).
+    segment_commits: u64,
 }
 
 impl Writer {
@@ -156,6 +158,7 @@ impl Writer {
             dirty_since: None,
             last_housekeeping: Instant::now(),
             spares: None,
+            segment_commits: 0,
         }
     }
 
@@ -456,6 +459,7 @@ impl Writer {
                 return Err(StoreError::io(&self.active.path, e));
             }
             self.active.write_pos += len;
+            self.segment_commits += 1;
             self.dirty_since.get_or_insert_with(Instant::now);
         }
         let delay = self.shared.config.commit_delay;
@@ -584,18 +588,22 @@ impl Writer {
             base_seq: Sequence(self.next_seq),
         };
         let dir = &self.shared.config.dir;
-        let (file, path, capacity) = match self.spares.as_mut().and_then(|p| p.take()) {
-            Some(spare) => {
-                let capacity = spare.capacity;
-                let (file, path) = segment::promote(dir, spare, header)?;
-                (file, path, capacity)
-            }
-            None => {
-                let capacity = self.shared.config.segment_bytes;
-                let (file, path) = segment::create(dir, header, capacity)?;
-                (file, path, capacity)
-            }
-        };
+        let written = self.active.write_pos - codec::SEGMENT_HEADER_LEN as u64;
+        let commit_bytes_mean = written / self.segment_commits.max(1);
+        self.segment_commits = 0;
+        let (file, path, capacity) =
+            match self.spares.as_mut().and_then(|p| p.take(commit_bytes_mean)) {
+                Some(spare) => {
+                    let capacity = spare.capacity;
+                    let (file, path) = segment::promote(dir, spare, header)?;
+                    (file, path, capacity)
+                }
+                None => {
+                    let capacity = self.shared.config.segment_bytes;
+                    let (file, path) = segment::create(dir, header, capacity)?;
+                    (file, path, capacity)
+                }
+            };
         let file = Arc::new(file);
         self.shared.index.lock().segments.push(SegmentMeta {
             base_seq: self.next_seq,
