@@ -48,6 +48,9 @@ const PROBLEM_JSON: HeaderValue = HeaderValue::from_static("application/problem+
 const ENVELOPE_BYTES_MAX: usize = 64 << 10;
 /// The deepest route has 5 path segments; a longer path matches nothing.
 const PATH_SEGMENTS_MAX: usize = 8;
+/// An over-limit body up to this size is read and discarded before the 413, so the
+/// client gets the answer instead of a reset; a larger one is refused and closed.
+const REFUSED_BODY_DRAIN_MAX: usize = 16 << 20;
 /// Lease length bounds, in seconds.
 const LEASE_SECONDS_MAX: u64 = 12 * 3600;
 
@@ -60,6 +63,8 @@ pub struct App<S> {
     metrics: Metrics,
     request_seq: AtomicU64,
     request_prefix: String,
+    /// `/openapi.json`, rendered once at start.
+    openapi: Bytes,
 }
 
 impl<S: Store> App<S> {
@@ -74,6 +79,7 @@ impl<S: Store> App<S> {
             metrics: Metrics::default(),
             request_seq: AtomicU64::new(0),
             request_prefix: format!("req_{:06x}", rand::random::<u32>() & 0xFF_FFFF),
+            openapi: crate::openapi::document(),
         };
         Arc::new(app)
     }
@@ -175,6 +181,10 @@ impl<S: Store> App<S> {
             )),
             (&Method::GET, ["v1", "ready"]) => Some((Route::Ready, self.ready())),
             (&Method::GET, ["metrics"]) => Some((Route::Metrics, Ok(self.render_metrics()))),
+            (&Method::GET, ["openapi.json"]) => Some((
+                Route::OpenApi,
+                Ok(json_reply(StatusCode::OK, self.openapi.clone())),
+            )),
             (_, ["v1", "admin", rest @ ..]) => {
                 let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
                 let reply = self
@@ -183,7 +193,7 @@ impl<S: Store> App<S> {
                     .unwrap_or_else(|p| problem_reply(&p, rid));
                 return (Route::Admin, reply, None);
             }
-            (_, ["v1", "health" | "ready"] | ["metrics"]) => {
+            (_, ["v1", "health" | "ready"] | ["metrics"] | ["openapi.json"]) => {
                 Some((Route::Unknown, Err(method_not_allowed("GET"))))
             }
             _ => None,
@@ -260,7 +270,7 @@ impl<S: Store> App<S> {
                 Route::Unknown,
                 Err(Problem::new(
                     Code::NotFound,
-                    format!("no route for {method} {path}; see the README's API summary"),
+                    format!("no route for {method} {path}; see /openapi.json"),
                 )),
             ),
         };
@@ -793,15 +803,20 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Proble
             format!("the request body exceeds this tenant's limit of {limit} bytes"),
         )
     };
-    if let Some(len) = req
+    let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > limit {
-            return Err(too_large());
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        // Answering without reading would close a socket with unread data in it, which
+        // makes the kernel send a reset that can destroy the 413 before the client reads
+        // it. So read and discard the body first, up to a bound (nginx's lingering close).
+        if declared.is_some_and(|len| len <= REFUSED_BODY_DRAIN_MAX) {
+            let mut body = req.into_body();
+            while let Some(Ok(_)) = body.frame().await {}
         }
+        return Err(too_large());
     }
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),

@@ -23,6 +23,7 @@ pub mod ingest;
 pub mod json;
 pub mod listener;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod server;
 pub mod tenants;

@@ -25,10 +25,11 @@ pub enum Route {
     Health,
     Ready,
     Metrics,
+    OpenApi,
     Unknown,
 }
 
-const ROUTES: [Route; 12] = [
+const ROUTES: [Route; 13] = [
     Route::Ingest,
     Route::IngestBatch,
     Route::Inbox,
@@ -40,6 +41,7 @@ const ROUTES: [Route; 12] = [
     Route::Health,
     Route::Ready,
     Route::Metrics,
+    Route::OpenApi,
     Route::Unknown,
 ];
 
@@ -58,6 +60,7 @@ impl Route {
             Route::Health => "GET /v1/health",
             Route::Ready => "GET /v1/ready",
             Route::Metrics => "GET /metrics",
+            Route::OpenApi => "GET /openapi.json",
             Route::Unknown => "unknown",
         }
     }

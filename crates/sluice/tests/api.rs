@@ -565,3 +565,135 @@ fn admin_api_manages_tenants_and_keys() {
         .problem(404, "not_found");
     });
 }
+
+#[test]
+fn openapi_describes_what_the_server_sends() {
+    let s = Server::start(&[]);
+    let key = s.key().to_owned();
+    runtime().block_on(async {
+        let http = Http::h1();
+        let doc = http.send("GET", &s.url("/openapi.json"), &[], "").await;
+        assert_eq!(doc.status, 200);
+        let doc = doc.json();
+        assert!(
+            doc["openapi"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("3.1")),
+            "{}",
+            doc["openapi"]
+        );
+        for path in [
+            "/v1/events",
+            "/v1/events/batch",
+            "/v1/inbox",
+            "/v1/inbox/ack",
+            "/v1/events/{id}",
+            "/v1/events/{id}/ack",
+            "/v1/health",
+            "/v1/ready",
+            "/metrics",
+            "/v1/admin/tenants",
+            "/v1/admin/tenants/{name}/keys",
+            "/v1/admin/keys/{key_id}",
+        ] {
+            assert!(doc["paths"][path].is_object(), "{path} is not documented");
+        }
+        let documented = |schema: &str| -> Vec<String> {
+            let mut keys: Vec<String> = doc["components"]["schemas"][schema]["properties"]
+                .as_object()
+                .unwrap_or_else(|| panic!("no schema {schema}"))
+                .keys()
+                .cloned()
+                .collect();
+            keys.sort();
+            keys
+        };
+        let sent = |v: &serde_json::Value| -> Vec<String> {
+            let mut keys: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        let receipt = http
+            .call(&s, &key, "POST", "/v1/events", &event("doc", 1))
+            .await
+            .json();
+        assert_eq!(sent(&receipt), documented("Receipt"));
+        let page = http
+            .call(&s, &key, "GET", "/v1/inbox?limit=1", "")
+            .await
+            .json();
+        assert_eq!(sent(&page), documented("InboxPage"));
+        assert_eq!(sent(&page["events"][0]), documented("Event"));
+        let id = receipt["event_id"].as_str().expect("id");
+        assert_eq!(
+            sent(
+                &http
+                    .call(&s, &key, "POST", &format!("/v1/events/{id}/ack"), "")
+                    .await
+                    .json()
+            ),
+            documented("Acked")
+        );
+        let acks = http
+            .call(
+                &s,
+                &key,
+                "POST",
+                "/v1/inbox/ack",
+                &format!(r#"{{"event_ids":["{id}"]}}"#),
+            )
+            .await
+            .json();
+        assert_eq!(sent(&acks), documented("AckResults"));
+        assert_eq!(sent(&acks["results"][0]), documented("AckResult"));
+        let batch = http
+            .call(
+                &s,
+                &key,
+                "POST",
+                "/v1/events/batch",
+                &format!(r#"[{}, {{"payload":{{}}}}]"#, event("doc", 2)),
+            )
+            .await
+            .json();
+        assert_eq!(sent(&batch), documented("BatchResults"));
+        let item_keys = documented("BatchItem");
+        for item in batch["results"].as_array().expect("results") {
+            assert!(
+                sent(item)
+                    .iter()
+                    .all(|k| item_keys.contains(k) || ["type", "title"].contains(&k.as_str())),
+                "{item}"
+            );
+        }
+        let problem = http
+            .call(&s, &key, "POST", "/v1/events", r#"{"event_type":"x"}"#)
+            .await
+            .json();
+        let problem_keys = documented("Problem");
+        assert!(
+            sent(&problem).iter().all(|k| problem_keys.contains(k)),
+            "{problem} vs {problem_keys:?}"
+        );
+        let tenant = http
+            .admin(&s, "POST", "/v1/admin/tenants", r#"{"name":"documented"}"#)
+            .await
+            .json();
+        assert_eq!(sent(&tenant), documented("Tenant"));
+        let created = http
+            .admin(
+                &s,
+                "POST",
+                "/v1/admin/tenants/documented/keys",
+                r#"{"scopes":["ingest"]}"#,
+            )
+            .await
+            .json();
+        assert_eq!(sent(&created), documented("KeyCreated"));
+        let keys = http
+            .admin(&s, "GET", "/v1/admin/tenants/documented/keys", "")
+            .await
+            .json();
+        assert_eq!(sent(&keys["keys"][0]), documented("KeyInfo"));
+    });
+}

@@ -1,0 +1,388 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 document of the API, generated from the code
+//! with utoipa.
+//!
+//! The hot routes write their JSON by hand (see [`crate::json`]), so the response shapes
+//! are described here by documentation types. They are kept honest by the integration
+//! test `openapi_describes_what_the_server_sends`, which compares the documented
+//! properties with the keys of real responses.
+
+#![allow(dead_code)] // documentation types: described, never constructed
+
+use bytes::Bytes;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// An event to ingest.
+#[derive(ToSchema)]
+pub struct EventIn {
+    /// 1–256 characters of `[A-Za-z0-9._:-]`.
+    #[schema(example = "order.created")]
+    event_type: String,
+    /// Any JSON object; stored and returned byte for byte.
+    #[schema(value_type = Object)]
+    payload: (),
+    /// Free-form origin, at most 1024 bytes.
+    source: Option<String>,
+    /// RFC 3339 timestamp from the producer, kept verbatim.
+    occurred_at: Option<String>,
+    /// Alternative to the `Idempotency-Key` header.
+    idempotency_key: Option<String>,
+}
+
+/// The answer to an accepted event.
+#[derive(ToSchema)]
+pub struct Receipt {
+    /// `evt_` + 26 base32 characters; time-ordered.
+    event_id: String,
+    /// Always `received`.
+    status: String,
+    /// RFC 3339 UTC, milliseconds.
+    received_at: String,
+}
+
+/// One batch item's result, in input order.
+#[derive(ToSchema)]
+pub struct BatchItem {
+    /// Position in the batch.
+    index: u64,
+    /// The status the item would have had alone (201, 200 for a replay, 4xx).
+    status: u16,
+    /// Set when stored or replayed.
+    event_id: Option<String>,
+    /// Set when stored or replayed.
+    received_at: Option<String>,
+    /// Set on replays.
+    replayed: Option<bool>,
+    /// Set on failures: the problem's stable code.
+    code: Option<String>,
+    /// Set on failures.
+    detail: Option<String>,
+    /// Set on validation failures.
+    errors: Option<Vec<FieldError>>,
+}
+
+/// A batch's results.
+#[derive(ToSchema)]
+pub struct BatchResults {
+    /// Per item, in input order.
+    results: Vec<BatchItem>,
+    /// Items stored.
+    created: u64,
+    /// Items answered from an idempotency key.
+    replayed: u64,
+    /// Items refused.
+    failed: u64,
+}
+
+/// An event as read back.
+#[derive(ToSchema)]
+pub struct Event {
+    event_id: String,
+    event_type: String,
+    source: Option<String>,
+    /// Byte for byte as ingested.
+    #[schema(value_type = Object)]
+    payload: (),
+    received_at: String,
+    occurred_at: Option<String>,
+    /// Times a lease handed it out (reset by a restart: leases are not persisted).
+    delivery_count: u32,
+    /// `pending`, `leased` or `acked`.
+    state: String,
+    lease_expires_at: Option<String>,
+}
+
+/// A page of the inbox, oldest first.
+#[derive(ToSchema)]
+pub struct InboxPage {
+    events: Vec<Event>,
+    /// Pass as `cursor` for the next page.
+    next_cursor: Option<String>,
+    has_more: bool,
+}
+
+/// Ids to acknowledge.
+#[derive(ToSchema)]
+pub struct AckRequest {
+    /// 1 to 1000 event ids.
+    event_ids: Vec<String>,
+}
+
+/// One id's ack result.
+#[derive(ToSchema)]
+pub struct AckResult {
+    event_id: String,
+    /// `acked`, `already_acked` or `not_found`.
+    status: String,
+}
+
+/// Results of a bulk ack.
+#[derive(ToSchema)]
+pub struct AckResults {
+    results: Vec<AckResult>,
+    acked: u64,
+}
+
+/// The answer to a single ack.
+#[derive(ToSchema)]
+pub struct Acked {
+    event_id: String,
+    /// Always `acked`.
+    status: String,
+}
+
+/// One invalid field.
+#[derive(ToSchema)]
+pub struct FieldError {
+    /// JSON path, e.g. `event_type` or `[3].payload`.
+    field: String,
+    message: String,
+}
+
+/// RFC 9457 problem details: every refusal.
+#[derive(ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    type_: String,
+    title: String,
+    status: u16,
+    detail: String,
+    /// Stable: malformed_json, validation_failed, unauthorized, forbidden, not_found,
+    /// method_not_allowed, payload_too_large, unsupported_media_type,
+    /// idempotency_key_reused, rate_limited, overloaded, too_many_connections,
+    /// storage_unavailable, storage_full, conflict, internal_error.
+    code: String,
+    request_id: String,
+    /// Byte offset of a JSON syntax error.
+    offset: Option<u64>,
+    errors: Option<Vec<FieldError>>,
+}
+
+/// Liveness or readiness.
+#[derive(ToSchema)]
+pub struct Status {
+    /// `ok` or `ready`.
+    status: String,
+}
+
+/// Per-tenant limits; null means the server default.
+#[derive(ToSchema)]
+pub struct Limits {
+    max_payload_bytes: Option<u32>,
+    rate_per_second: Option<u32>,
+    rate_burst: Option<u32>,
+}
+
+/// A tenant to create.
+#[derive(ToSchema)]
+pub struct TenantIn {
+    /// 1–64 characters of `[a-z0-9_-]`.
+    name: String,
+    limits: Option<Limits>,
+}
+
+/// A tenant.
+#[derive(ToSchema)]
+pub struct Tenant {
+    name: String,
+    created_at: String,
+    limits: Limits,
+}
+
+/// A limits change.
+#[derive(ToSchema)]
+pub struct TenantPatch {
+    limits: Limits,
+}
+
+/// All tenants.
+#[derive(ToSchema)]
+pub struct Tenants {
+    tenants: Vec<Tenant>,
+}
+
+/// A key to create.
+#[derive(ToSchema)]
+pub struct KeyIn {
+    /// Any of `ingest`, `consume`, `manage`; all three when omitted.
+    scopes: Option<Vec<String>>,
+}
+
+/// A new key: the secret is shown only here.
+#[derive(ToSchema)]
+pub struct KeyCreated {
+    key: String,
+    key_id: String,
+    tenant: String,
+    scopes: Vec<String>,
+    created_at: String,
+}
+
+/// A key, without its secret.
+#[derive(ToSchema)]
+pub struct KeyInfo {
+    key_id: String,
+    prefix: String,
+    scopes: Vec<String>,
+    created_at: String,
+    revoked_at: Option<String>,
+}
+
+/// A tenant's keys.
+#[derive(ToSchema)]
+pub struct Keys {
+    keys: Vec<KeyInfo>,
+}
+
+mod paths {
+    use super::*;
+
+    /// Ingest one event; answered once it is durable.
+    #[utoipa::path(post, path = "/v1/events", tag = "ingest", request_body = EventIn,
+        params(("Idempotency-Key" = Option<String>, Header, description = "Replays within 24 h return the original event")),
+        responses(
+            (status = 201, description = "Stored (durable)", body = Receipt),
+            (status = 200, description = "Replay of an idempotency key (header Idempotent-Replayed: true)", body = Receipt),
+            (status = 400, description = "Malformed JSON", body = Problem),
+            (status = 413, description = "Payload too large", body = Problem),
+            (status = 415, description = "Not JSON", body = Problem),
+            (status = 422, description = "Invalid, or idempotency key reused with another body", body = Problem),
+            (status = 429, description = "Rate limited (Retry-After)", body = Problem),
+            (status = 503, description = "Overloaded (Retry-After)", body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn ingest() {}
+
+    /// Ingest up to 1000 events (JSON array or application/x-ndjson).
+    #[utoipa::path(post, path = "/v1/events/batch", tag = "ingest", request_body = Vec<EventIn>,
+        responses(
+            (status = 201, description = "All stored", body = BatchResults),
+            (status = 207, description = "Some items refused; the valid ones are stored", body = BatchResults),
+            (status = 422, description = "No item valid", body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn ingest_batch() {}
+
+    /// List, and optionally lease, pending events, oldest first.
+    #[utoipa::path(get, path = "/v1/inbox", tag = "inbox",
+        params(
+            ("limit" = Option<u32>, Query, description = "1..=1000, default 100"),
+            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+            ("event_type" = Option<String>, Query, description = "Only this type"),
+            ("lease_seconds" = Option<u32>, Query, description = "Lease the returned events (1..=43200)")),
+        responses((status = 200, body = InboxPage), (status = 422, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn inbox() {}
+
+    /// Acknowledge up to 1000 events.
+    #[utoipa::path(post, path = "/v1/inbox/ack", tag = "inbox", request_body = AckRequest,
+        responses((status = 200, body = AckResults), (status = 422, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn inbox_ack() {}
+
+    /// Read one event with its delivery state.
+    #[utoipa::path(get, path = "/v1/events/{id}", tag = "inbox", params(("id" = String, Path)),
+        responses((status = 200, body = Event), (status = 404, description = "Unknown, deleted, or another tenant's", body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn get_event() {}
+
+    /// Acknowledge one event (repeating is harmless).
+    #[utoipa::path(post, path = "/v1/events/{id}/ack", tag = "inbox", params(("id" = String, Path)),
+        responses((status = 200, body = Acked), (status = 404, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn ack_event() {}
+
+    /// Delete one event.
+    #[utoipa::path(delete, path = "/v1/events/{id}", tag = "inbox", params(("id" = String, Path)),
+        responses((status = 204, description = "Deleted"), (status = 404, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn delete_event() {}
+
+    /// Liveness.
+    #[utoipa::path(get, path = "/v1/health", tag = "operations", responses((status = 200, body = Status)))]
+    fn health() {}
+
+    /// Readiness: storage open, writable and verified.
+    #[utoipa::path(get, path = "/v1/ready", tag = "operations",
+        responses((status = 200, body = Status), (status = 503, body = Problem)))]
+    fn ready() {}
+
+    /// Prometheus metrics (text format).
+    #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
+    fn metrics() {}
+
+    /// List tenants.
+    #[utoipa::path(get, path = "/v1/admin/tenants", tag = "admin",
+        responses((status = 200, body = Tenants), (status = 401, body = Problem)), security(("admin" = [])))]
+    fn list_tenants() {}
+
+    /// Create a tenant.
+    #[utoipa::path(post, path = "/v1/admin/tenants", tag = "admin", request_body = TenantIn,
+        responses((status = 201, body = Tenant), (status = 409, body = Problem), (status = 422, body = Problem)),
+        security(("admin" = [])))]
+    fn create_tenant() {}
+
+    /// Replace a tenant's limits.
+    #[utoipa::path(patch, path = "/v1/admin/tenants/{name}", tag = "admin", params(("name" = String, Path)),
+        request_body = TenantPatch, responses((status = 200, body = Tenant), (status = 404, body = Problem)),
+        security(("admin" = [])))]
+    fn patch_tenant() {}
+
+    /// List a tenant's keys (never the secrets).
+    #[utoipa::path(get, path = "/v1/admin/tenants/{name}/keys", tag = "admin", params(("name" = String, Path)),
+        responses((status = 200, body = Keys), (status = 404, body = Problem)), security(("admin" = [])))]
+    fn list_keys() {}
+
+    /// Create a key; the secret is shown once.
+    #[utoipa::path(post, path = "/v1/admin/tenants/{name}/keys", tag = "admin", params(("name" = String, Path)),
+        request_body = KeyIn, responses((status = 201, body = KeyCreated), (status = 404, body = Problem)),
+        security(("admin" = [])))]
+    fn create_key() {}
+
+    /// Revoke a key.
+    #[utoipa::path(delete, path = "/v1/admin/keys/{key_id}", tag = "admin", params(("key_id" = String, Path)),
+        responses((status = 204, description = "Revoked"), (status = 404, body = Problem)), security(("admin" = [])))]
+    fn revoke_key() {}
+
+    /// This document.
+    #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1")))]
+    fn openapi() {}
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer =
+            || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        components.add_security_scheme("bearer", bearer());
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        components.add_security_scheme("admin", bearer());
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sluice", description = "Durable event ingestion: producers POST events, made durable before the answer; consumers pull from a per-tenant inbox with leases and acks."),
+    paths(paths::ingest, paths::ingest_batch, paths::inbox, paths::inbox_ack, paths::get_event, paths::ack_event,
+          paths::delete_event, paths::health, paths::ready, paths::metrics, paths::list_tenants, paths::create_tenant,
+          paths::patch_tenant, paths::list_keys, paths::create_key, paths::revoke_key, paths::openapi),
+    components(schemas(EventIn, Receipt, BatchItem, BatchResults, Event, InboxPage, AckRequest, AckResult, AckResults,
+                       Acked, FieldError, Problem, Status, Limits, TenantIn, Tenant, TenantPatch, Tenants, KeyIn,
+                       KeyCreated, KeyInfo, Keys)),
+    modifiers(&Security),
+    tags((name = "ingest"), (name = "inbox"), (name = "operations"), (name = "admin", description = "Guarded by the admin token"))
+)]
+struct ApiDoc;
+
+/// The document, rendered once.
+pub fn document() -> Bytes {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    Bytes::from(
+        doc.to_pretty_json()
+            .unwrap_or_else(|e| format!(r#"{{"error":"{e}"}}"#)),
+    )
+}
