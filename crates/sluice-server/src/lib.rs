@@ -11,7 +11,7 @@
 //! let config = ServerConfig::new("127.0.0.1:8080".parse().expect("addr"));
 //! let (socket, _report) = listener::bind(config.listen, config.backlog)?;
 //! let app = App::new(store, config.clone());
-//! serve(app, socket, &config, async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! serve(app, socket, &config, None, async { let _ = tokio::signal::ctrl_c().await; }).await;
 //! # Ok(()) }
 //! ```
 
@@ -27,6 +27,7 @@ pub mod openapi;
 pub mod problem;
 pub mod server;
 pub mod tenants;
+pub mod tls;
 
 pub use app::App;
 pub use config::{Limits, ServerConfig};

@@ -21,12 +21,17 @@ use crate::config::ServerConfig;
 /// sent before closing keeps the kernel from answering with a reset.
 const REFUSAL_DRAIN: Duration = Duration::from_secs(2);
 
+/// Time a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
-/// finish (up to `shutdown_grace`) and returns.
+/// finish (up to `shutdown_grace`) and returns. With `tls`, every connection is TLS
+/// (ALPN picks HTTP/2 or HTTP/1.1); without it, HTTP/1.1 and h2c share the port.
 pub async fn serve<S: Store>(
     app: Arc<App<S>>,
     listener: TcpListener,
     config: &ServerConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -67,17 +72,39 @@ pub async fn serve<S: Store>(
         };
         let conn_app = app.clone();
         let service = service_fn(move |req| conn_app.clone().handle(req));
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
         let app = app.clone();
         app.metrics().connection_opened();
-        tokio::spawn(async move {
-            let _ = conn.await;
-            app.metrics().connection_closed();
-            drop(permit);
-        });
+        match &tls {
+            None => {
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    app.metrics().connection_closed();
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                let (acceptor, builder, watcher) =
+                    (acceptor.clone(), builder.clone(), graceful.watcher());
+                tokio::spawn(async move {
+                    // The handshake runs on the connection's own task, never in the
+                    // accept loop, and is bounded in time.
+                    let handshake =
+                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        let conn = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .into_owned();
+                        let _ = watcher.watch(conn).await;
+                    }
+                    app.metrics().connection_closed();
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     tokio::select! {

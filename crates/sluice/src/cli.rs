@@ -66,6 +66,14 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
+    /// PEM certificate chain: with --tls-key, the port serves TLS (ALPN: h2, http/1.1)
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
     /// Listen backlog; the kernel caps it at net.core.somaxconn [default: 4096]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

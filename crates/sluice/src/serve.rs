@@ -16,6 +16,7 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&flags)?;
     let store_config = settings.store_config()?;
     let server_config = settings.server_config()?;
+    let tls = settings.tls()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sluice-worker")
@@ -45,8 +46,10 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
             rate_per_second = server_config.limits.rate_per_second,
             tenants,
             admin_api = server_config.admin_token.is_some(),
-            "sluice listening on http://{} (HTTP/1.1 and h2c)",
-            report.addr
+            "sluice listening on {}://{} ({})",
+            if tls.is_some() { "https" } else { "http" },
+            report.addr,
+            if tls.is_some() { "TLS with ALPN: h2, http/1.1" } else { "HTTP/1.1 and h2c" }
         );
         if let Err(e) = &nofile {
             tracing::warn!(error = %e, "could not raise the open-files limit");
@@ -58,7 +61,7 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         }
 
         let app = App::new(store.clone(), server_config.clone());
-        sluice_server::serve(app, socket, &server_config, shutdown_signal()).await;
+        sluice_server::serve(app, socket, &server_config, tls, shutdown_signal()).await;
         tracing::info!("stopped accepting; syncing storage");
         store.sync().await.context("final sync")?;
         tracing::info!("shutdown complete");

@@ -31,6 +31,8 @@ pub struct Settings {
     pub durability: String,
     pub fsync_interval: String,
     pub admin_token: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub backlog: u32,
     pub max_connections: usize,
     pub header_read_timeout: String,
@@ -56,6 +58,8 @@ impl Default for Settings {
             durability: "fsync".into(),
             fsync_interval: "10ms".into(),
             admin_token: None,
+            tls_cert: None,
+            tls_key: None,
             backlog: 4096,
             max_connections: 20_000,
             header_read_timeout: "30s".into(),
@@ -127,6 +131,15 @@ impl Settings {
         c.repair = self.repair;
         c.commit_delay = duration("commit_delay", &self.commit_delay)?;
         Ok(c)
+    }
+
+    /// The TLS acceptor, when a certificate and key are configured.
+    pub fn tls(&self) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(sluice_server::tls::acceptor(cert, key)?)),
+            (None, None) => Ok(None),
+            _ => bail!("set both tls_cert and tls_key, or neither"),
+        }
     }
 
     /// The HTTP layer's configuration.

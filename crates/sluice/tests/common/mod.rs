@@ -135,7 +135,12 @@ impl Server {
         let log_writer = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("sluice listening on http://").nth(1) {
+                let rest = line.split("sluice listening on ").nth(1);
+                let rest = rest.map(|r| {
+                    r.trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                });
+                if let Some(rest) = rest {
                     let addr = rest
                         .split_whitespace()
                         .next()
