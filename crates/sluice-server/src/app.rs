@@ -117,9 +117,7 @@ impl<S: Store> App<S> {
             Some(v) => v.clone(),
             None => {
                 let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
-                // A prefix and a counter, both visible ASCII: always a valid header value.
-                HeaderValue::from_str(&format!("{}{n:010x}", self.request_prefix))
-                    .unwrap_or(HeaderValue::from_static("req_invalid"))
+                request_id(&self.request_prefix, n)
             }
         };
         let sample = self.config.access_log_sample;
@@ -133,7 +131,7 @@ impl<S: Store> App<S> {
         let headers = reply.headers_mut();
         headers.insert(X_REQUEST_ID.clone(), request_id);
         if let Some(rate) = rate {
-            headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(rate.limit));
+            headers.insert(RATELIMIT_LIMIT.clone(), rate.limit);
             headers.insert(
                 RATELIMIT_REMAINING.clone(),
                 HeaderValue::from(rate.remaining),
@@ -945,6 +943,20 @@ fn write_event(w: &mut JsonWriter, e: &StoredEvent) {
     w.field_str("state", state);
     w.field_opt_str("lease_expires_at", lease.map(rfc3339_ms).as_deref());
     w.end_object();
+}
+
+/// `req_<6 hex>` + a 10-hex-digit counter, formatted on the stack (one allocation: the
+/// header value itself).
+fn request_id(prefix: &str, n: u64) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    let p = prefix.len().min(buf.len() - 10);
+    buf[..p].copy_from_slice(&prefix.as_bytes()[..p]);
+    for i in 0..10 {
+        buf[p + i] = HEX[((n >> (4 * (9 - i))) & 15) as usize];
+    }
+    // Prefix and digits are visible ASCII, so this cannot fail.
+    HeaderValue::from_bytes(&buf[..p + 10]).unwrap_or(HeaderValue::from_static("req_invalid"))
 }
 
 fn valid_request_id(v: &HeaderValue) -> bool {

@@ -92,7 +92,9 @@ pub fn parse_event(
         Some(raw) => Some(body.slice_ref(raw.get().as_bytes())),
     };
 
-    let source = optional_string(envelope.source, &field("source"), &mut errors, |s| {
+    // Field names are passed as (path, name) and joined only when an error is reported:
+    // the success path allocates nothing for them.
+    let source = optional_string(envelope.source, (path, "source"), &mut errors, |s| {
         (s.len() <= SOURCE_BYTES_MAX)
             .then_some(())
             .ok_or("must be at most 1024 bytes")
@@ -101,7 +103,7 @@ pub fn parse_event(
 
     let occurred_at = optional_string(
         envelope.occurred_at,
-        &field("occurred_at"),
+        (path, "occurred_at"),
         &mut errors,
         |s| {
             valid_rfc3339(s)
@@ -113,7 +115,7 @@ pub fn parse_event(
 
     let body_key = optional_string(
         envelope.idempotency_key,
-        &field("idempotency_key"),
+        (path, "idempotency_key"),
         &mut errors,
         valid_key,
     );
@@ -270,19 +272,20 @@ fn to_bytes(body: &Bytes, s: Cow<'_, str>) -> Bytes {
 
 fn optional_string<'a>(
     raw: Option<&'a RawValue>,
-    field: &str,
+    (path, name): (&str, &str),
     errors: &mut Vec<FieldError>,
     check: impl Fn(&str) -> Result<(), &'static str>,
 ) -> Option<Cow<'a, str>> {
     let raw = raw?;
+    let field = || format!("{path}{name}");
     let Some(s) = string(raw) else {
-        errors.push(FieldError::new(field, "must be a string"));
+        errors.push(FieldError::new(field(), "must be a string"));
         return None;
     };
     match check(&s) {
         Ok(()) => Some(s),
         Err(message) => {
-            errors.push(FieldError::new(field, message));
+            errors.push(FieldError::new(field(), message));
             None
         }
     }

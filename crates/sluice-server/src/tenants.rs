@@ -28,16 +28,18 @@ pub struct TenantEntry {
     pub rate_per_second: u32,
     /// Burst allowance.
     pub rate_burst: u32,
+    /// `RateLimit-Limit`, built once instead of on every response.
+    pub limit_header: http::HeaderValue,
     limiter: Arc<Limiter>,
 }
 
 /// The outcome of a rate check, with what the `RateLimit-*` headers need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateDecision {
     /// Whether the request may proceed.
     pub allowed: bool,
-    /// `RateLimit-Limit`: the burst size.
-    pub limit: u32,
+    /// `RateLimit-Limit`: the burst size, as a ready header value.
+    pub limit: http::HeaderValue,
     /// `RateLimit-Remaining`.
     pub remaining: u32,
     /// `RateLimit-Reset`: seconds until the bucket is full again (or, when refused,
@@ -54,7 +56,7 @@ impl TenantEntry {
                 let missing = self.rate_burst.saturating_sub(remaining) as u64;
                 RateDecision {
                     allowed: true,
-                    limit: self.rate_burst,
+                    limit: self.limit_header.clone(),
                     remaining,
                     reset_s: missing.div_ceil(self.rate_per_second.max(1) as u64),
                 }
@@ -63,7 +65,7 @@ impl TenantEntry {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 RateDecision {
                     allowed: false,
-                    limit: self.rate_burst,
+                    limit: self.limit_header.clone(),
                     remaining: 0,
                     reset_s: ceil_secs(wait),
                 }
@@ -118,6 +120,7 @@ impl TenantTable {
                     max_payload_bytes,
                     rate_per_second: rate,
                     rate_burst: burst,
+                    limit_header: http::HeaderValue::from(burst),
                     limiter,
                 }),
             );
