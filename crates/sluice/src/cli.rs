@@ -22,6 +22,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the server. On an empty data directory it creates tenant "default" and prints
     /// an API key with all scopes.
+    #[command(
+        after_help = "Every flag can also be set in the TOML file given with --config (same name; \
+retention as [retention] acked/pending) or as an environment variable SLUICE_<NAME> (for example \
+SLUICE_DATA_DIR, SLUICE_RETENTION__ACKED). Precedence: file < environment < flags."
+    )]
     Serve(Box<ServeFlags>),
     /// Manage tenants in a stopped server's data directory (or use the admin API).
     #[command(subcommand)]
@@ -39,7 +44,7 @@ pub enum Command {
 /// as `SLUICE_<NAME>` (for example `SLUICE_DATA_DIR`); flags win over both.
 #[derive(Debug, Args, Serialize, Default)]
 pub struct ServeFlags {
-    /// TOML configuration file [env: SLUICE_CONFIG]
+    /// TOML configuration file
     #[arg(long, env = "SLUICE_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -140,7 +145,7 @@ pub struct ServeFlags {
 
 #[derive(Debug, Args)]
 pub struct DataDir {
-    /// Data directory [env: SLUICE_DATA_DIR] [default: ./sluice-data]
+    /// Data directory
     #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
     pub data_dir: PathBuf,
 }

@@ -165,3 +165,54 @@ fn duration(name: &str, text: &str) -> anyhow::Result<Duration> {
         format!("{name} must be a duration such as 10ms, 30s, 24h or 7d (got {text:?})")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one test in this binary that touches the process environment, so nothing
+    /// else can race it.
+    #[test]
+    fn file_then_environment_then_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\nbacklog = 111\nmax_connections = 7\n[retention]\nacked = \"1d\"\n",
+        )
+        .expect("write config");
+        std::env::set_var("SLUICE_BACKLOG", "222");
+        std::env::set_var("SLUICE_MAX_CONNECTIONS", "8");
+        std::env::set_var("SLUICE_API_KEY", "ignored by serve");
+        let flags = ServeFlags {
+            config: Some(file),
+            data_dir: Some("/from/flag".into()),
+            max_connections: Some(9),
+            ..ServeFlags::default()
+        };
+        let settings = Settings::load(&flags).expect("load");
+        std::env::remove_var("SLUICE_BACKLOG");
+        std::env::remove_var("SLUICE_MAX_CONNECTIONS");
+        std::env::remove_var("SLUICE_API_KEY");
+        assert_eq!(
+            settings.data_dir,
+            PathBuf::from("/from/flag"),
+            "flag beats file"
+        );
+        assert_eq!(settings.backlog, 222, "environment beats file");
+        assert_eq!(settings.max_connections, 9, "flag beats environment");
+        assert_eq!(settings.retention.acked, "1d", "file beats default");
+        assert_eq!(settings.retention.pending, "30d", "default");
+        let store = settings.store_config().expect("store config");
+        assert_eq!(store.retention_acked, Duration::from_secs(86_400));
+        let bad = Settings {
+            durability: "fast".into(),
+            ..settings
+        };
+        assert!(bad
+            .store_config()
+            .unwrap_err()
+            .to_string()
+            .contains("durability must be"));
+    }
+}
