@@ -7,7 +7,7 @@ use http_body_util::Full;
 use serde::Deserialize;
 use sluice_store::{Catalog, Scope, Store, StoreError, Tenant, TenantLimits};
 
-use crate::app::Reply;
+use crate::app::{json_reply, Reply};
 use crate::auth::generate_key;
 use crate::json::{rfc3339_ms, JsonWriter};
 use crate::problem::{Code, FieldError, Problem};
@@ -106,16 +106,6 @@ fn catalog_problem(e: StoreError) -> Problem {
     }
 }
 
-fn reply(status: StatusCode, body: Bytes) -> Reply {
-    let mut r = http::Response::new(Full::new(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
 fn write_tenant(w: &mut JsonWriter, t: &Tenant) {
     w.begin_object();
     w.field_str("name", &t.name);
@@ -136,7 +126,7 @@ fn write_tenant(w: &mut JsonWriter, t: &Tenant) {
 fn tenant_reply(status: StatusCode, t: &Tenant) -> Reply {
     let mut w = JsonWriter::with_capacity(256);
     write_tenant(&mut w, t);
-    reply(status, w.finish())
+    json_reply(status, w.finish())
 }
 
 /// `GET /v1/admin/tenants`
@@ -150,7 +140,7 @@ pub fn list_tenants(catalog: &Catalog) -> Reply {
     }
     w.end_array();
     w.end_object();
-    reply(StatusCode::OK, w.finish())
+    json_reply(StatusCode::OK, w.finish())
 }
 
 /// `POST /v1/admin/tenants {"name", "limits"?}`
@@ -205,7 +195,7 @@ pub fn list_keys(catalog: &Catalog, name: &str) -> Result<Reply, Problem> {
     }
     w.end_array();
     w.end_object();
-    Ok(reply(StatusCode::OK, w.finish()))
+    Ok(json_reply(StatusCode::OK, w.finish()))
 }
 
 /// `POST /v1/admin/tenants/{name}/keys {"scopes"}` → the key, shown once.
@@ -244,7 +234,7 @@ pub async fn create_key<S: Store>(store: &S, name: &str, body: &[u8]) -> Result<
     w.end_array();
     w.field_str("created_at", &rfc3339_ms(now));
     w.end_object();
-    Ok(reply(StatusCode::CREATED, w.finish()))
+    Ok(json_reply(StatusCode::CREATED, w.finish()))
 }
 
 /// `DELETE /v1/admin/keys/{key_id}`

@@ -874,7 +874,8 @@ fn store_problem(e: StoreError) -> Problem {
     }
 }
 
-fn json_reply(status: StatusCode, body: Bytes) -> Reply {
+/// A JSON response with a status.
+pub(crate) fn json_reply(status: StatusCode, body: Bytes) -> Reply {
     let mut reply = Response::new(Full::new(body));
     *reply.status_mut() = status;
     reply.headers_mut().insert(CONTENT_TYPE, JSON);
