@@ -326,7 +326,7 @@ impl<S: Store> App<S> {
             who.tenant,
             header_key.as_deref(),
             tenant.max_payload_bytes,
-            "",
+            ingest::ItemPath::Body,
         )?;
         let outcome = self
             .store
@@ -374,7 +374,7 @@ impl<S: Store> App<S> {
                 who.tenant,
                 None,
                 tenant.max_payload_bytes,
-                &format!("[{i}]."),
+                ingest::ItemPath::Item(i),
             ) {
                 Ok(event) => {
                     valid.push(event);
