@@ -38,6 +38,44 @@ SLUICE_DATA_DIR, SLUICE_RETENTION__ACKED). Precedence: file < environment < flag
     Check(DataDir),
     /// Show a data directory's segments, event counts and sizes.
     Inspect(DataDir),
+    /// Load-test a server: closed loop (N connections as fast as answers come) or open
+    /// loop (--rate, latency from each request's intended send time, free of
+    /// coordinated omission). Prints req/s, events/s and latency percentiles.
+    Bench(BenchFlags),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchFlags {
+    /// Target URL, e.g. http://127.0.0.1:8080/v1/events
+    #[arg(long)]
+    pub url: String,
+    /// API key, sent as `Authorization: Bearer`
+    #[arg(long, env = "SLUICE_API_KEY")]
+    pub api_key: Option<String>,
+    /// ingest (one event per POST), batch (--batch-size events per POST) or get (any URL)
+    #[arg(long, default_value = "ingest", value_parser = ["ingest", "batch", "get"])]
+    pub workload: String,
+    /// Keep-alive connections
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
+    /// Threads the connections are spread over
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// How long to send, e.g. 10s or 1m
+    #[arg(long, default_value = "10s")]
+    pub duration: String,
+    /// Open loop at this many requests per second (default: closed loop)
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Size of each generated event's payload, in bytes
+    #[arg(long, default_value_t = 400)]
+    pub payload_bytes: usize,
+    /// Events per request for --workload batch
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Print the report as JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `sluice serve`. Every one can also be set in the TOML file (same name) or

@@ -1,5 +1,6 @@
 //! `sluice`: the binary that wires storage, HTTP and tools together.
 
+mod bench;
 mod cli;
 mod offline;
 mod serve;
@@ -15,6 +16,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Keys(cmd) => offline::keys(cmd),
         cli::Command::Check(dir) => offline::check(dir),
         cli::Command::Inspect(dir) => offline::inspect(dir),
+        cli::Command::Bench(flags) => bench::run(flags),
     };
     match result {
         Ok(code) => code,
