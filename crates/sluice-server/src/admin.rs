@@ -213,9 +213,7 @@ pub async fn create_key<S: Store>(store: &S, name: &str, body: &[u8]) -> Result<
     let tenant = catalog
         .tenant_by_name(name)
         .ok_or_else(|| Problem::new(Code::NotFound, format!("no tenant {name:?}")))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = sluice_store::embedded::Clock::System.now_ms();
     let key = generate_key(tenant.id, scopes, now);
     store
         .add_key(key.record.clone())

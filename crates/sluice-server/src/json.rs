@@ -115,7 +115,7 @@ impl JsonWriter {
         use std::fmt::Write;
         self.key(key);
         self.sep();
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+        let t = system_time(ms);
         self.buf.put_u8(b'"');
         // Writing into a BytesMut cannot fail; the timestamp is ASCII without quotes.
         let _ = write!(
@@ -185,9 +185,14 @@ impl std::fmt::Write for BufWriter<'_> {
     }
 }
 
+/// Milliseconds since the epoch as a `SystemTime` (negative clamps to the epoch).
+fn system_time(ms: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64)
+}
+
 /// Formats milliseconds since the epoch as RFC 3339 UTC with milliseconds.
 pub fn rfc3339_ms(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    let t = system_time(ms);
     humantime::format_rfc3339_millis(t).to_string()
 }
 

@@ -11,6 +11,7 @@ use sluice_server::json::rfc3339_ms;
 use sluice_store::catalog::CatalogFile;
 use sluice_store::embedded::fsutil::lock_dir;
 use sluice_store::embedded::verify::verify_dir;
+use sluice_store::embedded::Clock;
 use sluice_store::TenantLimits;
 
 use crate::cli::{DataDir, KeysCommand, LimitFlags, TenantsCommand};
@@ -21,12 +22,6 @@ fn limits(l: &LimitFlags) -> TenantLimits {
         rate_per_second: l.rate_per_second,
         rate_burst: l.rate_burst,
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn show(v: Option<u32>) -> String {
@@ -45,7 +40,9 @@ pub fn tenants(cmd: TenantsCommand) -> anyhow::Result<ExitCode> {
             }
             let _lock = lock_dir(&dir.data_dir)?;
             let file = CatalogFile::new(&dir.data_dir);
-            let (next, tenant) = file.load()?.with_tenant(&name, limits(&l), now_ms())?;
+            let (next, tenant) =
+                file.load()?
+                    .with_tenant(&name, limits(&l), Clock::System.now_ms())?;
             file.save(&next)?;
             println!("created tenant {:?}", tenant.name);
         }
@@ -95,7 +92,7 @@ pub fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             let t = catalog
                 .tenant_by_name(&tenant)
                 .with_context(|| format!("no tenant {tenant:?} in {}", dir.data_dir.display()))?;
-            let key = generate_key(t.id, scopes, now_ms());
+            let key = generate_key(t.id, scopes, Clock::System.now_ms());
             file.save(&catalog.with_key(key.record.clone())?)?;
             eprintln!(
                 "created {} for tenant {tenant:?}; the key is shown only once:",
@@ -129,7 +126,7 @@ pub fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
         KeysCommand::Revoke { key_id, dir } => {
             let _lock = lock_dir(&dir.data_dir)?;
             let file = CatalogFile::new(&dir.data_dir);
-            file.save(&file.load()?.with_revoked(&key_id, now_ms())?)?;
+            file.save(&file.load()?.with_revoked(&key_id, Clock::System.now_ms())?)?;
             println!("revoked {key_id}");
         }
     }

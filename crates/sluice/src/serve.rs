@@ -79,9 +79,7 @@ async fn first_start(store: &EmbeddedStore) -> anyhow::Result<()> {
         .create_tenant("default", TenantLimits::default())
         .await
         .context("creating the default tenant")?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = sluice_store::embedded::Clock::System.now_ms();
     let key = auth::generate_key(tenant.id, Scope::ALL.to_vec(), now);
     store
         .add_key(key.record)

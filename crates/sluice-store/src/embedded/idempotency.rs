@@ -111,16 +111,6 @@ impl IdempotencyIndex {
     pub fn is_live(&self, received_at: UnixMs, now: UnixMs) -> bool {
         received_at.div_euclid(self.bucket_ms) >= now.div_euclid(self.bucket_ms) - BUCKETS
     }
-
-    /// Number of live keys.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// Whether no key is live.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
 }
 
 #[cfg(test)]

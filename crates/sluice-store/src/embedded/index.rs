@@ -49,6 +49,27 @@ pub struct SegmentMeta {
 }
 
 impl SegmentMeta {
+    /// An entry for a segment whose events are indexed next, in sequence order.
+    pub fn new(
+        base_seq: u64,
+        path: PathBuf,
+        file: Arc<File>,
+        events_hint: usize,
+        bytes: u64,
+    ) -> Self {
+        SegmentMeta {
+            base_seq,
+            path,
+            file,
+            offsets: Vec::with_capacity(events_hint),
+            states: Vec::with_capacity(events_hint),
+            pending: 0,
+            received_last: 0,
+            settled_last: 0,
+            bytes,
+        }
+    }
+
     /// One past the last sequence stored so far.
     pub fn end_seq(&self) -> u64 {
         self.base_seq + self.offsets.len() as u64
@@ -125,24 +146,31 @@ pub struct Index {
     pub types: TypeInterner,
 }
 
-impl Index {
-    /// The segment position holding `seq`, if it is still stored.
-    pub fn segment_of(&self, seq: Sequence) -> Option<usize> {
-        let i = self.segments.partition_point(|s| s.base_seq <= seq.0);
-        let i = i.checked_sub(1)?;
-        (seq.0 < self.segments[i].end_seq()).then_some(i)
-    }
+/// The position in `segments` (oldest first) of the segment holding `seq`, if stored.
+pub fn segment_of(segments: &[SegmentMeta], seq: Sequence) -> Option<usize> {
+    let i = segments
+        .partition_point(|s| s.base_seq <= seq.0)
+        .checked_sub(1)?;
+    (seq.0 < segments[i].end_seq()).then_some(i)
+}
 
+/// Where `seq` is in `segments`. A free function so that a caller holding a mutable
+/// borrow of the inboxes can still look up locations.
+pub fn locate_in(segments: &[SegmentMeta], seq: Sequence) -> Option<Location> {
+    let s = &segments[segment_of(segments, seq)?];
+    let i = (seq.0 - s.base_seq) as usize;
+    Some(Location {
+        file: s.file.clone(),
+        path: s.path.clone(),
+        offset: s.offsets[i] as u64,
+        state: s.states[i],
+    })
+}
+
+impl Index {
     /// Where `seq` is.
     pub fn locate(&self, seq: Sequence) -> Option<Location> {
-        let s = &self.segments[self.segment_of(seq)?];
-        let i = (seq.0 - s.base_seq) as usize;
-        Some(Location {
-            file: s.file.clone(),
-            path: s.path.clone(),
-            offset: s.offsets[i] as u64,
-            state: s.states[i],
-        })
+        locate_in(&self.segments, seq)
     }
 
     /// Records a newly committed event.
@@ -186,7 +214,7 @@ impl Index {
 
     /// Moves an event to `state` (acked or deleted). Returns whether anything changed.
     pub fn settle(&mut self, tenant: TenantId, seq: Sequence, state: u8, at: UnixMs) -> bool {
-        let Some(i) = self.segment_of(seq) else {
+        let Some(i) = segment_of(&self.segments, seq) else {
             return false;
         };
         let was_pending = self

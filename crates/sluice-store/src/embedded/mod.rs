@@ -22,7 +22,6 @@ mod spare;
 pub mod verify;
 mod writer;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -136,11 +135,6 @@ impl EmbeddedStore {
     /// Blocks until the background scrub of checkpointed segments has finished.
     pub fn wait_for_scrub(&self) -> scrub::ScrubReport {
         self.shared.scrub.wait()
-    }
-
-    /// The data directory.
-    pub fn dir(&self) -> &Path {
-        &self.shared.config.dir
     }
 
     /// Stops the writer after it has drained and synced everything queued.
@@ -339,13 +333,10 @@ impl Store for EmbeddedStore {
                     },
                     None => EventState::Pending,
                 };
-                let i = segments.partition_point(|s| s.base_seq <= seq) - 1;
-                let seg = &segments[i];
-                let loc = Location {
-                    file: seg.file.clone(),
-                    path: seg.path.clone(),
-                    offset: seg.offsets[(seq - seg.base_seq) as usize] as u64,
-                    state: STATE_PENDING,
+                // A pending event is always in a stored segment; if the index ever
+                // disagreed, skipping it beats reading a wrong offset.
+                let Some(loc) = index::locate_in(segments, Sequence(seq)) else {
+                    continue;
                 };
                 found.push((Sequence(seq), loc, pending.delivery_count, state));
             }

@@ -254,17 +254,13 @@ fn push_segment(
         return Err(corrupt(path, 0, "segment overlaps the previous one"));
     }
     let file = Arc::new(segment::open(path)?);
-    index.segments.push(SegmentMeta {
-        base_seq: base.0,
-        path: path.to_path_buf(),
-        file: file.clone(),
-        offsets: Vec::with_capacity(events_hint),
-        states: Vec::with_capacity(events_hint),
-        pending: 0,
-        received_last: 0,
-        settled_last: 0,
+    index.segments.push(SegmentMeta::new(
+        base.0,
+        path.to_path_buf(),
+        file.clone(),
+        events_hint,
         bytes,
-    });
+    ));
     Ok(file)
 }
 

@@ -89,6 +89,20 @@ enum Staged {
     },
 }
 
+impl Staged {
+    /// Completes the waiter: its outcomes, or a copy of the commit's error.
+    fn finish(self, failure: Option<&StoreError>) {
+        match (self, failure) {
+            (Staged::Append { outcomes, done }, None) => drop(done.send(Ok(outcomes))),
+            (Staged::Settle { outcomes, done }, None) => drop(done.send(Ok(outcomes))),
+            (Staged::Sync { done }, None) => drop(done.send(Ok(()))),
+            (Staged::Append { done, .. }, Some(e)) => drop(done.send(Err(e.replicate()))),
+            (Staged::Settle { done, .. }, Some(e)) => drop(done.send(Err(e.replicate()))),
+            (Staged::Sync { done }, Some(e)) => drop(done.send(Err(e.replicate()))),
+        }
+    }
+}
+
 struct NewIndexEntry {
     seq: Sequence,
     tenant: TenantId,
@@ -525,17 +539,7 @@ impl Writer {
             .events_appended
             .fetch_add(self.new_events.len() as u64, Ordering::Relaxed);
         for staged in self.staged.drain(..) {
-            match staged {
-                Staged::Append { outcomes, done } => {
-                    let _ = done.send(Ok(outcomes));
-                }
-                Staged::Settle { outcomes, done } => {
-                    let _ = done.send(Ok(outcomes));
-                }
-                Staged::Sync { done } => {
-                    let _ = done.send(Ok(()));
-                }
-            }
+            staged.finish(None);
         }
         if !committed.is_empty() {
             let _ = self.shared.notify.send(committed.into());
@@ -552,18 +556,7 @@ impl Writer {
             }
         }
         for staged in self.staged.drain(..) {
-            let e = error.replicate();
-            match staged {
-                Staged::Append { done, .. } => {
-                    let _ = done.send(Err(e));
-                }
-                Staged::Settle { done, .. } => {
-                    let _ = done.send(Err(e));
-                }
-                Staged::Sync { done } => {
-                    let _ = done.send(Err(e));
-                }
-            }
+            staged.finish(Some(&error));
         }
     }
 
@@ -605,17 +598,14 @@ impl Writer {
                 }
             };
         let file = Arc::new(file);
-        self.shared.index.lock().segments.push(SegmentMeta {
-            base_seq: self.next_seq,
-            path: path.clone(),
-            file: file.clone(),
-            offsets: Vec::new(),
-            states: Vec::new(),
-            pending: 0,
-            received_last: 0,
-            settled_last: 0,
-            bytes: codec::SEGMENT_HEADER_LEN as u64,
-        });
+        let header_len = codec::SEGMENT_HEADER_LEN as u64;
+        self.shared.index.lock().segments.push(SegmentMeta::new(
+            self.next_seq,
+            path.clone(),
+            file.clone(),
+            0,
+            header_len,
+        ));
         self.active = Active {
             file,
             path,
