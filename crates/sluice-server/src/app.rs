@@ -827,10 +827,13 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Proble
 }
 
 fn method_not_allowed(allow: &'static str) -> Problem {
-    Problem::new(
-        Code::MethodNotAllowed,
-        format!("this route accepts {allow}"),
-    )
+    Problem {
+        allow: Some(allow),
+        ..Problem::new(
+            Code::MethodNotAllowed,
+            format!("this route accepts {allow}"),
+        )
+    }
 }
 
 fn not_found_event(id: &str) -> Problem {
@@ -891,12 +894,8 @@ pub fn problem_reply(p: &Problem, request_id: &str) -> Reply {
     if let Some(s) = p.retry_after_s {
         headers.insert(RETRY_AFTER, HeaderValue::from(s));
     }
-    if p.code == Code::MethodNotAllowed {
-        if let Some(allow) = p.detail.strip_prefix("this route accepts ") {
-            if let Ok(v) = HeaderValue::from_str(allow) {
-                headers.insert(ALLOW, v);
-            }
-        }
+    if let Some(allow) = p.allow {
+        headers.insert(ALLOW, HeaderValue::from_static(allow));
     }
     reply
 }

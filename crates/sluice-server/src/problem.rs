@@ -144,6 +144,8 @@ pub struct Problem {
     pub offset: Option<usize>,
     /// Seconds to wait before retrying, sent as `Retry-After`.
     pub retry_after_s: Option<u64>,
+    /// Methods the route accepts, sent as `Allow` with a 405.
+    pub allow: Option<&'static str>,
 }
 
 impl Problem {
@@ -155,6 +157,7 @@ impl Problem {
             errors: Vec::new(),
             offset: None,
             retry_after_s: None,
+            allow: None,
         }
     }
 

@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 
 use crate::app::App;
 use crate::config::ServerConfig;
+use crate::problem::{Code, Problem};
 
 /// How long a refused connection is drained before it is closed: reading what the client
 /// sent before closing keeps the kernel from answering with a reset.
@@ -117,17 +118,24 @@ pub async fn serve<S: Store>(
 
 /// Answers a connection over the limit with a 503 and closes it cleanly.
 async fn refuse(mut stream: TcpStream) {
-    const BODY: &str = r#"{"type":"urn:sluice:problem:too_many_connections","title":"Too many connections","status":503,"detail":"the server is at its connection limit; retry shortly","code":"too_many_connections","request_id":""}"#;
-    let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
-        BODY.len()
+    // Written by hand because hyper never sees this connection, but the body comes from
+    // the same Problem serializer as every other refusal.
+    let problem = Problem::new(
+        Code::TooManyConnections,
+        "the server is at its connection limit; retry shortly",
     );
+    let body = problem.body("");
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let response = [head.as_bytes(), &body[..]].concat();
     let _ = tokio::time::timeout(REFUSAL_DRAIN, async {
         let mut buf = [0u8; 4096];
         // Read the request first (or what arrives of it), answer, then drain until the
         // client closes, so no unread data makes the kernel send a reset.
         let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await;
-        stream.write_all(response.as_bytes()).await?;
+        stream.write_all(&response).await?;
         stream.shutdown().await?;
         while stream.read(&mut buf).await? > 0 {}
         Ok::<_, std::io::Error>(())
