@@ -189,30 +189,21 @@ impl Metrics {
         }
         out.push_str("# HELP sluice_http_request_duration_seconds Request latency by route.\n# TYPE sluice_http_request_duration_seconds histogram\n");
         for (route, m) in ROUTES.iter().zip(&self.routes) {
-            let total: u64 = m.latency_buckets.iter().map(|b| b.load(Relaxed)).sum();
-            if total == 0 {
+            // Routes never called are left out rather than listed as empty series.
+            if m.latency_buckets.iter().all(|b| b.load(Relaxed) == 0) {
                 continue;
             }
-            let mut cumulative = 0;
-            for (ub, count) in BUCKETS_US.iter().zip(&m.latency_buckets) {
-                cumulative += count.load(Relaxed);
-                let le = if *ub == u64::MAX {
-                    "+Inf".to_owned()
-                } else {
-                    format!("{}", *ub as f64 / 1e6)
-                };
-                let _ = writeln!(out, "sluice_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{le}\"}} {cumulative}", route.as_str());
-            }
-            let _ = writeln!(
-                out,
-                "sluice_http_request_duration_seconds_sum{{route=\"{}\"}} {}",
-                route.as_str(),
-                m.latency_sum_us.load(Relaxed) as f64 / 1e6
-            );
-            let _ = writeln!(
-                out,
-                "sluice_http_request_duration_seconds_count{{route=\"{}\"}} {total}",
-                route.as_str()
+            let labels = format!("route=\"{}\"", route.as_str());
+            let sum = m.latency_sum_us.load(Relaxed);
+            let name = "sluice_http_request_duration_seconds";
+            histogram(
+                &mut out,
+                name,
+                &labels,
+                &BUCKETS_US,
+                &m.latency_buckets,
+                sum,
+                1e6,
             );
         }
         counter(
@@ -228,20 +219,15 @@ impl Metrics {
             self.events_replayed.load(Relaxed),
         );
         out.push_str("# HELP sluice_batch_size Events per batch request.\n# TYPE sluice_batch_size histogram\n");
-        let mut cumulative = 0;
-        for (ub, count) in BATCH_BUCKETS.iter().zip(&self.batch_buckets) {
-            cumulative += count.load(Relaxed);
-            let le = if *ub == u64::MAX {
-                "+Inf".to_owned()
-            } else {
-                ub.to_string()
-            };
-            let _ = writeln!(out, "sluice_batch_size_bucket{{le=\"{le}\"}} {cumulative}");
-        }
-        let _ = writeln!(
-            out,
-            "sluice_batch_size_sum {}\nsluice_batch_size_count {cumulative}",
-            self.batch_sum.load(Relaxed)
+        let sum = self.batch_sum.load(Relaxed);
+        histogram(
+            &mut out,
+            "sluice_batch_size",
+            "",
+            &BATCH_BUCKETS,
+            &self.batch_buckets,
+            sum,
+            1.0,
         );
         counter(
             &mut out,
@@ -318,6 +304,40 @@ impl Metrics {
     }
 }
 
+/// Writes one histogram series: cumulative `_bucket`s, `_sum` and `_count`. `labels` is
+/// empty or `key="value"`; bounds and sum are divided by `scale` (1e6: µs to seconds).
+fn histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds: &[u64],
+    counts: &[AtomicU64],
+    sum: u64,
+    scale: f64,
+) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    let mut cumulative = 0;
+    for (ub, count) in bounds.iter().zip(counts) {
+        cumulative += count.load(Relaxed);
+        let le = if *ub == u64::MAX {
+            "+Inf".to_owned()
+        } else {
+            format!("{}", *ub as f64 / scale)
+        };
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braces} {}", sum as f64 / scale);
+    let _ = writeln!(out, "{name}_count{braces} {cumulative}");
+}
+
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(
         out,
@@ -330,4 +350,41 @@ fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
         out,
         "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_histograms_in_the_prometheus_text_format() {
+        let m = Metrics::default();
+        m.observe(Route::Ingest, 201, 300);
+        m.observe(Route::Ingest, 201, 2_000_000);
+        m.batch(100);
+        let text = m.render(&StoreStats::default(), &[]);
+        for line in [
+            r#"sluice_http_requests_total{route="POST /v1/events",status="201"} 2"#,
+            r#"sluice_http_request_duration_seconds_bucket{route="POST /v1/events",le="0.0001"} 0"#,
+            r#"sluice_http_request_duration_seconds_bucket{route="POST /v1/events",le="0.0005"} 1"#,
+            r#"sluice_http_request_duration_seconds_bucket{route="POST /v1/events",le="5"} 2"#,
+            r#"sluice_http_request_duration_seconds_bucket{route="POST /v1/events",le="+Inf"} 2"#,
+            r#"sluice_http_request_duration_seconds_sum{route="POST /v1/events"} 2.0003"#,
+            r#"sluice_http_request_duration_seconds_count{route="POST /v1/events"} 2"#,
+            r#"sluice_batch_size_bucket{le="50"} 0"#,
+            r#"sluice_batch_size_bucket{le="100"} 1"#,
+            r#"sluice_batch_size_bucket{le="+Inf"} 1"#,
+            "sluice_batch_size_sum 100",
+            "sluice_batch_size_count 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        assert!(
+            !text.contains("GET /v1/inbox"),
+            "routes never called are left out"
+        );
+    }
 }
