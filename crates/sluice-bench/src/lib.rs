@@ -1,5 +1,10 @@
 //! Sluice's load generator, the library behind `sluice bench`.
 //!
+//! Workloads: single-event ingest (optionally with idempotency keys), batch ingest, a
+//! consumer loop (poll the inbox with a lease, then ack), a mixed run of producers and
+//! consumers that measures ingest→consume latency, and a plain GET for any server.
+//! HTTP/1.1 (a lean keep-alive client of its own) or HTTP/2 (h2c, on hyper).
+//!
 //! Two ways to load a server:
 //! - **closed loop**: each connection sends its next request as soon as the previous
 //!   answer arrives; measures capacity (and queueing at saturation);
@@ -22,10 +27,15 @@
 //! # Ok(()) }
 //! ```
 
+mod body;
+mod client;
 mod config;
+mod plot;
 mod runner;
 mod stats;
+mod worker;
 
-pub use config::{BenchConfig, Workload};
-pub use runner::{run, run_with_progress, BenchError};
-pub use stats::{Report, Stats};
+pub use config::{BenchConfig, Protocol, SweepAxis, Workload};
+pub use plot::{plot_sweep, PlotError};
+pub use runner::{run, run_with_progress, sweep_point, BenchError};
+pub use stats::{Percentiles, Report, RunShape, Stats};

@@ -7,42 +7,154 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use sluice_bench::{BenchConfig, Report, Workload};
+use sluice_bench::{BenchConfig, Protocol, Report, SweepAxis, Workload};
 
 use crate::cli::BenchFlags;
 
 pub fn run(flags: BenchFlags) -> anyhow::Result<ExitCode> {
+    let config = config(&flags)?;
+    let axis = match flags.sweep_over.as_str() {
+        "rate" => SweepAxis::Rate,
+        _ => SweepAxis::Connections,
+    };
+    let points: Vec<BenchConfig> = if flags.sweep.is_empty() {
+        if flags.plot.is_some() {
+            bail!("--plot draws a sweep: add --sweep, e.g. --sweep 10,100,1000");
+        }
+        vec![config.clone()]
+    } else {
+        flags
+            .sweep
+            .iter()
+            .map(|p| sluice_bench::sweep_point(&config, axis, *p))
+            .collect()
+    };
+    for p in &points {
+        p.validate().map_err(anyhow::Error::msg)?;
+    }
+
+    // Every connection is a descriptor; fail clearly up front instead of with EMFILE
+    // mid-run.
+    let most = points.iter().map(|p| p.connections).max().unwrap_or(0);
+    let limit =
+        sluice_server::listener::raise_nofile_limit().context("reading the open-files limit")?;
+    let needed = most as u64 + 64;
+    if limit < needed {
+        bail!("{most} connections need about {needed} open files, but the limit is {limit} (the hard limit): raise it (ulimit -Hn, or LimitNOFILE= in systemd) or use fewer connections");
+    }
+
+    if !flags.json {
+        print_heading(&config, points.len(), axis);
+        println!("{}", Report::table_header());
+    }
+    let mut reports = Vec::with_capacity(points.len());
+    for (i, point) in points.iter().enumerate() {
+        let label = (points.len() > 1).then(|| format!("[{}/{}] ", i + 1, points.len()));
+        let report = run_point(point, flags.json, label.as_deref().unwrap_or(""))?;
+        if !flags.json {
+            println!("{}", report.table_row());
+        }
+        reports.push(report);
+    }
+    if flags.json {
+        if reports.len() == 1 {
+            println!("{}", serde_json::to_string_pretty(&reports[0])?);
+        } else {
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+        }
+    } else {
+        for r in &reports {
+            let at = if reports.len() > 1 {
+                match axis {
+                    SweepAxis::Connections => format!("at {} connections: ", r.shape.connections),
+                    SweepAxis::Rate => format!("at {} req/s: ", r.shape.rate.unwrap_or(0)),
+                }
+            } else {
+                String::new()
+            };
+            println!("{at}{}", r.error_breakdown());
+            if let Some(line) = r.end_to_end_line() {
+                println!("{at}{line}");
+            }
+            if r.empty_polls > 0 {
+                println!("{at}empty inbox polls: {}", r.empty_polls);
+            }
+        }
+    }
+    if let Some(path) = &flags.plot {
+        let title = format!(
+            "sluice bench: {} {}{} over {}, against {}",
+            config.workload.as_str(),
+            config.url.authority().map_or("", |a| a.as_str()),
+            config.path(),
+            config.protocol.as_str(),
+            axis.label()
+        );
+        sluice_bench::plot_sweep(path, &title, axis, &reports)?;
+        if !flags.json {
+            println!("plot: {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config(flags: &BenchFlags) -> anyhow::Result<BenchConfig> {
     let url = flags
         .url
         .parse()
         .with_context(|| format!("--url {:?} is not a URL", flags.url))?;
     let workload = Workload::parse(&flags.workload).context("unknown --workload")?;
     let mut config = BenchConfig::new(url, workload);
-    config.api_key = flags.api_key;
+    config.api_key = flags.api_key.clone();
+    config.protocol = Protocol::parse(&flags.protocol).context("unknown --protocol")?;
     config.connections = flags.connections;
+    config.streams = flags.streams;
     config.threads = flags.threads;
-    config.duration = humantime::parse_duration(&flags.duration).with_context(|| {
-        format!(
-            "--duration {:?} is not a duration such as 10s",
-            flags.duration
-        )
-    })?;
+    config.duration = duration("--duration", &flags.duration)?;
+    config.timeout = duration("--timeout", &flags.timeout)?;
     config.rate = flags.rate;
     config.payload_bytes = flags.payload_bytes;
     config.batch_size = flags.batch_size;
+    config.key_ratio = flags.key_ratio;
+    config.key_space = flags.key_space;
+    config.consumers = flags.consumers;
+    config.lease_seconds = flags.lease_seconds;
+    Ok(config)
+}
 
-    // Every connection is a descriptor; fail clearly instead of with EMFILE mid-run.
-    let limit =
-        sluice_server::listener::raise_nofile_limit().context("reading the open-files limit")?;
-    let needed = config.connections as u64 + 64;
-    if limit < needed {
-        bail!("{} connections need about {needed} open files, but the limit is {limit}: raise it (ulimit -n) or use fewer connections", config.connections);
-    }
+fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    humantime::parse_duration(text)
+        .with_context(|| format!("{flag} {text:?} is not a duration such as 10s"))
+}
 
+fn print_heading(config: &BenchConfig, points: usize, axis: SweepAxis) {
+    let mode = match config.rate {
+        Some(r) => format!("open loop at {r} req/s (latency from intended send time)"),
+        None => "closed loop".to_owned(),
+    };
+    let shape = if points > 1 {
+        format!("a sweep of {points} {} points", axis.label())
+    } else {
+        format!("{} connections", config.connections)
+    };
+    println!(
+        "{} {}{} over {} for {:?} each, {shape} on {} threads, {mode}",
+        config.workload.as_str(),
+        config.url.authority().map_or("", |a| a.as_str()),
+        config.path(),
+        config.protocol.as_str(),
+        config.duration,
+        config.threads
+    );
+}
+
+/// Runs one load with a live progress line on stderr (unless `quiet`).
+fn run_point(config: &BenchConfig, quiet: bool, label: &str) -> anyhow::Result<Report> {
     let progress = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
-    let ticker = (!flags.json).then(|| {
+    let ticker = (!quiet).then(|| {
         let (progress, done, total) = (progress.clone(), done.clone(), config.duration);
+        let label = format!("{label}{} conns", config.connections);
         std::thread::spawn(move || {
             let started = Instant::now();
             let mut last = 0;
@@ -50,7 +162,7 @@ pub fn run(flags: BenchFlags) -> anyhow::Result<ExitCode> {
                 std::thread::sleep(Duration::from_secs(1)); // a display tick, not synchronisation
                 let now = progress.load(Ordering::Relaxed);
                 eprint!(
-                    "\r{:>4.0}s / {:.0}s  {now} answers  {} req/s   ",
+                    "\r{label}: {:>4.0}s / {:.0}s  {now} answers  {} req/s   ",
                     started.elapsed().as_secs_f64(),
                     total.as_secs_f64(),
                     now - last
@@ -58,37 +170,13 @@ pub fn run(flags: BenchFlags) -> anyhow::Result<ExitCode> {
                 let _ = std::io::stderr().flush();
                 last = now;
             }
-            eprint!("\r{:60}\r", "");
+            eprint!("\r{:78}\r", "");
         })
     });
-    let report = sluice_bench::run_with_progress(&config, progress);
+    let report = sluice_bench::run_with_progress(config, progress);
     done.store(true, Ordering::Relaxed);
     if let Some(t) = ticker {
         let _ = t.join();
     }
-    let report = report?;
-    if flags.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_table(&report, &config);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_table(report: &Report, config: &BenchConfig) {
-    let mode = match config.rate {
-        Some(r) => format!("open loop at {r} req/s (latency from intended send time)"),
-        None => "closed loop".to_owned(),
-    };
-    println!(
-        "{} {} for {:?}, {} connections on {} threads, {mode}",
-        config.workload.as_str(),
-        config.url,
-        config.duration,
-        config.connections,
-        config.threads
-    );
-    println!("{}", Report::table_header());
-    println!("{}", report.table_row());
-    println!("{}", report.error_breakdown());
+    Ok(report?)
 }

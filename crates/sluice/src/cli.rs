@@ -40,28 +40,48 @@ SLUICE_DATA_DIR, SLUICE_RETENTION__ACKED). Precedence: file < environment < flag
     Inspect(DataDir),
     /// Load-test a server: closed loop (N connections as fast as answers come) or open
     /// loop (--rate, latency from each request's intended send time, free of
-    /// coordinated omission). Prints req/s, events/s and latency percentiles.
-    Bench(BenchFlags),
+    /// coordinated omission). Prints req/s, events/s, latency percentiles and every
+    /// error; --sweep runs several loads and --plot draws them.
+    #[command(after_help = "Examples:
+  sluice bench --url http://127.0.0.1:8080 --api-key sk_... --workload ingest --connections 100
+  sluice bench --url http://127.0.0.1:8080 --workload batch --batch-size 100 --duration 30s
+  sluice bench --url http://127.0.0.1:8080 --workload ingest --rate 10000       # open loop
+  sluice bench --url http://127.0.0.1:8080 --workload mixed --connections 50    # ingest→consume latency
+  sluice bench --url http://127.0.0.1:8080 --sweep 10,100,1000,10000 --plot sweep.svg
+  sluice bench --url http://127.0.0.1:9000/ --workload get --protocol http2 --streams 10
+
+A URL without a path gets the workload's own: /v1/events, /v1/events/batch or /v1/inbox.
+Connections past the open-files limit are refused up front; the limit is raised to the
+hard limit first.")]
+    Bench(Box<BenchFlags>),
 }
 
 #[derive(Debug, Args)]
 pub struct BenchFlags {
-    /// Target URL, e.g. http://127.0.0.1:8080/v1/events
+    /// Target, e.g. http://127.0.0.1:8080 (a path, if given, replaces the workload's)
     #[arg(long)]
     pub url: String,
     /// API key, sent as `Authorization: Bearer`
-    #[arg(long, env = "SLUICE_API_KEY")]
+    #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// ingest (one event per POST), batch (--batch-size events per POST) or get (any URL)
-    #[arg(long, default_value = "ingest", value_parser = ["ingest", "batch", "get"])]
+    /// ingest: one event per POST; batch: --batch-size events per POST; consume: poll the
+    /// inbox with a lease, then ack; mixed: producers and --consumers at once, with
+    /// ingest→consume latency; get: GET the URL (any server)
+    #[arg(long, default_value = "ingest", value_parser = ["ingest", "batch", "consume", "mixed", "get"])]
     pub workload: String,
-    /// Keep-alive connections
+    /// HTTP version: http1 (keep-alive) or http2 (h2c, prior knowledge)
+    #[arg(long, default_value = "http1", value_parser = ["http1", "http2"])]
+    pub protocol: String,
+    /// TCP connections
     #[arg(long, default_value_t = 100)]
     pub connections: usize,
-    /// Threads the connections are spread over
+    /// Requests in flight per connection with --protocol http2
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
+    /// Threads the connections are spread over, each with its own event loop
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// How long to send, e.g. 10s or 1m
+    /// How long to send (per sweep point), e.g. 10s or 1m
     #[arg(long, default_value = "10s")]
     pub duration: String,
     /// Open loop at this many requests per second (default: closed loop)
@@ -70,10 +90,36 @@ pub struct BenchFlags {
     /// Size of each generated event's payload, in bytes
     #[arg(long, default_value_t = 400)]
     pub payload_bytes: usize,
-    /// Events per request for --workload batch
+    /// Events per request with --workload batch; the poll limit for consume and mixed
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
-    /// Print the report as JSON instead of a table
+    /// Fraction (0 to 1) of single-event ingests sent with an Idempotency-Key
+    #[arg(long, default_value_t = 0.0)]
+    pub key_ratio: f64,
+    /// Draw those keys from this many fixed keys, so repeats are replays (default:
+    /// every key new)
+    #[arg(long)]
+    pub key_space: Option<u64>,
+    /// Consumer connections of --workload mixed (default: a tenth, at least 1)
+    #[arg(long)]
+    pub consumers: Option<usize>,
+    /// Lease each poll takes, in seconds (consume and mixed)
+    #[arg(long, default_value_t = 30)]
+    pub lease_seconds: u32,
+    /// A request without an answer after this long is a timeout
+    #[arg(long, default_value = "10s")]
+    pub timeout: String,
+    /// Run once per value, e.g. 10,100,1000,10000 (connections; rates with
+    /// --sweep-over rate), and print one row each
+    #[arg(long, value_delimiter = ',')]
+    pub sweep: Vec<u64>,
+    /// What --sweep varies: connections (closed loop unless --rate) or rate (open loop)
+    #[arg(long, default_value = "connections", value_parser = ["connections", "rate"])]
+    pub sweep_over: String,
+    /// Write an SVG plot of a sweep (throughput, p50/p99 latency and success % against load)
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Print the report as JSON (an array for a sweep) instead of a table
     #[arg(long)]
     pub json: bool,
 }

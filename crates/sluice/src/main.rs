@@ -16,7 +16,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Keys(cmd) => offline::keys(cmd),
         cli::Command::Check(dir) => offline::check(dir),
         cli::Command::Inspect(dir) => offline::inspect(dir),
-        cli::Command::Bench(flags) => bench::run(flags),
+        cli::Command::Bench(flags) => bench::run(*flags),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The benchmark suite: Sluice against the reference servers, in one job, with the server
+# and the load generator (`sluice bench`) pinned to separate cores when there are two.
+#
+#   bench/suite.sh [seconds per run, default 10]
+#
+# Runs, in order:
+#   1. reference: a minimal hyper "hello" GET server (the ceiling of HTTP here);
+#   2. reference: a minimal hyper server that parses the ingest body and answers 201
+#      without storing (the ceiling of ingest);
+#   3. Sluice GET /v1/health;
+#   4. Sluice mixed producers + consumers on an empty inbox (ingest→consume latency);
+#   5. Sluice durable POST /v1/events, closed loop, 100 connections;
+#   6. the same, open loop at 50 % of the peak of 5 (the p99 target's setting);
+#   7. Sluice batch ingest, 100 events a request;
+#   8. the consumer loop (poll with a lease, ack), draining what 5 to 7 stored;
+#   9. a concurrency sweep of durable ingest up to 10,000 connections, with its SVG;
+#  10. wrk on the same targets as 1 and 5, if wrk is installed: is the client the limit?
+# and prints every figure, and the ratios against 1 and 2. Files go to $OUT
+# (default target/bench-suite): one JSON report per run, suite.md and sweep.svg.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+OUT="${OUT:-target/bench-suite}"
+SWEEP="${SWEEP:-10,100,500,2000,10000}"
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json
+echo "building release binaries..." >&2
+cargo build --release -q -p sluice -p sluice-bench-reference
+BIN=target/release
+
+CORES=$(nproc)
+if [ "$CORES" -ge 2 ]; then SERVER_CPU=(taskset -c 0); CLIENT_CPU=(taskset -c 1); PINNING="server on core 0, load generator on core 1"
+else SERVER_CPU=(); CLIENT_CPU=(); PINNING="one core: server and load generator share it"; fi
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+bench() { # $1 label, then sluice bench flags; writes $OUT/NN.json and echoes its path
+  local label="$1"; shift
+  # Numbered by the files already there (this may run in a $(...) subshell).
+  local n; n=$(( $(find "$OUT" -maxdepth 1 -name '[0-9]*.json' | wc -l) + 1 ))
+  local file; file=$(printf '%s/%02d.json' "$OUT" "$n")
+  echo "[$n] $label" >&2
+  "${CLIENT_CPU[@]}" "$BIN/sluice" bench --duration "${DURATION}s" --json "$@" \
+    | python3 -c 'import json,sys; r=json.load(sys.stdin); r["label"]=sys.argv[1]; json.dump(r, sys.stdout)' "$label" > "$file"
+  echo "$file"
+}
+field() { python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))[sys.argv[2]]))' "$1" "$2"; }
+
+"${SERVER_CPU[@]}" "$BIN/hello-server" 127.0.0.1:9091 2>/dev/null & HELLO=$!
+"${SERVER_CPU[@]}" "$BIN/parse-server" 127.0.0.1:9092 2>/dev/null & PARSE=$!
+wait_port 9091; wait_port 9092
+HELLO_JSON=$(bench "reference: hyper hello GET" --url http://127.0.0.1:9091/ --workload get)
+PARSE_JSON=$(bench "reference: hyper parse + 201, no storage" --url http://127.0.0.1:9092/v1/events --workload ingest)
+kill "$PARSE"
+
+"${SERVER_CPU[@]}" "$BIN/sluice" serve --listen 127.0.0.1:9093 --data-dir "$WORK/data" \
+  --max-connections 20000 > "$WORK/sluice.out" 2> "$WORK/sluice.err" & SLUICE=$!
+wait_port 9093
+export SLUICE_API_KEY; SLUICE_API_KEY=$(sed -n 's/^API key for tenant "default": //p' "$WORK/sluice.out")
+S=http://127.0.0.1:9093
+bench "sluice GET /v1/health" --url $S/v1/health --workload get >/dev/null
+MIXED_JSON=$(bench "sluice mixed: 90 producers, 10 consumers (empty inbox)" --url $S --workload mixed --connections 100)
+INGEST_JSON=$(bench "sluice POST /v1/events, durable" --url $S --workload ingest)
+PEAK=$(field "$INGEST_JSON" req_per_s)
+bench "sluice POST /v1/events, open loop at 50 % of peak ($((PEAK / 2)) req/s)" --url $S --workload ingest --rate $((PEAK / 2)) >/dev/null
+bench "sluice POST /v1/events/batch x100, durable" --url $S --workload batch --batch-size 100 >/dev/null
+bench "sluice consumer loop: poll 100 with lease, ack (10 conns)" --url $S --workload consume --connections 10 --batch-size 100 >/dev/null
+echo "[sweep] $SWEEP connections" >&2
+"${CLIENT_CPU[@]}" "$BIN/sluice" bench --url $S --workload ingest --duration "${DURATION}s" \
+  --sweep "$SWEEP" --plot "$OUT/sweep.svg" --json > "$OUT/sweep.json"
+RSS_KB=$(awk '/VmHWM/ {print $2}' /proc/$SLUICE/status)
+
+WRK=""
+if command -v wrk >/dev/null; then
+  cat > "$WORK/ingest.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $SLUICE_API_KEY"
+wrk.body = '{"event_type":"bench.event","payload":{"pad":"$(printf 'x%.0s' $(seq 390))"}}'
+LUA
+  wrk_rps() { "${CLIENT_CPU[@]}" wrk -t1 -c100 -d"${DURATION}s" "$@" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }
+  echo "[wrk] side by side" >&2
+  W_HELLO=$(wrk_rps http://127.0.0.1:9091/)
+  B_HELLO=$(field "$(bench "sluice bench vs wrk: hello GET" --url http://127.0.0.1:9091/ --workload get)" req_per_s)
+  W_INGEST=$(wrk_rps -s "$WORK/ingest.lua" $S/v1/events)
+  B_INGEST=$(field "$(bench "sluice bench vs wrk: sluice ingest" --url $S --workload ingest)" req_per_s)
+  WRK="$W_HELLO $B_HELLO $W_INGEST $B_INGEST"
+fi
+kill -TERM "$SLUICE"; wait "$SLUICE" 2>/dev/null || true
+kill "$HELLO" 2>/dev/null || true
+
+python3 - "$OUT" "$RSS_KB" "$PINNING" "$DURATION" "$WRK" <<'PY' | tee "$OUT/suite.md"
+import glob, json, os, subprocess, sys
+out, rss_kb, pinning, duration, wrk = sys.argv[1:6]
+runs = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(out, "[0-9]*.json")))]
+sweep = json.load(open(os.path.join(out, "sweep.json")))
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+date = subprocess.run(["date", "-u", "+%Y-%m-%dT%H:%MZ"], capture_output=True, text=True).stdout.strip()
+print(f"date: {date}; commit: {commit}; cpu: {cpu}; cores: {os.cpu_count()}; {pinning}; {duration}s per run; sluice bench, 1 thread\n")
+def row(label, r):
+    l = r["latency_ms"]
+    errs = [f"{s}: {n}" for s, n in r["statuses"].items() if not 200 <= int(s) < 300]
+    errs += [f"{k}: {r[k]}" for k in ("connect_errors", "io_errors", "timeouts", "invalid_answers") if r[k]]
+    rate = r["rate"] if r["rate"] else "closed"
+    return (f"| {label} | {r['connections']} | {rate} | {r['req_per_s']:,.0f} | {r['events_per_s']:,.0f} | {r['success_pct']:.2f} % "
+            f"| {l['p50']:.2f} | {l['p99']:.2f} | {l['p999']:.2f} | {l['max']:.1f} | {', '.join(errs) or 'none'} |")
+print("| run | conns | rate | req/s | events/s | success | p50 ms | p99 ms | p99.9 ms | max ms | errors |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for r in runs:
+    if not r["label"].startswith("sluice bench vs wrk"):
+        print(row(r["label"], r))
+for r in sweep:
+    print(row(f"sweep: durable ingest at {r['connections']} connections", r))
+hello = runs[0]["req_per_s"]; parse = runs[1]["req_per_s"]
+ingest = next(r for r in runs if r["label"] == "sluice POST /v1/events, durable")
+openl = next(r for r in runs if "open loop" in r["label"])
+batch = next(r for r in runs if "batch" in r["label"])
+mixed = next(r for r in runs if r["workload"] == "mixed")
+health = next(r for r in runs if "health" in r["label"])
+print()
+print(f"- durable ingest / parse-only reference: {100 * ingest['req_per_s'] / parse:.1f} % (target >= 85 %)")
+print(f"- durable ingest / hello reference: {100 * ingest['req_per_s'] / hello:.1f} %")
+print(f"- GET /v1/health / hello reference: {100 * health['req_per_s'] / hello:.1f} %")
+print(f"- batch ingest: {batch['events_per_s']:,.0f} events/s (target >= 500k)")
+print(f"- open-loop p99 at 50 % of peak: {openl['latency_ms']['p99']:.2f} ms (target < 2 ms)")
+e = mixed["end_to_end_ms"]
+if e:
+    print(f"- mixed: {mixed['events_per_s']:,.0f} events/s ingested, {mixed['consumed_per_s']:,.0f}/s consumed; ingest→consume p50 {e['p50']:.2f} ms, p99 {e['p99']:.2f} ms")
+top = sweep[-1]
+print(f"- sweep at {top['connections']} connections: {top['success_pct']:.2f} % answered 2xx; connect errors {top['connect_errors']}, resets {top['io_errors']}, timeouts {top['timeouts']}")
+print(f"- sluice peak RSS over the whole suite: {int(rss_kb) // 1024} MiB")
+if wrk:
+    wh, bh, wi, bi = map(float, wrk.split())
+    print(f"- load generator vs wrk -t1 -c100 (same target, same core): hello GET {bh:,.0f} vs {wh:,.0f} req/s ({100 * bh / wh:.0f} %); sluice ingest {bi:,.0f} vs {wi:,.0f} ({100 * bi / wi:.0f} %)")
+print(f"\nplot: {os.path.join(out, 'sweep.svg')}")
+PY

@@ -1,0 +1,137 @@
+//! The HTTP clients: a lean HTTP/1.1 client of its own, and hyper for HTTP/2.
+//!
+//! Why not hyper for HTTP/1.1 too: a load generator must not be the bottleneck, and one
+//! thread of it should keep up with wrk. hyper's client runs each connection as its own
+//! task and builds an `http::Request` (a header map) for every request; against a fast
+//! server that held one thread to about two thirds of wrk's rate. The HTTP/1.1 client
+//! here writes pre-encoded bytes from a reused buffer and parses answers with
+//! `httparse` (the parser inside hyper), on the task that sent the request.
+
+mod http1;
+mod http2;
+
+pub(crate) use http2::Shared as Http2Shared;
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::BenchConfig;
+
+/// What every request of a run shares: where it goes and who it says it is.
+#[derive(Debug)]
+pub(crate) struct Target {
+    /// `host:port`, connected to and sent as `Host`.
+    pub authority: String,
+    /// `Bearer <key>`, if a key was given.
+    pub authorization: Option<String>,
+    /// Per-request timeout (connecting included).
+    pub timeout: Duration,
+}
+
+impl Target {
+    pub fn new(config: &BenchConfig) -> Target {
+        Target {
+            authority: config
+                .url
+                .authority()
+                .map_or_else(String::new, |a| a.to_string()),
+            authorization: config.api_key.as_ref().map(|k| format!("Bearer {k}")),
+            timeout: config.timeout,
+        }
+    }
+}
+
+/// One request, borrowed from the worker that builds it.
+pub(crate) struct Outgoing<'a> {
+    pub method: &'static str,
+    pub path: &'a str,
+    /// `Idempotency-Key`, when this request carries one.
+    pub idempotency_key: Option<&'a str>,
+    /// A JSON body; empty means none (and no `Content-Type`).
+    pub body: &'a [u8],
+}
+
+/// An answer: its status and, when asked for, its body.
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+/// Why a request got no answer. Each is counted on its own in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The TCP connection could not be opened (or the HTTP/2 handshake failed).
+    Connect,
+    /// The connection broke before the answer was complete (reset, close, bad bytes).
+    Io,
+    /// No answer within the timeout.
+    Timeout,
+}
+
+/// A worker's way to its server: its own HTTP/1.1 connection, or a share of an
+/// HTTP/2 connection. Connects lazily and again after any failure.
+pub(crate) enum Channel {
+    Http1(Option<http1::Connection>),
+    Http2(Rc<http2::Shared>),
+}
+
+impl Channel {
+    /// A worker's own HTTP/1.1 connection, opened on first use.
+    pub fn http1() -> Channel {
+        Channel::Http1(None)
+    }
+
+    /// A share of an HTTP/2 connection: `streams` workers hold the same `shared`.
+    pub fn http2(shared: Rc<http2::Shared>) -> Channel {
+        Channel::Http2(shared)
+    }
+
+    /// Sends `request` and waits for the whole answer. `keep_body` returns the body;
+    /// otherwise it is read and dropped.
+    pub async fn exchange(
+        &mut self,
+        target: &Target,
+        request: &Outgoing<'_>,
+        keep_body: bool,
+    ) -> Result<Answer, Failure> {
+        match self {
+            Channel::Http1(slot) => {
+                if slot.is_none() {
+                    let connected =
+                        tokio::time::timeout(target.timeout, http1::Connection::open(target)).await;
+                    match connected {
+                        Ok(Ok(c)) => *slot = Some(c),
+                        Ok(Err(_)) | Err(_) => return Err(Failure::Connect),
+                    }
+                }
+                let Some(connection) = slot.as_mut() else {
+                    return Err(Failure::Connect);
+                };
+                let answer = tokio::time::timeout(
+                    target.timeout,
+                    connection.exchange(target, request, keep_body),
+                )
+                .await;
+                match answer {
+                    Ok(Ok((answer, reusable))) => {
+                        if !reusable {
+                            *slot = None;
+                        }
+                        Ok(answer)
+                    }
+                    Ok(Err(_)) => {
+                        *slot = None;
+                        Err(Failure::Io)
+                    }
+                    Err(_) => {
+                        *slot = None;
+                        Err(Failure::Timeout)
+                    }
+                }
+            }
+            Channel::Http2(shared) => shared.exchange(target, request, keep_body).await,
+        }
+    }
+}

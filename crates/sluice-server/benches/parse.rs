@@ -1,0 +1,70 @@
+//! Request-parser benchmarks. Performance is never asserted in tests; it is measured here.
+//!
+//! - `parse/single/envelope`: one ~400-byte event through `parse_event`, the hot path of
+//!   `POST /v1/events` (borrowed envelope, payload kept as a slice of the body);
+//! - `parse/single/dom`: the same body into a `serde_json::Value`, the reference a
+//!   DOM-building server pays; the ratio shows what borrowing saves;
+//! - `parse/batch_100/envelope`: `split_batch` plus `parse_event` for 100 events, the
+//!   hot path of `POST /v1/events/batch`, against `parse/batch_100/dom`.
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sluice_server::ingest::{parse_event, split_batch, ItemPath};
+use sluice_store::TenantId;
+
+const PAYLOAD_MAX: usize = 1 << 20;
+
+fn event() -> String {
+    format!(
+        r#"{{"event_type":"order.created","source":"bench","occurred_at":"2026-11-22T10:00:00.123Z","payload":{{"user":12345,"items":[1,2,3],"pad":"{}"}}}}"#,
+        "x".repeat(270)
+    )
+}
+
+fn single(c: &mut Criterion) {
+    let body = Bytes::from(event());
+    let mut group = c.benchmark_group("parse/single");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("envelope", |b| {
+        b.iter(|| {
+            parse_event(&body, &body, TenantId(1), None, PAYLOAD_MAX, ItemPath::Body)
+                .map(|e| e.payload.len())
+        })
+    });
+    group.bench_function("dom", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(&body).map(|v| v.is_object()))
+    });
+    group.finish();
+}
+
+fn batch(c: &mut Criterion) {
+    let body = Bytes::from(format!("[{}]", vec![event(); 100].join(",")));
+    let mut group = c.benchmark_group("parse/batch_100");
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("envelope", |b| {
+        b.iter(|| {
+            let items = split_batch(&body, false).map_err(|_| ())?;
+            let mut bytes = 0;
+            for (i, item) in items.iter().enumerate() {
+                let event = parse_event(
+                    &body,
+                    item,
+                    TenantId(1),
+                    None,
+                    PAYLOAD_MAX,
+                    ItemPath::Item(i),
+                )
+                .map_err(|_| ())?;
+                bytes += event.payload.len();
+            }
+            Ok::<_, ()>(bytes)
+        })
+    });
+    group.bench_function("dom", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(&body).map(|v| v.is_array()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, single, batch);
+criterion_main!(benches);
