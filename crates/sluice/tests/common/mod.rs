@@ -140,16 +140,14 @@ impl Server {
                     r.trim_start_matches("https://")
                         .trim_start_matches("http://")
                 });
-                if let Some(rest) = rest {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = addr_tx.send(addr);
-                }
+                let addr = rest.map(|r| r.split_whitespace().next().unwrap_or_default().to_owned());
+                // Logged before the address is announced: whoever has the address can
+                // read every line up to the listening line.
                 log_writer.0.lock().expect("log").push(line);
                 log_writer.1.notify_all();
+                if let Some(addr) = addr {
+                    let _ = addr_tx.send(addr);
+                }
             }
         });
         std::thread::spawn(move || {
@@ -166,8 +164,23 @@ impl Server {
                 panic!("server did not start: {:?}", log.0.lock().expect("log"));
             }
         };
-        // The key line is printed before the listening line, so it has arrived if any.
-        let key = key_rx.recv_timeout(Duration::from_millis(500)).ok();
+        // A first start logs so (on stderr, before the listening line, so it is in the
+        // log now) and prints the key on stdout, read by another thread: wait for it then.
+        let first_start = log
+            .0
+            .lock()
+            .expect("log")
+            .iter()
+            .any(|l| l.contains("first start: created tenant"));
+        let key = if first_start {
+            Some(
+                key_rx
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("a first start prints the default tenant's key"),
+            )
+        } else {
+            None
+        };
         Server {
             child,
             addr,
