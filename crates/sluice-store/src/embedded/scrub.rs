@@ -45,6 +45,7 @@ impl Scrub {
     pub fn start(self: &std::sync::Arc<Self>, segments: Vec<PathBuf>) -> std::io::Result<()> {
         let scrub = self.clone();
         std::thread::Builder::new().name("sluice-scrub".into()).spawn(move || {
+            super::fsutil::lower_thread_priority();
             let mut report = ScrubReport::default();
             for path in segments {
                 if scrub.stop.load(std::sync::atomic::Ordering::Relaxed) {

@@ -21,7 +21,7 @@
 //! ```
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::codec::{IdempotencyHashes, Record, SegmentHeader};
@@ -226,13 +226,23 @@ pub fn decode(bytes: &[u8], header: SegmentHeader, data_len: u64) -> Option<Side
     (r.at == body.len()).then_some(sidecar)
 }
 
+/// Sidecars are written in steps of this size (see [`write`]).
+const WRITE_STEP: usize = 256 << 10;
+
 /// Writes a sidecar atomically (temporary file, sync, rename). The directory is not
 /// synced: a sidecar lost in a crash is rebuilt at the next open.
 pub fn write(segment: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let path = path_for(segment);
     let tmp = path.with_extension("idx.tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
+    let file = std::fs::File::create(&tmp)?;
+    // In steps written back as they go, so no burst of dirty pages is left for a
+    // commit's fdatasync to wait behind (see `fsutil::write_back`).
+    let mut at = 0;
+    for chunk in bytes.chunks(WRITE_STEP) {
+        file.write_all_at(chunk, at)?;
+        super::fsutil::write_back(&file, at, chunk.len() as u64)?;
+        at += chunk.len() as u64;
+    }
     file.sync_data()?;
     std::fs::rename(&tmp, &path)
 }
