@@ -15,7 +15,8 @@
 #   7. Sluice batch ingest, 100 events a request;
 #   8. the consumer loop (poll with a lease, ack), draining what 5 to 7 stored;
 #   9. a concurrency sweep of durable ingest up to 10,000 connections, with its SVG;
-#  10. wrk on the same targets as 1 and 5, if wrk is installed: is the client the limit?
+#  10. wrk on the same targets as 1 and 5, if wrk is installed: req/s and each client's
+#      CPU time per request (is the load generator the limit?).
 # and prints every figure, and the ratios against 1 and 2. Files go to $OUT
 # (default target/bench-suite): one JSON report per run, suite.md and sweep.svg.
 set -euo pipefail
@@ -73,7 +74,17 @@ echo "[sweep] $SWEEP connections" >&2
   --sweep "$SWEEP" --plot "$OUT/sweep.svg" --json > "$OUT/sweep.json"
 RSS_KB=$(awk '/VmHWM/ {print $2}' /proc/$SLUICE/status)
 
+# wrk side by side: the same target, the same core, one thread each. Besides req/s
+# (which a slower server caps for both), each client's CPU time per request, from
+# getrusage: the client's own cost, which says whether it could be the bottleneck.
 WRK=""
+cpu_run() { # $1 file for "cpu_seconds", then the command; the command's stdout passes through
+  local file="$1"; shift
+  python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[2:], check=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write(str(r.ru_utime + r.ru_stime))' "$file" "$@"
+}
 if command -v wrk >/dev/null; then
   cat > "$WORK/ingest.lua" <<LUA
 wrk.method = "POST"
@@ -81,13 +92,15 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $SLUICE_API_KEY"
 wrk.body = '{"event_type":"bench.event","payload":{"pad":"$(printf 'x%.0s' $(seq 390))"}}'
 LUA
-  wrk_rps() { "${CLIENT_CPU[@]}" wrk -t1 -c100 -d"${DURATION}s" "$@" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }
   echo "[wrk] side by side" >&2
-  W_HELLO=$(wrk_rps http://127.0.0.1:9091/)
-  B_HELLO=$(field "$(bench "sluice bench vs wrk: hello GET" --url http://127.0.0.1:9091/ --workload get)" req_per_s)
-  W_INGEST=$(wrk_rps -s "$WORK/ingest.lua" $S/v1/events)
-  B_INGEST=$(field "$(bench "sluice bench vs wrk: sluice ingest" --url $S --workload ingest)" req_per_s)
-  WRK="$W_HELLO $B_HELLO $W_INGEST $B_INGEST"
+  for target in hello ingest; do
+    if [ $target = hello ]; then URL=http://127.0.0.1:9091/; LUA=(); FLAGS=(--workload get); else URL=$S/v1/events; LUA=(-s "$WORK/ingest.lua"); FLAGS=(--workload ingest); fi
+    cpu_run "$WORK/wrk.cpu" "${CLIENT_CPU[@]}" wrk -t1 -c100 -d"${DURATION}s" "${LUA[@]}" "$URL" > "$WORK/wrk.out"
+    W_REQ=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+    cpu_run "$WORK/bench.cpu" "${CLIENT_CPU[@]}" "$BIN/sluice" bench --url "$URL" "${FLAGS[@]}" --duration "${DURATION}s" --json > "$WORK/bench.json"
+    B_REQ=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"])' "$WORK/bench.json")
+    WRK="$WRK $target:$W_REQ:$(cat "$WORK/wrk.cpu"):$B_REQ:$(cat "$WORK/bench.cpu")"
+  done
 fi
 kill -TERM "$SLUICE"; wait "$SLUICE" 2>/dev/null || true
 kill "$HELLO" 2>/dev/null || true
@@ -111,8 +124,7 @@ def row(label, r):
 print("| run | conns | rate | req/s | events/s | success | p50 ms | p99 ms | p99.9 ms | max ms | errors |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in runs:
-    if not r["label"].startswith("sluice bench vs wrk"):
-        print(row(r["label"], r))
+    print(row(r["label"], r))
 for r in sweep:
     print(row(f"sweep: durable ingest at {r['connections']} connections", r))
 hello = runs[0]["req_per_s"]; parse = runs[1]["req_per_s"]
@@ -133,8 +145,10 @@ if e:
 top = sweep[-1]
 print(f"- sweep at {top['connections']} connections: {top['success_pct']:.2f} % answered 2xx; connect errors {top['connect_errors']}, resets {top['io_errors']}, timeouts {top['timeouts']}")
 print(f"- sluice peak RSS over the whole suite: {int(rss_kb) // 1024} MiB")
-if wrk:
-    wh, bh, wi, bi = map(float, wrk.split())
-    print(f"- load generator vs wrk -t1 -c100 (same target, same core): hello GET {bh:,.0f} vs {wh:,.0f} req/s ({100 * bh / wh:.0f} %); sluice ingest {bi:,.0f} vs {wi:,.0f} ({100 * bi / wi:.0f} %)")
+for part in wrk.split():
+    target, w_req, w_cpu, b_req, b_cpu = part.split(":")
+    w_req, w_cpu, b_req, b_cpu = int(w_req), float(w_cpu), int(b_req), float(b_cpu)
+    print(f"- sluice bench vs wrk -t1 -c100 on {target} (same core, {duration}s each): {b_req / float(duration):,.0f} vs {w_req / float(duration):,.0f} req/s ({100 * b_req / w_req:.0f} %); "
+          f"client CPU per request {1e6 * b_cpu / b_req:.2f} vs {1e6 * w_cpu / w_req:.2f} us")
 print(f"\nplot: {os.path.join(out, 'sweep.svg')}")
 PY

@@ -88,29 +88,35 @@ pub(crate) async fn run(
         rng: SmallRng::from_entropy(),
     };
     let mut k: u32 = 0;
+    // The clock is read once per request, when its answer is in: that moment is also
+    // when a closed loop sends the next one (clock reads were ~3 % of a client thread).
+    let mut now = Instant::now();
     loop {
         let intended = match schedule {
             Schedule::Open { offset, interval } => ctx.start + offset + interval * k,
-            Schedule::Closed => Instant::now().max(ctx.start),
+            Schedule::Closed => now.max(ctx.start),
         };
         if intended >= ctx.deadline {
             break;
         }
-        if intended > Instant::now() {
+        if intended > now {
             tokio::time::sleep_until(intended.into()).await;
         }
+        let sent = intended.max(now);
         k = k.saturating_add(1);
-        match role {
-            Role::Produce => produce(&ctx, &mut channel, &mut scratch, intended).await,
-            Role::Consume => consume(&ctx, &mut channel, &mut scratch, intended).await,
-        }
+        now = match role {
+            Role::Produce => produce(&ctx, &mut channel, &mut scratch, intended, sent).await,
+            Role::Consume => consume(&ctx, &mut channel, &mut scratch, intended, sent).await,
+        };
     }
 }
 
 impl ThreadContext {
-    fn answered(&self, status: u16, latency: Duration, carried: Carried) {
+    /// Records an answer to a request due at `since`; returns the time it came in.
+    fn answered(&self, status: u16, since: Instant, carried: Carried) -> Instant {
+        let now = Instant::now();
         let mut stats = self.stats.borrow_mut();
-        stats.answered(status, latency);
+        stats.answered(status, now.saturating_duration_since(since));
         if (200..300).contains(&status) {
             match carried {
                 Carried::Produced(n) => stats.events += n,
@@ -118,9 +124,11 @@ impl ThreadContext {
             }
         }
         self.progress.fetch_add(1, Ordering::Relaxed);
+        now
     }
 
-    async fn failed(&self, failure: Failure) {
+    /// Records a failure; returns the time the worker may go on.
+    async fn failed(&self, failure: Failure) -> Instant {
         {
             let mut stats = self.stats.borrow_mut();
             match failure {
@@ -132,6 +140,7 @@ impl ThreadContext {
         if failure == Failure::Connect {
             tokio::time::sleep(CONNECT_BACKOFF).await;
         }
+        Instant::now()
     }
 
     /// The `Idempotency-Key` of the next single-event ingest, if it gets one.
@@ -155,12 +164,14 @@ impl ThreadContext {
     }
 }
 
+/// Sends one request of the workload; returns when its answer (or failure) came.
 async fn produce(
     ctx: &ThreadContext,
     channel: &mut Channel,
     scratch: &mut Scratch,
     intended: Instant,
-) {
+    sent: Instant,
+) -> Instant {
     let path = ctx.config.path();
     let (method, body, key): (_, &[u8], _) = match ctx.config.workload {
         Workload::Get => ("GET", &[], None),
@@ -183,10 +194,10 @@ async fn produce(
         idempotency_key: key,
         body,
     };
-    match channel.exchange(&ctx.target, &request, false).await {
+    match channel.exchange(&ctx.target, &request, false, sent).await {
         Ok(answer) => ctx.answered(
             answer.status,
-            intended.elapsed(),
+            intended,
             Carried::Produced(ctx.config.events_per_request()),
         ),
         Err(failure) => ctx.failed(failure).await,
@@ -208,36 +219,37 @@ struct Listed<'a> {
     payload: Option<&'a RawValue>,
 }
 
+/// Polls the inbox once and acks what came; returns when the last answer came.
 async fn consume(
     ctx: &ThreadContext,
     channel: &mut Channel,
     scratch: &mut Scratch,
     intended: Instant,
-) {
+    sent: Instant,
+) -> Instant {
     let poll = Outgoing {
         method: "GET",
         path: &ctx.poll_path,
         idempotency_key: None,
         body: &[],
     };
-    let answer: Answer = match channel.exchange(&ctx.target, &poll, true).await {
+    let answer: Answer = match channel.exchange(&ctx.target, &poll, true, sent).await {
         Ok(answer) => answer,
         Err(failure) => return ctx.failed(failure).await,
     };
-    ctx.answered(answer.status, intended.elapsed(), Carried::Consumed(0));
+    let received = ctx.answered(answer.status, intended, Carried::Consumed(0));
     if !(200..300).contains(&answer.status) {
-        return;
+        return received;
     }
     let Ok(listing) = serde_json::from_slice::<Listing>(&answer.body) else {
         ctx.stats.borrow_mut().invalid_answers += 1;
-        return;
+        return received;
     };
     if listing.events.is_empty() {
         ctx.stats.borrow_mut().empty_polls += 1;
         tokio::time::sleep(EMPTY_POLL_BACKOFF).await;
-        return;
+        return Instant::now();
     }
-    let received = Instant::now();
     {
         let mut stats = ctx.stats.borrow_mut();
         for event in &listing.events {
@@ -266,9 +278,8 @@ async fn consume(
         idempotency_key: None,
         body: &scratch.body,
     };
-    let sent = Instant::now();
-    match channel.exchange(&ctx.target, &ack, false).await {
-        Ok(answer) => ctx.answered(answer.status, sent.elapsed(), Carried::Consumed(count)),
+    match channel.exchange(&ctx.target, &ack, false, received).await {
+        Ok(answer) => ctx.answered(answer.status, received, Carried::Consumed(count)),
         Err(failure) => ctx.failed(failure).await,
     }
 }

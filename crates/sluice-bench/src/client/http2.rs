@@ -2,13 +2,16 @@
 //! each with its own stream in flight.
 
 use std::cell::{Cell, RefCell};
+use std::pin::Pin;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use super::{Answer, Failure, Outgoing, Target};
+use tokio::time::Sleep;
+
+use super::{within, Answer, Failure, Outgoing, Target};
 
 type Sender = SendRequest<Full<Bytes>>;
 
@@ -30,12 +33,13 @@ impl Shared {
         target: &Target,
         request: &Outgoing<'_>,
         keep_body: bool,
+        mut timer: Pin<&mut Sleep>,
     ) -> Result<Answer, Failure> {
-        let (generation, mut sender) = self.sender(target).await?;
+        let (generation, mut sender) = self.sender(target, timer.as_mut()).await?;
         let request = build(target, request).map_err(|_| Failure::Io)?;
-        match tokio::time::timeout(target.timeout, send(&mut sender, request, keep_body)).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(_)) => {
+        match within(timer, send(&mut sender, request, keep_body)).await {
+            Some(Ok(answer)) => Ok(answer),
+            Some(Err(_)) => {
                 // A stream error leaves the connection usable; a closed one is dropped.
                 if sender.is_closed() {
                     self.forget(generation);
@@ -43,7 +47,7 @@ impl Shared {
                 Err(Failure::Io)
             }
             // Dropping the timed-out stream resets only that stream.
-            Err(_) => Err(Failure::Timeout),
+            None => Err(Failure::Timeout),
         }
     }
 
@@ -54,7 +58,11 @@ impl Shared {
         }
     }
 
-    async fn sender(&self, target: &Target) -> Result<(u64, Sender), Failure> {
+    async fn sender(
+        &self,
+        target: &Target,
+        timer: Pin<&mut Sleep>,
+    ) -> Result<(u64, Sender), Failure> {
         if let Some(open) = self.open() {
             return Ok(open);
         }
@@ -62,14 +70,14 @@ impl Shared {
         if let Some(open) = self.open() {
             return Ok(open);
         }
-        match tokio::time::timeout(target.timeout, connect(target)).await {
-            Ok(Ok(sender)) => {
+        match within(timer, connect(target)).await {
+            Some(Ok(sender)) => {
                 let generation = self.generations.get() + 1;
                 self.generations.set(generation);
                 *self.current.borrow_mut() = Some((generation, sender.clone()));
                 Ok((generation, sender))
             }
-            Ok(Err(_)) | Err(_) => Err(Failure::Connect),
+            Some(Err(_)) | None => Err(Failure::Connect),
         }
     }
 
