@@ -15,7 +15,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 
+use super::codec::SegmentHeader;
 use super::fsutil;
+use super::sidecar::Sidecar;
 
 /// A zero-filled, synced file of the segment size, ready to become a segment.
 #[derive(Debug)]
@@ -33,8 +35,23 @@ pub struct Spare {
 enum Job {
     /// Prepare the next spare segment; zero-filled when `zero_fill`.
     Spare { zero_fill: bool },
-    /// Write the index checkpoint of a just-sealed segment.
-    Sidecar(PathBuf),
+    /// Write the index checkpoint of a just-sealed segment: built by the writer, or
+    /// (`None`) to be built by reading the segment back.
+    Checkpoint {
+        segment: PathBuf,
+        built: Option<Box<BuiltCheckpoint>>,
+    },
+}
+
+/// A sidecar the writer built in memory, with what identifies its segment.
+#[derive(Debug)]
+pub struct BuiltCheckpoint {
+    /// The sidecar.
+    pub sidecar: Sidecar,
+    /// The sealed segment's header.
+    pub header: SegmentHeader,
+    /// The sealed segment's length in bytes.
+    pub len: u64,
 }
 
 /// Jobs queued at most; a sidecar that does not fit is built at the next open instead.
@@ -85,8 +102,15 @@ impl SparePool {
                 fsutil::lower_thread_priority();
                 let mut n = 0u64;
                 while let Ok(job) = request_rx.recv() {
-                    if let Job::Sidecar(segment) = job {
-                        if let Err(e) = super::sidecar::build_for(&segment) {
+                    if let Job::Checkpoint { segment, built } = job {
+                        let written = match built {
+                            Some(b) => {
+                                let bytes = super::sidecar::encode(&b.sidecar, b.header, b.len);
+                                super::sidecar::write(&segment, &bytes)
+                            }
+                            None => super::sidecar::build_for(&segment),
+                        };
+                        if let Err(e) = written {
                             tracing::warn!(path = %segment.display(), error = %e, "could not write an index checkpoint; the next open walks the segment instead");
                         }
                         continue;
@@ -126,10 +150,15 @@ impl SparePool {
         }
     }
 
-    /// Asks for the index checkpoint of a sealed segment, without waiting.
-    pub fn checkpoint(&mut self, segment: PathBuf) {
+    /// Asks for the index checkpoint of a sealed segment, without waiting: written from
+    /// `built`, or built by reading the segment back. If the queue is full it is
+    /// skipped, and the next open walks that segment instead.
+    pub fn checkpoint(&mut self, segment: PathBuf, built: Option<BuiltCheckpoint>) {
         if let Some(requests) = &self.requests {
-            let _ = requests.try_send(Job::Sidecar(segment));
+            let _ = requests.try_send(Job::Checkpoint {
+                segment,
+                built: built.map(Box::new),
+            });
         }
     }
 

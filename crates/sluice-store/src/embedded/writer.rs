@@ -27,6 +27,8 @@ use super::codec::{self, BatchEncoder, EventRecord, IdempotencyHashes, Record, S
 use super::config::Durability;
 use super::idempotency::{key_hash, IdempotencyIndex};
 use super::index::{SegmentMeta, STATE_ACKED, STATE_DELETED, STATE_EXPIRED, STATE_PENDING};
+use super::sidecar::{IndexedSettle, SidecarBuilder};
+use super::spare::BuiltCheckpoint;
 use super::{segment, Shared};
 use crate::error::StoreError;
 use crate::event_id::EventId;
@@ -109,6 +111,7 @@ struct NewIndexEntry {
     event_type: Bytes,
     offset: u32,
     received_at: UnixMs,
+    idempotency: Option<IdempotencyHashes>,
 }
 
 /// The writer thread's state. Everything here is owned by that one thread.
@@ -124,6 +127,10 @@ pub struct Writer {
     new_events: Vec<NewIndexEntry>,
     new_keys: Vec<[u8; 16]>,
     settles: Vec<(TenantId, Sequence, u8, UnixMs)>,
+    /// This batch's ack and delete records, for the checkpoint.
+    settle_records: Vec<IndexedSettle>,
+    /// The active segment's index checkpoint, built from what is committed.
+    checkpoint: SidecarBuilder,
     overlay: HashMap<(TenantId, u64), u8>,
     wants_sync: bool,
     carry: Option<Command>,
@@ -166,6 +173,10 @@ impl Writer {
             new_events: Vec::new(),
             new_keys: Vec::new(),
             settles: Vec::new(),
+            settle_records: Vec::new(),
+            // Records written before this process started are not seen here; that
+            // segment's checkpoint is built by reading it back when it is sealed.
+            checkpoint: SidecarBuilder::new(write_pos == codec::SEGMENT_HEADER_LEN as u64),
             overlay: HashMap::new(),
             wants_sync: false,
             carry: None,
@@ -255,6 +266,7 @@ impl Writer {
         self.new_events.clear();
         self.new_keys.clear();
         self.settles.clear();
+        self.settle_records.clear();
         self.overlay.clear();
         self.wants_sync = false;
     }
@@ -365,6 +377,7 @@ impl Writer {
             event_type: e.event_type.clone(),
             offset: offset as u32,
             received_at,
+            idempotency: hashes,
         });
         AppendOutcome::Created {
             id: EventId::new(received_at, seq, salt),
@@ -421,6 +434,12 @@ impl Writer {
         if !changed.is_empty() {
             let at = self.now();
             self.encoder.push_settle(how, tenant, at, &changed);
+            self.settle_records.push(IndexedSettle {
+                how,
+                tenant,
+                at,
+                seqs: changed.clone(),
+            });
             self.settles
                 .extend(changed.into_iter().map(|s| (tenant, s, target, at)));
         }
@@ -526,6 +545,18 @@ impl Writer {
                 index.settle(tenant, seq, state, at);
             }
         }
+        for e in &self.new_events {
+            self.checkpoint.event(
+                e.offset,
+                e.tenant,
+                e.received_at,
+                &e.event_type,
+                e.idempotency,
+            );
+        }
+        for s in self.settle_records.drain(..) {
+            self.checkpoint.settle(s);
+        }
         if notify {
             let salt = self.shared.salt;
             committed.extend(self.new_events.iter().map(|e| Committed {
@@ -597,6 +628,16 @@ impl Writer {
                     (file, path, capacity)
                 }
             };
+        // The next segment exists: only now is the sealed one's checkpoint final (a failed
+        // roll-over is retried, and must not find an emptied builder).
+        let built = self.checkpoint.finish().map(|sidecar| BuiltCheckpoint {
+            sidecar,
+            header: SegmentHeader {
+                salt: self.shared.salt,
+                base_seq: Sequence(self.active.base_seq),
+            },
+            len: self.active.write_pos,
+        });
         let file = Arc::new(file);
         let header_len = codec::SEGMENT_HEADER_LEN as u64;
         self.shared.index.lock().segments.push(SegmentMeta::new(
@@ -614,7 +655,7 @@ impl Writer {
             capacity,
         };
         if let Some(pool) = self.spares.as_mut() {
-            pool.checkpoint(sealed);
+            pool.checkpoint(sealed, built);
         }
         Ok(())
     }
