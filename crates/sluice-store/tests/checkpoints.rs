@@ -3,9 +3,12 @@
 //! derives, for every kind of record, and across a restart (the segment the store was
 //! opened on is read back when sealed, since the writer did not see its start).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use bytes::Bytes;
+use common::segments;
 use sluice_store::embedded::codec::SegmentHeader;
 use sluice_store::embedded::sidecar;
 use sluice_store::embedded::{EmbeddedConfig, EmbeddedStore};
@@ -21,24 +24,14 @@ fn event(n: usize) -> NewEvent {
     NewEvent {
         tenant: TenantId(1 + (n % 2) as u32),
         event_type: Bytes::from(format!("type.{}", n % 5)),
-        source: (n % 4 == 0).then(|| Bytes::from_static(b"src")),
+        source: n.is_multiple_of(4).then(|| Bytes::from_static(b"src")),
         occurred_at: None,
-        idempotency: (n % 3 == 0).then(|| IdempotencyKey {
+        idempotency: n.is_multiple_of(3).then(|| IdempotencyKey {
             key: Bytes::from(format!("key-{n}")),
             fingerprint: [n as u8; 16],
         }),
         payload: Bytes::from(format!(r#"{{"n":{n},"pad":"{}"}}"#, "p".repeat(n % 61))),
     }
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    v.sort();
-    v
 }
 
 /// Appends batches, acking and deleting some of what came before, then closes.
@@ -59,13 +52,13 @@ fn run_once(dir: &Path, first: usize) {
                     created.push((tenant, id));
                 }
             }
-            if b % 4 == 0 && created.len() > 2 {
+            if b.is_multiple_of(4) && created.len() > 2 {
                 let (tenant, id) = created[created.len() - 3];
                 store
                     .settle(
                         tenant,
                         vec![id],
-                        if b % 8 == 0 {
+                        if b.is_multiple_of(8) {
                             Settle::Delete
                         } else {
                             Settle::Ack

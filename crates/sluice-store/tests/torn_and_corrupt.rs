@@ -4,9 +4,12 @@
 //! - damage anywhere else refuses to open, naming the file and byte offset;
 //! - `repair` opens anyway, cutting the damaged segment at the damage.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use common::segments;
 use rand::{Rng, SeedableRng};
 use sluice_store::embedded::codec::{read_batch, BatchRead, SEGMENT_HEADER_LEN};
 use sluice_store::embedded::verify::verify_dir;
@@ -60,16 +63,6 @@ fn populate(dir: &Path, segment_bytes: u64, batches: usize) -> Vec<Vec<EventId>>
     });
     store.close();
     out
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    v.sort();
-    v
 }
 
 /// `(start, end)` of every batch frame in a segment file.
