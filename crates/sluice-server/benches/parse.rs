@@ -5,12 +5,15 @@
 //! - `parse/single/dom`: the same body into a `serde_json::Value`, the reference a
 //!   DOM-building server pays; the ratio shows what borrowing saves;
 //! - `parse/batch_100/envelope`: `split_batch` plus `parse_event` for 100 events, the
-//!   hot path of `POST /v1/events/batch`, against `parse/batch_100/dom`.
+//!   hot path of `POST /v1/events/batch`, against `parse/batch_100/dom`;
+//! - `answer/batch_100`: writing the 207/201 answer of a 100-event batch (index, status,
+//!   id and receive time per item) with the response writer.
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sluice_server::ingest::{parse_event, split_batch, ItemPath};
-use sluice_store::TenantId;
+use sluice_server::json::JsonWriter;
+use sluice_store::{EventId, Sequence, TenantId};
 
 const PAYLOAD_MAX: usize = 1 << 20;
 
@@ -66,5 +69,35 @@ fn batch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, single, batch);
+fn answer(c: &mut Criterion) {
+    let received_at = 1_795_388_000_123;
+    let ids: Vec<EventId> = (0..100)
+        .map(|i| EventId::new(received_at, Sequence(1_000_000 + i), 0x5a5a))
+        .collect();
+    let mut group = c.benchmark_group("answer");
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("batch_100", |b| {
+        b.iter(|| {
+            let mut w = JsonWriter::with_capacity(64 * ids.len() + 64);
+            w.begin_object();
+            w.key("results");
+            w.begin_array();
+            let mut buf = [0u8; 30];
+            for (i, id) in ids.iter().enumerate() {
+                w.begin_object();
+                w.field_u64("index", i as u64);
+                w.field_u64("status", 201);
+                w.field_str("event_id", id.encode(&mut buf));
+                w.field_timestamp("received_at", received_at);
+                w.end_object();
+            }
+            w.end_array();
+            w.end_object();
+            w.finish().len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, single, batch, answer);
 criterion_main!(benches);

@@ -12,6 +12,26 @@ pub struct JsonWriter {
     buf: BytesMut,
     /// Whether the next value in the current container needs a leading comma.
     comma: bool,
+    /// The last timestamp formatted, and its text: the events of one batch share one
+    /// receive time, so a 1,000-item batch answer formats it once, not 1,000 times.
+    last_timestamp: Option<(i64, Timestamp)>,
+}
+
+/// An RFC 3339 timestamp with milliseconds, formatted on the stack.
+#[derive(Debug, Clone, Copy)]
+struct Timestamp {
+    text: [u8; 32],
+    len: usize,
+}
+
+impl std::fmt::Write for Timestamp {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.text.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 impl JsonWriter {
@@ -20,6 +40,7 @@ impl JsonWriter {
         JsonWriter {
             buf: BytesMut::with_capacity(n),
             comma: false,
+            last_timestamp: None,
         }
     }
 
@@ -115,14 +136,27 @@ impl JsonWriter {
         use std::fmt::Write;
         self.key(key);
         self.sep();
-        let t = system_time(ms);
+        let text = match self.last_timestamp {
+            Some((last, text)) if last == ms => text,
+            _ => {
+                let mut text = Timestamp {
+                    text: [0; 32],
+                    len: 0,
+                };
+                // 24 bytes ("2026-01-02T03:04:05.678Z") always fit in 32; years past
+                // 9999 cannot come from a millisecond i64 clock in practice, and would
+                // only be cut short, never overflow.
+                let _ = write!(
+                    text,
+                    "{}",
+                    humantime::format_rfc3339_millis(system_time(ms))
+                );
+                self.last_timestamp = Some((ms, text));
+                text
+            }
+        };
         self.buf.put_u8(b'"');
-        // Writing into a BytesMut cannot fail; the timestamp is ASCII without quotes.
-        let _ = write!(
-            BufWriter(&mut self.buf),
-            "{}",
-            humantime::format_rfc3339_millis(t)
-        );
+        self.buf.put_slice(&text.text[..text.len]);
         self.buf.put_u8(b'"');
     }
 
@@ -148,6 +182,16 @@ impl JsonWriter {
     fn write_escaped(&mut self, s: &str) {
         self.buf.put_u8(b'"');
         let bytes = s.as_bytes();
+        // Keys, ids and timestamps never need escaping: check without branching per
+        // byte (this loop vectorises), then copy in one go.
+        let plain = bytes
+            .iter()
+            .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+        if plain {
+            self.buf.put_slice(bytes);
+            self.buf.put_u8(b'"');
+            return;
+        }
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
             let escape: Option<&[u8]> = match b {
@@ -173,15 +217,6 @@ impl JsonWriter {
         }
         self.buf.put_slice(&bytes[start..]);
         self.buf.put_u8(b'"');
-    }
-}
-
-struct BufWriter<'a>(&'a mut BytesMut);
-
-impl std::fmt::Write for BufWriter<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.put_slice(s.as_bytes());
-        Ok(())
     }
 }
 
@@ -213,6 +248,9 @@ mod tests {
         w.end_array();
         w.field_null("z");
         w.field_timestamp("t", 1_700_000_000_123);
+        // The one-entry cache must serve a repeat and step aside for a new value.
+        w.field_timestamp("t_again", 1_700_000_000_123);
+        w.field_timestamp("t_other", 1);
         w.end_object();
         let out = w.finish();
         let parsed: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
@@ -222,6 +260,8 @@ mod tests {
         assert_eq!(parsed["list"][1], "s");
         assert!(parsed["z"].is_null());
         assert_eq!(parsed["t"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(parsed["t_again"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(parsed["t_other"], "1970-01-01T00:00:00.001Z");
     }
 
     #[test]
