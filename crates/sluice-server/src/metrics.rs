@@ -8,7 +8,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use sluice_store::StoreStats;
+use sluice_store::{StoreStats, SYNC_LATENCY_BOUNDS_US};
 
 /// The routes, as metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +201,7 @@ impl Metrics {
                 name,
                 &labels,
                 &BUCKETS_US,
-                &m.latency_buckets,
+                m.latency_buckets.iter().map(|c| c.load(Relaxed)),
                 sum,
                 1e6,
             );
@@ -225,7 +225,7 @@ impl Metrics {
             "sluice_batch_size",
             "",
             &BATCH_BUCKETS,
-            &self.batch_buckets,
+            self.batch_buckets.iter().map(|c| c.load(Relaxed)),
             sum,
             1.0,
         );
@@ -247,7 +247,16 @@ impl Metrics {
             "Group commits (one write and one sync each).",
             store.commits,
         );
-        let _ = writeln!(out, "# HELP sluice_store_fsync_seconds_total Time spent in fdatasync.\n# TYPE sluice_store_fsync_seconds_total counter\nsluice_store_fsync_seconds_total {}", store.sync_micros_total as f64 / 1e6);
+        out.push_str("# HELP sluice_store_fsync_seconds Latency of each group commit's fdatasync.\n# TYPE sluice_store_fsync_seconds histogram\n");
+        histogram(
+            &mut out,
+            "sluice_store_fsync_seconds",
+            "",
+            &SYNC_LATENCY_BOUNDS_US,
+            store.sync_latency_counts,
+            store.sync_micros_total,
+            1e6,
+        );
         counter(
             &mut out,
             "sluice_store_events_appended_total",
@@ -311,14 +320,14 @@ fn histogram(
     name: &str,
     labels: &str,
     bounds: &[u64],
-    counts: &[AtomicU64],
+    counts: impl IntoIterator<Item = u64>,
     sum: u64,
     scale: f64,
 ) {
     let sep = if labels.is_empty() { "" } else { "," };
     let mut cumulative = 0;
     for (ub, count) in bounds.iter().zip(counts) {
-        cumulative += count.load(Relaxed);
+        cumulative += count;
         let le = if *ub == u64::MAX {
             "+Inf".to_owned()
         } else {
@@ -362,7 +371,13 @@ mod tests {
         m.observe(Route::Ingest, 201, 300);
         m.observe(Route::Ingest, 201, 2_000_000);
         m.batch(100);
-        let text = m.render(&StoreStats::default(), &[]);
+        let mut store = StoreStats::default();
+        // Syncs of 150 µs, 150 µs and 60 ms: buckets are per-bucket counts in the
+        // store and cumulative on the wire.
+        store.sync_latency_counts[1] = 2;
+        store.sync_latency_counts[8] = 1;
+        store.sync_micros_total = 60_300;
+        let text = m.render(&store, &[]);
         for line in [
             r#"sluice_http_requests_total{route="POST /v1/events",status="201"} 2"#,
             r#"sluice_http_request_duration_seconds_bucket{route="POST /v1/events",le="0.0001"} 0"#,
@@ -376,6 +391,12 @@ mod tests {
             r#"sluice_batch_size_bucket{le="+Inf"} 1"#,
             "sluice_batch_size_sum 100",
             "sluice_batch_size_count 1",
+            r#"sluice_store_fsync_seconds_bucket{le="0.0001"} 0"#,
+            r#"sluice_store_fsync_seconds_bucket{le="0.0002"} 2"#,
+            r#"sluice_store_fsync_seconds_bucket{le="0.05"} 3"#,
+            r#"sluice_store_fsync_seconds_bucket{le="+Inf"} 3"#,
+            "sluice_store_fsync_seconds_sum 0.0603",
+            "sluice_store_fsync_seconds_count 3",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

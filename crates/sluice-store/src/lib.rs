@@ -37,7 +37,7 @@ mod types;
 pub use catalog::{ApiKeyRecord, Catalog, Scope, Tenant, TenantLimits};
 pub use error::StoreError;
 pub use event_id::EventId;
-pub use store::{Store, StoreStats};
+pub use store::{Store, StoreStats, SYNC_LATENCY_BOUNDS_US};
 pub use types::{
     AppendOutcome, Committed, EventState, IdempotencyKey, InboxPage, InboxQuery, NewEvent,
     Sequence, Settle, SettleOutcome, StoredEvent, TenantId, UnixMs,

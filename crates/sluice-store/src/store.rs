@@ -19,6 +19,24 @@ use crate::types::{
     TenantId,
 };
 
+/// Upper bounds, in microseconds, of the sync-latency buckets of
+/// [`StoreStats::sync_latency_counts`]; the last bucket is unbounded. From the cheapest
+/// sync of a fast disk to the stalls worth an alert.
+pub const SYNC_LATENCY_BOUNDS_US: [u64; 12] = [
+    100,
+    200,
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    20_000,
+    50_000,
+    100_000,
+    250_000,
+    u64::MAX,
+];
+
 /// Counters and gauges a backend exposes for `/metrics`; all cheap to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -28,6 +46,10 @@ pub struct StoreStats {
     pub commits: u64,
     /// Sum of sync latencies in microseconds, for a mean.
     pub sync_micros_total: u64,
+    /// Syncs by latency: how many fell in each bucket of [`SYNC_LATENCY_BOUNDS_US`]
+    /// (per bucket, not cumulative). A mean hides the stalls that set the p99 of
+    /// ingest; these show them.
+    pub sync_latency_counts: [u64; SYNC_LATENCY_BOUNDS_US.len()],
     /// Commands waiting in the commit queue now.
     pub queue_depth: u64,
     /// Appends refused because the queue was full.

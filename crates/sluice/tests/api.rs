@@ -464,12 +464,21 @@ fn operations_endpoints_health_ready_metrics() {
             "sluice_events_ingested_total 2",
             "sluice_batch_size_count 1",
             "sluice_store_commits_total",
-            "sluice_store_fsync_seconds_total",
+            r#"sluice_store_fsync_seconds_bucket{le="+Inf"}"#,
             "sluice_store_commit_queue_depth 0",
             r#"sluice_pending_events{tenant="default"} 2"#,
         ] {
             assert!(text.contains(series), "missing {series} in:\n{text}");
         }
+        // Every durable commit's sync is in the latency histogram.
+        let value = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+        };
+        let commits = value("sluice_store_commits_total ");
+        assert!(commits >= 1);
+        assert_eq!(value("sluice_store_fsync_seconds_count "), commits);
         let echoed = http
             .send(
                 "GET",

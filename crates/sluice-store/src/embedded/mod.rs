@@ -37,7 +37,7 @@ use self::writer::{Command, Writer};
 use crate::catalog::{ApiKeyRecord, Catalog, CatalogFile, Tenant, TenantLimits};
 use crate::error::StoreError;
 use crate::event_id::EventId;
-use crate::store::{Store, StoreStats};
+use crate::store::{Store, StoreStats, SYNC_LATENCY_BOUNDS_US};
 use crate::types::{
     AppendOutcome, Committed, EventState, InboxPage, InboxQuery, NewEvent, Sequence, Settle,
     SettleOutcome, StoredEvent, TenantId,
@@ -49,6 +49,7 @@ struct Counters {
     events_appended: AtomicU64,
     commits: AtomicU64,
     sync_micros_total: AtomicU64,
+    sync_latency: [AtomicU64; SYNC_LATENCY_BOUNDS_US.len()],
     overloaded_total: AtomicU64,
     segments_purged: AtomicU64,
     pending_expired: AtomicU64,
@@ -436,6 +437,7 @@ impl Store for EmbeddedStore {
             events_appended: c.events_appended.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
             sync_micros_total: c.sync_micros_total.load(Ordering::Relaxed),
+            sync_latency_counts: std::array::from_fn(|i| c.sync_latency[i].load(Ordering::Relaxed)),
             queue_depth: self.shared.queue_depth.load(Ordering::Relaxed) as u64,
             overloaded_total: c.overloaded_total.load(Ordering::Relaxed),
             segments,

@@ -32,6 +32,7 @@ use super::spare::BuiltCheckpoint;
 use super::{segment, Shared};
 use crate::error::StoreError;
 use crate::event_id::EventId;
+use crate::store::SYNC_LATENCY_BOUNDS_US;
 use crate::types::{
     AppendOutcome, Committed, NewEvent, Sequence, Settle, SettleOutcome, TenantId, UnixMs,
 };
@@ -523,9 +524,13 @@ impl Writer {
         }
         self.dirty_since = None;
         let stats = &self.shared.stats;
-        stats
-            .sync_micros_total
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let micros = started.elapsed().as_micros() as u64;
+        stats.sync_micros_total.fetch_add(micros, Ordering::Relaxed);
+        let bucket = SYNC_LATENCY_BOUNDS_US
+            .iter()
+            .position(|&bound| micros <= bound)
+            .unwrap_or(SYNC_LATENCY_BOUNDS_US.len() - 1);
+        stats.sync_latency[bucket].fetch_add(1, Ordering::Relaxed);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
