@@ -35,6 +35,8 @@ pub struct Stats {
     pub consumed: u64,
     /// Inbox polls that found nothing to consume.
     pub empty_polls: u64,
+    /// Events consumed that this run did not produce (a backlog from before it).
+    pub consumed_older: u64,
     /// Connections that could not be opened.
     pub connect_errors: u64,
     /// Requests that failed on an open connection (reset, closed mid-answer).
@@ -54,6 +56,7 @@ impl Default for Stats {
             events: 0,
             consumed: 0,
             empty_polls: 0,
+            consumed_older: 0,
             connect_errors: 0,
             io_errors: 0,
             timeouts: 0,
@@ -85,6 +88,7 @@ impl Stats {
         self.events += other.events;
         self.consumed += other.consumed;
         self.empty_polls += other.empty_polls;
+        self.consumed_older += other.consumed_older;
         self.connect_errors += other.connect_errors;
         self.io_errors += other.io_errors;
         self.timeouts += other.timeouts;
@@ -163,6 +167,9 @@ pub struct Report {
     pub statuses: BTreeMap<u16, u64>,
     /// Inbox polls that found nothing.
     pub empty_polls: u64,
+    /// Events consumed that this run did not produce: a backlog drained first, which
+    /// the ingest→consume latency of the mixed workload then includes.
+    pub consumed_older: u64,
     /// Connections that could not be opened.
     pub connect_errors: u64,
     /// Failures on open connections.
@@ -209,6 +216,7 @@ impl Report {
                 .then(|| Percentiles::of(&stats.end_to_end_us)),
             statuses: stats.statuses.clone(),
             empty_polls: stats.empty_polls,
+            consumed_older: stats.consumed_older,
             connect_errors: stats.connect_errors,
             io_errors: stats.io_errors,
             timeouts: stats.timeouts,

@@ -253,9 +253,12 @@ async fn consume(
     {
         let mut stats = ctx.stats.borrow_mut();
         for event in &listing.events {
-            if let Some(sent_us) = event.payload.and_then(|p| ctx.bodies.sent_us(p.get())) {
-                let sent = ctx.start + Duration::from_micros(sent_us);
-                stats.consumed(received.saturating_duration_since(sent));
+            match event.payload.and_then(|p| ctx.bodies.sent_us(p.get())) {
+                Some(sent_us) => {
+                    let sent = ctx.start + Duration::from_micros(sent_us);
+                    stats.consumed(received.saturating_duration_since(sent));
+                }
+                None => stats.consumed_older += 1,
             }
         }
     }

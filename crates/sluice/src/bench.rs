@@ -79,6 +79,21 @@ pub fn run(flags: BenchFlags) -> anyhow::Result<ExitCode> {
             if r.empty_polls > 0 {
                 println!("{at}empty inbox polls: {}", r.empty_polls);
             }
+            if r.shape.workload == "mixed" && r.consumed_older > 0 {
+                println!(
+                    "{at}note: the consumers first drained {} events from before this run (the inbox is oldest first), and the ingest→consume latency includes that backlog; start on an empty inbox for a clean figure",
+                    r.consumed_older
+                );
+            }
+            let refused = |code: u16| r.requests > 0 && r.statuses.get(&code) == Some(&r.requests);
+            if refused(401) || refused(403) {
+                println!("{at}hint: every request was refused; check --api-key (or SLUICE_API_KEY) and the key's scopes");
+            } else if r.requests == 0 && r.connect_errors > 0 {
+                println!(
+                    "{at}hint: no connection could be opened; is the server listening at {}?",
+                    config.url
+                );
+            }
         }
     }
     if let Some(path) = &flags.plot {
@@ -163,7 +178,7 @@ fn run_point(config: &BenchConfig, quiet: bool, label: &str) -> anyhow::Result<R
                 let now = progress.load(Ordering::Relaxed);
                 eprint!(
                     "\r{label}: {:>4.0}s / {:.0}s  {now} answers  {} req/s   ",
-                    started.elapsed().as_secs_f64(),
+                    started.elapsed().min(total).as_secs_f64(),
                     total.as_secs_f64(),
                     now - last
                 );

@@ -103,6 +103,8 @@ fn mixed_then_consume_hands_out_every_ingested_event_exactly_once() {
     let ingested = count(&mixed, "events");
     assert_eq!(status(&mixed, "201"), ingested, "{mixed}");
     assert!(ingested > 0 && count(&mixed, "consumed") > 0, "{mixed}");
+    // A fresh inbox: every event consumed was this run's own, and timed.
+    assert_eq!(count(&mixed, "consumed_older"), 0, "{mixed}");
     let e2e = &mixed["end_to_end_ms"];
     assert!(e2e["p50"].as_f64().is_some_and(|p| p > 0.0), "{mixed}");
     // Every poll was acked before the run ended, so the rest are pending, unleased.
@@ -124,6 +126,12 @@ fn mixed_then_consume_hands_out_every_ingested_event_exactly_once() {
         "mixed: {mixed}\nconsume: {rest}"
     );
     assert!(count(&rest, "empty_polls") > 0, "drained: {rest}");
+    // What the second run consumed came from the first: none of it is its own.
+    assert_eq!(
+        count(&rest, "consumed_older"),
+        count(&rest, "consumed"),
+        "{rest}"
+    );
     assert_eq!(pending(&s), 0);
 }
 
