@@ -364,18 +364,12 @@ impl<S: Store> App<S> {
         require(who, Scope::Ingest)?;
         let ndjson = require_json(&req, true)?;
         let body = read_body(req, self.config.limits.max_batch_bytes).await?;
-        let items = ingest::split_batch(&body, ndjson)?;
-        let mut results: Vec<Result<AppendOutcome, Problem>> = Vec::with_capacity(items.len());
-        let mut valid = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            match ingest::parse_event(
-                &body,
-                item,
-                who.tenant,
-                None,
-                tenant.max_payload_bytes,
-                ingest::ItemPath::Item(i),
-            ) {
+        let parsed = ingest::parse_batch(&body, ndjson, who.tenant, tenant.max_payload_bytes)?;
+        let items = parsed.len();
+        let mut results: Vec<Result<AppendOutcome, Problem>> = Vec::with_capacity(items);
+        let mut valid = Vec::with_capacity(items);
+        for item in parsed {
+            match item {
                 Ok(event) => {
                     valid.push(event);
                     // Placeholder until the store answers; replaced below in order.
@@ -386,7 +380,7 @@ impl<S: Store> App<S> {
                 Err(p) => results.push(Err(p)),
             }
         }
-        self.metrics.batch(items.len() as u64);
+        self.metrics.batch(items as u64);
         if valid.is_empty() {
             let errors = results
                 .into_iter()

@@ -66,6 +66,83 @@ pub fn parse_event(
 ) -> Result<NewEvent, Problem> {
     let envelope: Envelope<'_> =
         serde_json::from_slice(item).map_err(|e| json_problem(&e, item, path))?;
+    validate(
+        envelope,
+        body,
+        item,
+        tenant,
+        header_key,
+        max_payload_bytes,
+        path,
+    )
+}
+
+/// Parses a batch body (a JSON array, or NDJSON) into one result per item, in order.
+///
+/// A JSON array is first read in one pass, every envelope at once: splitting the array
+/// and then parsing each item scanned every byte twice (criterion: 94 µs for 100 events
+/// against 61 µs for 100 single parses). That pass is used only when it tells the whole
+/// story: it fails whole on any item serde rejects, and it does not keep each item's
+/// bytes, which an idempotency key's fingerprint needs. Then the items are split and
+/// parsed one by one, for per-item errors and fingerprints.
+pub fn parse_batch(
+    body: &Bytes,
+    ndjson: bool,
+    tenant: TenantId,
+    max_payload_bytes: usize,
+) -> Result<Vec<Result<NewEvent, Problem>>, Problem> {
+    if !ndjson {
+        if let Ok(envelopes) = serde_json::from_slice::<Vec<Envelope<'_>>>(body) {
+            if envelopes.iter().all(|e| e.idempotency_key.is_none()) {
+                check_batch_len(envelopes.len())?;
+                return Ok(envelopes
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, envelope)| {
+                        // No key, so the item's own bytes (for a fingerprint) are never
+                        // needed: the empty slice stands in for them.
+                        validate(
+                            envelope,
+                            body,
+                            &[],
+                            tenant,
+                            None,
+                            max_payload_bytes,
+                            ItemPath::Item(i),
+                        )
+                    })
+                    .collect());
+            }
+        }
+    }
+    let items = split_batch(body, ndjson)?;
+    Ok(items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            parse_event(
+                body,
+                item,
+                tenant,
+                None,
+                max_payload_bytes,
+                ItemPath::Item(i),
+            )
+        })
+        .collect())
+}
+
+/// Checks a parsed envelope's fields; `item` is the event's bytes, fingerprinted when it
+/// carries an idempotency key.
+fn validate(
+    envelope: Envelope<'_>,
+    body: &Bytes,
+    item: &[u8],
+    tenant: TenantId,
+    header_key: Option<&str>,
+    max_payload_bytes: usize,
+    path: ItemPath,
+) -> Result<NewEvent, Problem> {
     let mut errors = Vec::new();
     let field = |name: &str| format!("{path}{name}");
 
@@ -196,22 +273,24 @@ pub fn split_batch(body: &[u8], ndjson: bool) -> Result<Vec<&[u8]>, Problem> {
         })?;
         raw.into_iter().map(|r| r.get().as_bytes()).collect()
     };
-    if items.is_empty() {
+    check_batch_len(items.len())?;
+    Ok(items)
+}
+
+fn check_batch_len(len: usize) -> Result<(), Problem> {
+    if len == 0 {
         return Err(Problem::validation(vec![FieldError::new(
             "",
             "the batch holds no events",
         )]));
     }
-    if items.len() > BATCH_EVENTS_MAX {
+    if len > BATCH_EVENTS_MAX {
         return Err(Problem::validation(vec![FieldError::new(
             "",
-            format!(
-                "the batch holds {} events; the limit is {BATCH_EVENTS_MAX}",
-                items.len()
-            ),
+            format!("the batch holds {len} events; the limit is {BATCH_EVENTS_MAX}"),
         )]));
     }
-    Ok(items)
+    Ok(())
 }
 
 /// A digest of what a client sent with an idempotency key: "the same body".
@@ -392,6 +471,57 @@ mod tests {
     fn parse(json: &str) -> Result<NewEvent, Problem> {
         let body = Bytes::copy_from_slice(json.as_bytes());
         parse_event(&body, &body, TenantId(1), None, 1 << 20, ItemPath::Body)
+    }
+
+    /// Splitting and parsing each item: the reference `parse_batch` must agree with.
+    fn two_pass(body: &Bytes) -> Result<Vec<Result<NewEvent, Problem>>, Problem> {
+        let items = split_batch(body, false)?;
+        Ok(items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| parse_event(body, item, TenantId(1), None, 64, ItemPath::Item(i)))
+            .collect())
+    }
+
+    #[test]
+    fn one_pass_batches_agree_with_item_by_item_parsing() {
+        for (case, json) in [
+            (
+                "valid",
+                r#"[{"event_type":"a","payload":{"x":1}}, {"event_type":"b","payload":{},"source":"s\"q"}]"#,
+            ),
+            (
+                "bad type and big payload",
+                r#"[{"event_type":"a b","payload":{}},{"event_type":"a","payload":{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}]"#,
+            ),
+            (
+                "keyed: fingerprints need the items",
+                r#"[{"event_type":"a","payload":{},"idempotency_key":"k1"},{"event_type":"a","payload":{}}]"#,
+            ),
+            (
+                "unknown field",
+                r#"[{"event_type":"a","payload":{}},{"event_type":"a","payload":{},"extra":1}]"#,
+            ),
+            ("not objects", r#"[{"event_type":"a","payload":{}}, 7]"#),
+            ("not an array", r#"{"event_type":"a","payload":{}}"#),
+            ("malformed", r#"[{"event_type":"a","payload":{}"#),
+            ("empty", "[]"),
+        ] {
+            let body = Bytes::copy_from_slice(json.as_bytes());
+            let one_pass = parse_batch(&body, false, TenantId(1), 64);
+            assert_eq!(one_pass, two_pass(&body), "{case}");
+        }
+        // The keyed item got its fingerprint from its own bytes.
+        let body =
+            Bytes::from_static(br#"[{"event_type":"a","payload":{},"idempotency_key":"k1"}]"#);
+        let events = parse_batch(&body, false, TenantId(1), 64).expect("parsed");
+        let key = events[0]
+            .as_ref()
+            .expect("valid")
+            .idempotency
+            .as_ref()
+            .expect("keyed");
+        assert_eq!(key.fingerprint, fingerprint(&body[1..body.len() - 1]));
     }
 
     #[test]
