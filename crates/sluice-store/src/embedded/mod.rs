@@ -445,11 +445,7 @@ impl Store for EmbeddedStore {
             pinned_bytes,
             segments_purged: c.segments_purged.load(Ordering::Relaxed),
             pending_expired: c.pending_expired.load(Ordering::Relaxed),
-            corrupt_segments: self
-                .shared
-                .scrub
-                .report()
-                .map_or(0, |r| r.damage.len() as u64),
+            corrupt_segments: self.shared.scrub.damaged(),
         }
     }
 

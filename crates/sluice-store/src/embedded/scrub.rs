@@ -38,6 +38,10 @@ pub struct Scrub {
     finished: Condvar,
     /// Set when the store closes: the scrub stops between segments.
     stop: std::sync::atomic::AtomicBool,
+    /// Damaged segments found so far. Counted the moment one is found, before it is
+    /// logged: whoever reads the log line must already see readiness off, even while
+    /// the scrub goes on through the remaining segments.
+    damaged: std::sync::atomic::AtomicU64,
 }
 
 impl Scrub {
@@ -63,6 +67,7 @@ impl Scrub {
                 let walk = scan::walk(&bytes, |_, _| {});
                 report.verified += 1;
                 if let Some(d) = walk.damage {
+                    scrub.damaged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     tracing::error!(
                         path = %path.display(),
                         offset = d.offset,
@@ -83,9 +88,9 @@ impl Scrub {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// The report, if the scrub has finished.
-    pub fn report(&self) -> Option<ScrubReport> {
-        self.done.lock().clone()
+    /// Damaged segments found so far (the scrub may still be running).
+    pub fn damaged(&self) -> u64 {
+        self.damaged.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Blocks until the scrub has finished.
