@@ -1,10 +1,11 @@
 //! Index checkpoints: one `<segment>.idx` per sealed segment.
 //!
 //! Opening a store must not read every payload ever written: at 10 M events of ~600
-//! bytes that is 6 GB, several seconds even from the page cache. So when a segment is
-//! sealed, a background thread writes a sidecar with exactly what recovery derives from
-//! it (each event's offset, tenant, receive time, type and idempotency hashes, and the
-//! segment's ack and delete records), about 20 bytes per event. Recovery loads sealed
+//! bytes that is 6 GB, several seconds even from the page cache. So each segment gets a
+//! sidecar with exactly what recovery derives from it (each event's offset, tenant,
+//! receive time, type and idempotency hashes, and the segment's ack and delete records),
+//! about 20 bytes per event: the writer builds it in memory as it commits
+//! ([`SidecarBuilder`]) and a background thread writes it when the segment is sealed. Recovery loads sealed
 //! segments from their sidecars and replays only the active segment in full.
 //!
 //! A sidecar is trusted only if its own checksum matches and it names the segment's
