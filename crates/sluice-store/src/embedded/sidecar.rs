@@ -119,7 +119,7 @@ impl SidecarBuilder {
             Some(&i) => i,
             None => {
                 let Ok(i) = u16::try_from(self.type_ids.len()) else {
-                    // Mirrors `from_segment`: such a segment gets no sidecar.
+                    // Type indexes are u16: such a segment gets no sidecar.
                     self.incomplete = true;
                     return;
                 };
@@ -155,33 +155,28 @@ impl SidecarBuilder {
 /// Builds a sidecar by walking a sealed segment's bytes. `None` if the segment is
 /// damaged (recovery will report it).
 pub fn from_segment(bytes: &[u8]) -> Option<Sidecar> {
-    let mut sidecar = Sidecar::default();
-    let mut type_ids: HashMap<Vec<u8>, u16> = HashMap::new();
-    let mut overflow = false;
+    // The writer's own builder, fed from the log instead of from commits: the two
+    // ways to a sidecar cannot disagree.
+    let mut builder = SidecarBuilder::new(true);
     let walk = scan::walk(bytes, |offset, record| match record {
-        Record::Event(e) => {
-            let next = type_ids.len();
-            let type_index = *type_ids.entry(e.event_type.to_vec()).or_insert_with(|| {
-                sidecar.types.push(e.event_type.to_vec());
-                next as u16
-            });
-            overflow |= next > u16::MAX as usize;
-            sidecar.events.push(IndexedEvent {
-                offset: offset as u32,
-                tenant: e.tenant,
-                received_at: e.received_at,
-                type_index,
-                idempotency: e.idempotency,
-            });
-        }
-        Record::Settle(s) => sidecar.settles.push(IndexedSettle {
+        Record::Event(e) => builder.event(
+            offset as u32,
+            e.tenant,
+            e.received_at,
+            e.event_type,
+            e.idempotency,
+        ),
+        Record::Settle(s) => builder.settle(IndexedSettle {
             how: s.how,
             tenant: s.tenant,
             at: s.at,
             seqs: s.seqs().collect(),
         }),
     });
-    (walk.damage.is_none() && !overflow).then_some(sidecar)
+    if walk.damage.is_some() {
+        return None;
+    }
+    builder.finish()
 }
 
 /// Encodes a sidecar for the segment with this header and data length.
