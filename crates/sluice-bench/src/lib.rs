@@ -38,4 +38,4 @@ mod worker;
 pub use config::{BenchConfig, Protocol, SweepAxis, Workload};
 pub use plot::{plot_sweep, PlotError};
 pub use runner::{run, run_with_progress, sweep_point, BenchError};
-pub use stats::{Percentiles, Report, RunShape, Stats};
+pub use stats::{Counts, Percentiles, Report, RunShape, Stats};

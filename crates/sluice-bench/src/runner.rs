@@ -54,6 +54,7 @@ pub fn run_with_progress(
                     .build()?;
                 let ctx = Rc::new(ThreadContext {
                     target: Target::new(&config),
+                    path: config.path().to_owned(),
                     poll_path: format!(
                         "/v1/inbox?limit={}&lease_seconds={}",
                         config.batch_size, config.lease_seconds

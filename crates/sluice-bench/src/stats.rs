@@ -20,22 +20,18 @@ fn record(histogram: &mut Histogram<u64>, latency: Duration) {
     histogram.saturating_record(us);
 }
 
-/// One thread's (or the merged) outcomes.
-#[derive(Debug, Clone)]
-pub struct Stats {
-    /// Latency of every answered request, in microseconds.
-    pub latency_us: Histogram<u64>,
-    /// Ingest→consume latency of every consumed event that carried its send time.
-    pub end_to_end_us: Histogram<u64>,
-    /// Answers by HTTP status.
-    pub statuses: BTreeMap<u16, u64>,
-    /// Events carried by 2xx answers of producers (ingested).
+/// Everything a run counts besides statuses and latencies: added up across threads and
+/// reported as is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Events ingested (carried by producers' 2xx answers).
     pub events: u64,
     /// Events acked by consumers (a 2xx ack).
     pub consumed: u64,
     /// Inbox polls that found nothing to consume.
     pub empty_polls: u64,
-    /// Events consumed that this run did not produce (a backlog from before it).
+    /// Events consumed that this run did not produce: a backlog drained first, which
+    /// the ingest→consume latency of the mixed workload then includes.
     pub consumed_older: u64,
     /// Connections that could not be opened.
     pub connect_errors: u64,
@@ -47,20 +43,39 @@ pub struct Stats {
     pub invalid_answers: u64,
 }
 
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.events += other.events;
+        self.consumed += other.consumed;
+        self.empty_polls += other.empty_polls;
+        self.consumed_older += other.consumed_older;
+        self.connect_errors += other.connect_errors;
+        self.io_errors += other.io_errors;
+        self.timeouts += other.timeouts;
+        self.invalid_answers += other.invalid_answers;
+    }
+}
+
+/// One thread's (or the merged) outcomes.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Latency of every answered request, in microseconds.
+    pub latency_us: Histogram<u64>,
+    /// Ingest→consume latency of every consumed event that carried its send time.
+    pub end_to_end_us: Histogram<u64>,
+    /// Answers by HTTP status.
+    pub statuses: BTreeMap<u16, u64>,
+    /// The rest of what was counted.
+    pub counts: Counts,
+}
+
 impl Default for Stats {
     fn default() -> Self {
         Stats {
             latency_us: latency_histogram(),
             end_to_end_us: latency_histogram(),
             statuses: BTreeMap::new(),
-            events: 0,
-            consumed: 0,
-            empty_polls: 0,
-            consumed_older: 0,
-            connect_errors: 0,
-            io_errors: 0,
-            timeouts: 0,
-            invalid_answers: 0,
+            counts: Counts::default(),
         }
     }
 }
@@ -85,14 +100,7 @@ impl Stats {
         for (status, n) in &other.statuses {
             *self.statuses.entry(*status).or_default() += n;
         }
-        self.events += other.events;
-        self.consumed += other.consumed;
-        self.empty_polls += other.empty_polls;
-        self.consumed_older += other.consumed_older;
-        self.connect_errors += other.connect_errors;
-        self.io_errors += other.io_errors;
-        self.timeouts += other.timeouts;
-        self.invalid_answers += other.invalid_answers;
+        self.counts.add(&other.counts);
     }
 }
 
@@ -151,10 +159,6 @@ pub struct Report {
     pub success_pct: f64,
     /// Answers per second.
     pub req_per_s: f64,
-    /// Events ingested (2xx producer answers).
-    pub events: u64,
-    /// Events acked by consumers.
-    pub consumed: u64,
     /// Events per second ingested (2xx producer answers); for `consume`, acked.
     pub events_per_s: f64,
     /// Events per second acked by consumers (`consume` and `mixed`).
@@ -165,19 +169,9 @@ pub struct Report {
     pub end_to_end_ms: Option<Percentiles>,
     /// Answers by status.
     pub statuses: BTreeMap<u16, u64>,
-    /// Inbox polls that found nothing.
-    pub empty_polls: u64,
-    /// Events consumed that this run did not produce: a backlog drained first, which
-    /// the ingest→consume latency of the mixed workload then includes.
-    pub consumed_older: u64,
-    /// Connections that could not be opened.
-    pub connect_errors: u64,
-    /// Failures on open connections.
-    pub io_errors: u64,
-    /// Requests without an answer in time.
-    pub timeouts: u64,
-    /// 2xx answers with a body that was not what the API promises.
-    pub invalid_answers: u64,
+    /// Events, consumer polls and failures, as counted.
+    #[serde(flatten)]
+    pub counts: Counts,
 }
 
 impl Report {
@@ -190,12 +184,13 @@ impl Report {
             .filter(|(s, _)| (200..300).contains(*s))
             .map(|(_, n)| n)
             .sum();
-        let attempted = requests + stats.io_errors + stats.timeouts;
+        let c = stats.counts;
+        let attempted = requests + c.io_errors + c.timeouts;
         let secs = elapsed.as_secs_f64().max(1e-9);
         let events = if shape.workload == "consume" {
-            stats.consumed
+            c.consumed
         } else {
-            stats.events
+            c.events
         };
         Report {
             shape,
@@ -207,20 +202,13 @@ impl Report {
                 100.0 * ok as f64 / attempted as f64
             },
             req_per_s: requests as f64 / secs,
-            events: stats.events,
-            consumed: stats.consumed,
             events_per_s: events as f64 / secs,
-            consumed_per_s: stats.consumed as f64 / secs,
+            consumed_per_s: c.consumed as f64 / secs,
             latency_ms: Percentiles::of(&stats.latency_us),
             end_to_end_ms: (!stats.end_to_end_us.is_empty())
                 .then(|| Percentiles::of(&stats.end_to_end_us)),
             statuses: stats.statuses.clone(),
-            empty_polls: stats.empty_polls,
-            consumed_older: stats.consumed_older,
-            connect_errors: stats.connect_errors,
-            io_errors: stats.io_errors,
-            timeouts: stats.timeouts,
-            invalid_answers: stats.invalid_answers,
+            counts: c,
         }
     }
 
@@ -289,10 +277,10 @@ impl Report {
             .map(|(s, n)| format!("{s}: {n}"))
             .collect();
         for (name, n) in [
-            ("connect errors", self.connect_errors),
-            ("resets/io errors", self.io_errors),
-            ("timeouts", self.timeouts),
-            ("invalid answers", self.invalid_answers),
+            ("connect errors", self.counts.connect_errors),
+            ("resets/io errors", self.counts.io_errors),
+            ("timeouts", self.counts.timeouts),
+            ("invalid answers", self.counts.invalid_answers),
         ] {
             if n > 0 {
                 parts.push(format!("{name}: {n}"));
@@ -322,9 +310,9 @@ mod tests {
                 Duration::from_millis(ms),
             );
         }
-        a.timeouts = 1;
+        a.counts.timeouts = 1;
         a.merge(&b);
-        a.events = 999;
+        a.counts.events = 999;
         let shape = RunShape {
             workload: "ingest",
             protocol: "http1",

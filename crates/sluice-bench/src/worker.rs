@@ -34,6 +34,8 @@ pub(crate) struct ThreadContext {
     pub config: Arc<BenchConfig>,
     pub target: Target,
     pub bodies: Arc<Bodies>,
+    /// The path of the workload's main request (`BenchConfig::path`).
+    pub path: String,
     /// `/v1/inbox?limit=…&lease_seconds=…`.
     pub poll_path: String,
     pub start: Instant,
@@ -119,8 +121,8 @@ impl ThreadContext {
         stats.answered(status, now.saturating_duration_since(since));
         if (200..300).contains(&status) {
             match carried {
-                Carried::Produced(n) => stats.events += n,
-                Carried::Consumed(n) => stats.consumed += n,
+                Carried::Produced(n) => stats.counts.events += n,
+                Carried::Consumed(n) => stats.counts.consumed += n,
             }
         }
         self.progress.fetch_add(1, Ordering::Relaxed);
@@ -132,9 +134,9 @@ impl ThreadContext {
         {
             let mut stats = self.stats.borrow_mut();
             match failure {
-                Failure::Connect => stats.connect_errors += 1,
-                Failure::Io => stats.io_errors += 1,
-                Failure::Timeout => stats.timeouts += 1,
+                Failure::Connect => stats.counts.connect_errors += 1,
+                Failure::Io => stats.counts.io_errors += 1,
+                Failure::Timeout => stats.counts.timeouts += 1,
             }
         }
         if failure == Failure::Connect {
@@ -172,7 +174,7 @@ async fn produce(
     intended: Instant,
     sent: Instant,
 ) -> Instant {
-    let path = ctx.config.path();
+    let path = &ctx.path;
     let (method, body, key): (_, &[u8], _) = match ctx.config.workload {
         Workload::Get => ("GET", &[], None),
         Workload::Batch => ("POST", &ctx.bodies.batch, None),
@@ -242,11 +244,11 @@ async fn consume(
         return received;
     }
     let Ok(listing) = serde_json::from_slice::<Listing>(&answer.body) else {
-        ctx.stats.borrow_mut().invalid_answers += 1;
+        ctx.stats.borrow_mut().counts.invalid_answers += 1;
         return received;
     };
     if listing.events.is_empty() {
-        ctx.stats.borrow_mut().empty_polls += 1;
+        ctx.stats.borrow_mut().counts.empty_polls += 1;
         tokio::time::sleep(EMPTY_POLL_BACKOFF).await;
         return Instant::now();
     }
@@ -258,7 +260,7 @@ async fn consume(
                     let sent = ctx.start + Duration::from_micros(sent_us);
                     stats.consumed(received.saturating_duration_since(sent));
                 }
-                None => stats.consumed_older += 1,
+                None => stats.counts.consumed_older += 1,
             }
         }
     }

@@ -76,19 +76,19 @@ pub fn run(flags: BenchFlags) -> anyhow::Result<ExitCode> {
             if let Some(line) = r.end_to_end_line() {
                 println!("{at}{line}");
             }
-            if r.empty_polls > 0 {
-                println!("{at}empty inbox polls: {}", r.empty_polls);
+            if r.counts.empty_polls > 0 {
+                println!("{at}empty inbox polls: {}", r.counts.empty_polls);
             }
-            if r.shape.workload == "mixed" && r.consumed_older > 0 {
+            if r.shape.workload == "mixed" && r.counts.consumed_older > 0 {
                 println!(
                     "{at}note: the consumers first drained {} events from before this run (the inbox is oldest first), and the ingest→consume latency includes that backlog; start on an empty inbox for a clean figure",
-                    r.consumed_older
+                    r.counts.consumed_older
                 );
             }
             let refused = |code: u16| r.requests > 0 && r.statuses.get(&code) == Some(&r.requests);
             if refused(401) || refused(403) {
                 println!("{at}hint: every request was refused; check --api-key (or SLUICE_API_KEY) and the key's scopes");
-            } else if r.requests == 0 && r.connect_errors > 0 {
+            } else if r.requests == 0 && r.counts.connect_errors > 0 {
                 println!(
                     "{at}hint: no connection could be opened; is the server listening at {}?",
                     config.url

@@ -76,13 +76,18 @@ impl Connection {
 
     /// Reads more bytes; EOF here means the answer was cut off.
     async fn fill(&mut self) -> io::Result<()> {
-        if self.input.capacity() - self.input.len() < 4096 {
-            self.input.reserve(16 * 1024);
-        }
-        if self.stream.read_buf(&mut self.input).await? == 0 {
+        if self.read_more().await? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         Ok(())
+    }
+
+    /// Reads what has arrived into the input buffer; 0 at EOF.
+    async fn read_more(&mut self) -> io::Result<usize> {
+        if self.input.capacity() - self.input.len() < 4096 {
+            self.input.reserve(16 * 1024);
+        }
+        self.stream.read_buf(&mut self.input).await
     }
 
     /// Consumes the head (`head_len` bytes) and the body from the input buffer.
@@ -115,14 +120,7 @@ impl Connection {
                 }
             },
             Framing::UntilClose => {
-                loop {
-                    if self.input.capacity() - self.input.len() < 4096 {
-                        self.input.reserve(16 * 1024);
-                    }
-                    if self.stream.read_buf(&mut self.input).await? == 0 {
-                        break;
-                    }
-                }
+                while self.read_more().await? > 0 {}
                 self.input.advance(head_len);
                 Ok(self.input.split().freeze())
             }

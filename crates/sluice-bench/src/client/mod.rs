@@ -133,15 +133,14 @@ impl Channel {
         let mut timer = self.timer.as_mut();
         match &mut self.kind {
             Kind::Http1(slot) => {
-                if slot.is_none() {
-                    match within(timer.as_mut(), http1::Connection::open(target)).await {
-                        Some(Ok(c)) => *slot = Some(c),
+                let connection = match slot.take() {
+                    Some(c) => c,
+                    None => match within(timer.as_mut(), http1::Connection::open(target)).await {
+                        Some(Ok(c)) => c,
                         Some(Err(_)) | None => return Err(Failure::Connect),
-                    }
-                }
-                let Some(connection) = slot.as_mut() else {
-                    return Err(Failure::Connect);
+                    },
                 };
+                let connection = slot.insert(connection);
                 match within(timer, connection.exchange(target, request, keep_body)).await {
                     Some(Ok((answer, reusable))) => {
                         if !reusable {
