@@ -127,8 +127,7 @@ pub struct Writer {
     staged: Vec<Staged>,
     new_events: Vec<NewIndexEntry>,
     new_keys: Vec<[u8; 16]>,
-    settles: Vec<(TenantId, Sequence, u8, UnixMs)>,
-    /// This batch's ack and delete records, for the checkpoint.
+    /// This batch's ack and delete records, for the index and the checkpoint.
     settle_records: Vec<IndexedSettle>,
     /// The active segment's index checkpoint, built from what is committed.
     checkpoint: SidecarBuilder,
@@ -173,7 +172,6 @@ impl Writer {
             staged: Vec::new(),
             new_events: Vec::new(),
             new_keys: Vec::new(),
-            settles: Vec::new(),
             settle_records: Vec::new(),
             // Records written before this process started are not seen here; that
             // segment's checkpoint is built by reading it back when it is sealed.
@@ -266,7 +264,6 @@ impl Writer {
         self.staged.clear();
         self.new_events.clear();
         self.new_keys.clear();
-        self.settles.clear();
         self.settle_records.clear();
         self.overlay.clear();
         self.wants_sync = false;
@@ -392,10 +389,7 @@ impl Writer {
         ids: &[EventId],
         how: Settle,
     ) -> Result<Vec<SettleOutcome>, StoreError> {
-        let target = match how {
-            Settle::Ack => STATE_ACKED,
-            Settle::Delete => STATE_DELETED,
-        };
+        let target = settled_state(how);
         let mut outcomes = Vec::with_capacity(ids.len());
         let mut changed = Vec::new();
         let mut undo = Vec::new();
@@ -439,10 +433,8 @@ impl Writer {
                 how,
                 tenant,
                 at,
-                seqs: changed.clone(),
+                seqs: changed,
             });
-            self.settles
-                .extend(changed.into_iter().map(|s| (tenant, s, target, at)));
         }
         Ok(outcomes)
     }
@@ -546,8 +538,10 @@ impl Writer {
             if let Some(seg) = index.segments.last_mut() {
                 seg.bytes = self.active.write_pos;
             }
-            for &(tenant, seq, state, at) in &self.settles {
-                index.settle(tenant, seq, state, at);
+            for r in &self.settle_records {
+                for &seq in &r.seqs {
+                    index.settle(r.tenant, seq, settled_state(r.how), r.at);
+                }
             }
         }
         for e in &self.new_events {
@@ -727,6 +721,14 @@ impl Writer {
                 .segments_purged
                 .fetch_add(removable.len() as u64, Ordering::Relaxed);
         }
+    }
+}
+
+/// The index state an ack or a delete leaves an event in.
+fn settled_state(how: Settle) -> u8 {
+    match how {
+        Settle::Ack => STATE_ACKED,
+        Settle::Delete => STATE_DELETED,
     }
 }
 
