@@ -30,6 +30,7 @@
 mod body;
 mod client;
 mod config;
+mod pacer;
 mod plot;
 mod runner;
 mod stats;

@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 use crate::body::Bodies;
 use crate::client::{Answer, Channel, Failure, Outgoing, Target};
 use crate::config::{BenchConfig, Workload};
+use crate::pacer::Pacer;
 use crate::stats::Stats;
 
 /// After a refused connection, wait this long before the next attempt, so that a dead
@@ -89,6 +90,13 @@ pub(crate) async fn run(
         key: String::new(),
         rng: SmallRng::from_entropy(),
     };
+    // Only the open loop waits for due times; without a timerfd (out of descriptors)
+    // it falls back to tokio's millisecond timers, which report up to ~2 ms of their
+    // own lateness as latency.
+    let mut pacer = match schedule {
+        Schedule::Open { .. } => Pacer::new().ok(),
+        Schedule::Closed => None,
+    };
     let mut k: u32 = 0;
     // The clock is read once per request, when its answer is in: that moment is also
     // when a closed loop sends the next one (clock reads were ~3 % of a client thread).
@@ -102,7 +110,13 @@ pub(crate) async fn run(
             break;
         }
         if intended > now {
-            tokio::time::sleep_until(intended.into()).await;
+            let paced = match pacer.as_mut() {
+                Some(p) => p.until(intended).await.is_ok(),
+                None => false,
+            };
+            if !paced {
+                tokio::time::sleep_until(intended.into()).await;
+            }
         }
         let sent = intended.max(now);
         k = k.saturating_add(1);

@@ -33,12 +33,17 @@ pub fn run(flags: BenchFlags) -> anyhow::Result<ExitCode> {
         p.validate().map_err(anyhow::Error::msg)?;
     }
 
-    // Every connection is a descriptor; fail clearly up front instead of with EMFILE
-    // mid-run.
+    // Every connection is a descriptor, and an open-loop one has a timer too; fail
+    // clearly up front instead of with EMFILE mid-run.
     let most = points.iter().map(|p| p.connections).max().unwrap_or(0);
+    let per_connection = if points.iter().any(|p| p.rate.is_some()) {
+        2
+    } else {
+        1
+    };
     let limit =
         sluice_server::listener::raise_nofile_limit().context("reading the open-files limit")?;
-    let needed = most as u64 + 64;
+    let needed = (most * per_connection) as u64 + 64;
     if limit < needed {
         bail!("{most} connections need about {needed} open files, but the limit is {limit} (the hard limit): raise it (ulimit -Hn, or LimitNOFILE= in systemd) or use fewer connections");
     }
