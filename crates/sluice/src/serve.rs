@@ -99,7 +99,10 @@ fn describe_durability(s: &Settings) -> String {
             s.fsync_interval
         ),
         "none" => "none (no fsync: for tests only)".into(),
-        other => format!("{other} (2xx only after fdatasync)"),
+        other => format!(
+            "{other} (2xx only after fdatasync; syncs start at least {} apart)",
+            s.sync_interval_min
+        ),
     }
 }
 

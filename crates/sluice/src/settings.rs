@@ -30,6 +30,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub durability: String,
     pub fsync_interval: String,
+    pub sync_interval_min: String,
     pub admin_token: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -57,6 +58,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./sluice-data"),
             durability: "fsync".into(),
             fsync_interval: "10ms".into(),
+            sync_interval_min: "1ms".into(),
             admin_token: None,
             tls_cert: None,
             tls_key: None,
@@ -130,6 +132,7 @@ impl Settings {
         c.retention_pending = duration("retention.pending", &self.retention.pending)?;
         c.repair = self.repair;
         c.commit_delay = duration("commit_delay", &self.commit_delay)?;
+        c.sync_interval_min = duration("sync_interval_min", &self.sync_interval_min)?;
         Ok(c)
     }
 

@@ -77,6 +77,20 @@ pub struct EmbeddedConfig {
     /// Open despite damage in the middle of the log by truncating the damaged segment
     /// at the first bad batch. Loses the events after it; for operators, never default.
     pub repair: bool,
+    /// The least time from the start of one sync to the start of the next, in `Fsync`
+    /// mode, when the previous group commit carried more than one command. Commands
+    /// that arrive meanwhile join the next group commit. Default 1 ms: under concurrent
+    /// load, at most 1,000 syncs a second.
+    ///
+    /// Why a floor: cloud block devices meter operations. On this project's test VMs a
+    /// loop of small write+fdatasync pairs runs at ~130 µs each until it passes
+    /// ~2,500 syncs/s; from then on the device stalls for 10–20 ms every 100 ms (a token
+    /// bucket refilling), and every request waiting on a sync waits that long. There,
+    /// each sync costs four device operations (the data, the inode's new mtime, one
+    /// more metadata block, the cache flush), so 1,000 syncs/s stay under the budget.
+    /// The cost is up to 1 ms of added latency under concurrent load; a lone client is
+    /// never held back. Zero turns pacing off (fast local NVMe).
+    pub sync_interval_min: Duration,
     /// Time source.
     pub clock: Clock,
     /// Extra delay added to every group commit: a slow-disk simulation so that tests
@@ -98,6 +112,7 @@ impl EmbeddedConfig {
             retention_acked: Duration::from_secs(7 * 24 * 3600),
             retention_pending: Duration::from_secs(30 * 24 * 3600),
             repair: false,
+            sync_interval_min: Duration::from_millis(1),
             clock: Clock::System,
             commit_delay: Duration::ZERO,
         }

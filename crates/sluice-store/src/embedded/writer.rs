@@ -135,6 +135,10 @@ pub struct Writer {
     wants_sync: bool,
     carry: Option<Command>,
     dirty_since: Option<Instant>,
+    /// When the latest sync began, and how many commands the latest group commit
+    /// carried, for `sync_interval_min`.
+    last_sync_started: Option<Instant>,
+    last_commit_commands: usize,
     last_housekeeping: Instant,
     spares: Option<super::spare::SparePool>,
     /// Group commits written into the active segment (for the spare policy).
@@ -180,6 +184,8 @@ impl Writer {
             wants_sync: false,
             carry: None,
             dirty_since: None,
+            last_sync_started: None,
+            last_commit_commands: 0,
             last_housekeeping: Instant::now(),
             spares: None,
             segment_commits: 0,
@@ -209,6 +215,7 @@ impl Writer {
                     Err(RecvTimeoutError::Disconnected) => break,
                 },
             };
+            self.pace_sync();
             self.begin_batch();
             self.stage(first);
             while self.carry.is_none() && self.encoder.len() < self.shared.config.batch_bytes_max {
@@ -225,6 +232,30 @@ impl Writer {
         // Shutdown: whatever was written in interval or none mode is synced now.
         if self.dirty_since.is_some() {
             let _ = self.active.file.sync_data();
+        }
+    }
+
+    /// Waits out what remains of `sync_interval_min` since the last sync began, so
+    /// that what arrives meanwhile shares the next one (see the setting for why).
+    /// Called with a command in hand, before the batch is gathered.
+    ///
+    /// Only when the previous group commit carried more than one command: a lone
+    /// client's next request cannot arrive while it waits for this one, so waiting
+    /// would batch nothing and only cap its rate (as PostgreSQL's `commit_siblings`
+    /// gates its `commit_delay`).
+    fn pace_sync(&self) {
+        let floor = self.shared.config.sync_interval_min;
+        if floor.is_zero()
+            || self.shared.config.durability != Durability::Fsync
+            || self.last_commit_commands < 2
+        {
+            return;
+        }
+        if let Some(last) = self.last_sync_started {
+            let remaining = floor.saturating_sub(last.elapsed());
+            if !remaining.is_zero() {
+                std::thread::sleep(remaining);
+            }
         }
     }
 
@@ -465,6 +496,7 @@ impl Writer {
     }
 
     fn commit(&mut self) {
+        self.last_commit_commands = self.staged.len();
         let result = self.write_batch();
         match result {
             Ok(()) => self.publish(),
@@ -505,6 +537,7 @@ impl Writer {
             return Ok(());
         }
         let started = Instant::now();
+        self.last_sync_started = Some(started);
         if let Err(source) = self.active.file.sync_data() {
             // After a failed fsync the kernel may have dropped the dirty pages while
             // marking them clean; retrying would "succeed" over lost data. Stop writing.
