@@ -112,7 +112,7 @@ fn write_tenant(w: &mut JsonWriter, t: &Tenant) {
     w.field_str("created_at", &rfc3339_ms(t.created_at));
     w.key("limits");
     w.begin_object();
-    let opt = |w: &mut JsonWriter, k: &str, v: Option<u32>| match v {
+    let opt = |w: &mut JsonWriter, k: &'static str, v: Option<u32>| match v {
         Some(v) => w.field_u64(k, v as u64),
         None => w.field_null(k),
     };

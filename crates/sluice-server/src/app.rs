@@ -413,7 +413,8 @@ impl<S: Store> App<S> {
             }
         }
         let (mut created, mut replayed, mut failed) = (0u64, 0u64, 0u64);
-        let mut w = JsonWriter::with_capacity(64 * results.len() + 64);
+        // ~100 bytes an item: {"index":…,"status":201,"event_id":"evt_…","received_at":"…"}.
+        let mut w = JsonWriter::with_capacity(128 * results.len() + 64);
         w.begin_object();
         w.key("results");
         w.begin_array();
@@ -904,7 +905,7 @@ fn receipt(id: EventId, received_at: i64) -> Bytes {
 
 fn write_receipt(w: &mut JsonWriter, id: EventId, received_at: i64) {
     let mut buf = [0u8; 30];
-    w.field_str("event_id", id.encode(&mut buf));
+    w.field_token("event_id", id.encode(&mut buf));
     w.field_str("status", "received");
     w.field_timestamp("received_at", received_at);
 }
@@ -913,7 +914,7 @@ fn write_receipt(w: &mut JsonWriter, id: EventId, received_at: i64) {
 fn write_item(w: &mut JsonWriter, status: u64, id: EventId, received_at: i64) {
     let mut buf = [0u8; 30];
     w.field_u64("status", status);
-    w.field_str("event_id", id.encode(&mut buf));
+    w.field_token("event_id", id.encode(&mut buf));
     w.field_timestamp("received_at", received_at);
 }
 
@@ -921,7 +922,7 @@ fn write_event(w: &mut JsonWriter, e: &StoredEvent) {
     let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
     let mut buf = [0u8; 30];
     w.begin_object();
-    w.field_str("event_id", e.id.encode(&mut buf));
+    w.field_token("event_id", e.id.encode(&mut buf));
     w.field_str("event_type", &text(&e.event_type));
     w.field_opt_str("source", e.source.as_ref().map(text).as_deref());
     w.key("payload");

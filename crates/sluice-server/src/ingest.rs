@@ -35,6 +35,78 @@ struct Envelope<'a> {
     idempotency_key: Option<&'a RawValue>,
 }
 
+/// The batch fast path's envelope: strings read as strings in the one pass, so that
+/// validation does not parse each string field a second time. Any item it cannot
+/// read (a field of the wrong type, say) fails the whole pass, and the batch is then
+/// parsed item by item with [`Envelope`], which names the field in its error.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypedEnvelope<'a> {
+    #[serde(borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(borrow)]
+    payload: &'a RawValue,
+    #[serde(borrow, default)]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    occurred_at: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    idempotency_key: Option<&'a RawValue>,
+}
+
+/// An envelope's string field as validation sees it, whichever envelope read it.
+enum Field<'a> {
+    Absent,
+    Str(Cow<'a, str>),
+    NotAString,
+}
+
+impl<'a> Field<'a> {
+    fn from_raw(raw: Option<&'a RawValue>) -> Field<'a> {
+        match raw {
+            None => Field::Absent,
+            Some(raw) => string(raw).map_or(Field::NotAString, Field::Str),
+        }
+    }
+
+    fn from_str(s: Option<Cow<'a, str>>) -> Field<'a> {
+        s.map_or(Field::Absent, Field::Str)
+    }
+}
+
+/// The fields of one event, ready for [`validate`].
+struct Fields<'a> {
+    event_type: Field<'a>,
+    payload: Option<&'a RawValue>,
+    source: Field<'a>,
+    occurred_at: Field<'a>,
+    idempotency_key: Field<'a>,
+}
+
+impl<'a> From<Envelope<'a>> for Fields<'a> {
+    fn from(e: Envelope<'a>) -> Self {
+        Fields {
+            event_type: Field::from_raw(e.event_type),
+            payload: e.payload,
+            source: Field::from_raw(e.source),
+            occurred_at: Field::from_raw(e.occurred_at),
+            idempotency_key: Field::from_raw(e.idempotency_key),
+        }
+    }
+}
+
+impl<'a> From<TypedEnvelope<'a>> for Fields<'a> {
+    fn from(e: TypedEnvelope<'a>) -> Self {
+        Fields {
+            event_type: Field::Str(e.event_type),
+            payload: Some(e.payload),
+            source: Field::from_str(e.source),
+            occurred_at: Field::from_str(e.occurred_at),
+            idempotency_key: Field::from_raw(e.idempotency_key),
+        }
+    }
+}
+
 /// Where an event sits in its request, for field names in errors: the body itself, or
 /// the n-th item of a batch (`[3].event_type`). A value, formatted only when an error is
 /// reported, so the success path of a batch allocates nothing per item for it.
@@ -67,7 +139,7 @@ pub fn parse_event(
     let envelope: Envelope<'_> =
         serde_json::from_slice(item).map_err(|e| json_problem(&e, item, path))?;
     validate(
-        envelope,
+        envelope.into(),
         body,
         item,
         tenant,
@@ -92,7 +164,7 @@ pub fn parse_batch(
     max_payload_bytes: usize,
 ) -> Result<Vec<Result<NewEvent, Problem>>, Problem> {
     if !ndjson {
-        if let Ok(envelopes) = serde_json::from_slice::<Vec<Envelope<'_>>>(body) {
+        if let Ok(envelopes) = serde_json::from_slice::<Vec<TypedEnvelope<'_>>>(body) {
             if envelopes.iter().all(|e| e.idempotency_key.is_none()) {
                 check_batch_len(envelopes.len())?;
                 return Ok(envelopes
@@ -102,7 +174,7 @@ pub fn parse_batch(
                         // No key, so the item's own bytes (for a fingerprint) are never
                         // needed: the empty slice stands in for them.
                         validate(
-                            envelope,
+                            envelope.into(),
                             body,
                             &[],
                             tenant,
@@ -135,7 +207,7 @@ pub fn parse_batch(
 /// Checks a parsed envelope's fields; `item` is the event's bytes, fingerprinted when it
 /// carries an idempotency key.
 fn validate(
-    envelope: Envelope<'_>,
+    envelope: Fields<'_>,
     body: &Bytes,
     item: &[u8],
     tenant: TenantId,
@@ -147,24 +219,22 @@ fn validate(
     let field = |name: &str| format!("{path}{name}");
 
     let event_type = match envelope.event_type {
-        None => {
+        Field::Absent => {
             errors.push(FieldError::new(field("event_type"), "is required"));
             None
         }
-        Some(raw) => match string(raw) {
-            Some(t) if valid_event_type(&t) => Some(to_bytes(body, t)),
-            Some(_) => {
-                errors.push(FieldError::new(
-                    field("event_type"),
-                    "must be 1 to 256 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'",
-                ));
-                None
-            }
-            None => {
-                errors.push(FieldError::new(field("event_type"), "must be a string"));
-                None
-            }
-        },
+        Field::Str(t) if valid_event_type(&t) => Some(to_bytes(body, t)),
+        Field::Str(_) => {
+            errors.push(FieldError::new(
+                field("event_type"),
+                "must be 1 to 256 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'",
+            ));
+            None
+        }
+        Field::NotAString => {
+            errors.push(FieldError::new(field("event_type"), "must be a string"));
+            None
+        }
     };
 
     let payload = match envelope.payload {
@@ -372,16 +442,19 @@ fn to_bytes(body: &Bytes, s: Cow<'_, str>) -> Bytes {
 }
 
 fn optional_string<'a>(
-    raw: Option<&'a RawValue>,
+    value: Field<'a>,
     (path, name): (ItemPath, &str),
     errors: &mut Vec<FieldError>,
     check: impl Fn(&str) -> Result<(), &'static str>,
 ) -> Option<Cow<'a, str>> {
-    let raw = raw?;
     let field = || format!("{path}{name}");
-    let Some(s) = string(raw) else {
-        errors.push(FieldError::new(field(), "must be a string"));
-        return None;
+    let s = match value {
+        Field::Absent => return None,
+        Field::Str(s) => s,
+        Field::NotAString => {
+            errors.push(FieldError::new(field(), "must be a string"));
+            return None;
+        }
     };
     match check(&s) {
         Ok(()) => Some(s),
@@ -501,6 +574,18 @@ mod tests {
             (
                 "unknown field",
                 r#"[{"event_type":"a","payload":{}},{"event_type":"a","payload":{},"extra":1}]"#,
+            ),
+            (
+                "strings with escapes, nulls and timestamps",
+                r#"[{"event_type":"a\u0062","payload":{},"source":null,"occurred_at":"2026-01-02T03:04:05Z"},{"event_type":"c","payload":{},"source":"\u00e9t\u00e9","occurred_at":null}]"#,
+            ),
+            (
+                "fields of the wrong type: the typed pass fails whole",
+                r#"[{"event_type":5,"payload":{}},{"event_type":"a","payload":{},"source":7},{"event_type":"a","payload":{},"occurred_at":false}]"#,
+            ),
+            (
+                "bad timestamp, payload not an object, payload missing",
+                r#"[{"event_type":"a","payload":{},"occurred_at":"yesterday"},{"event_type":"a","payload":[1]},{"event_type":"a"}]"#,
             ),
             ("not objects", r#"[{"event_type":"a","payload":{}}, 7]"#),
             ("not an array", r#"{"event_type":"a","payload":{}}"#),
