@@ -17,6 +17,8 @@
 #   9. a concurrency sweep of durable ingest up to 10,000 connections, with its SVG;
 #  10. wrk on the same targets as 1 and 5, if wrk is installed: req/s and each client's
 #      CPU time per request (is the load generator the limit?).
+# Before all of them it probes the disk alone (bench/disk_probe.py), and it reports the
+# store's fsync histogram over run 6: the disk's share of the latency tail.
 # and prints every figure, and the ratios against 1 and 2. Files go to $OUT
 # (default target/bench-suite): one JSON report per run, suite.md and sweep.svg.
 set -euo pipefail
@@ -35,6 +37,12 @@ if [ "$CORES" -ge 2 ]; then SERVER_CPU=(taskset -c 0); CLIENT_CPU=(taskset -c 1)
 else SERVER_CPU=(); CLIENT_CPU=(); PINNING="one core: server and load generator share it"; fi
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+# The disk alone, on the server's core: write+fdatasync at 1,000 syncs/s (about what
+# Sluice issues under concurrent load) and flat out. Its tail is the floor of every
+# durable figure below.
+echo "[disk] write+fdatasync probe" >&2
+"${SERVER_CPU[@]}" python3 bench/disk_probe.py --dir target --seconds 3 1000 0 | grep -v "^writing" > "$OUT/disk.txt"
 
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
@@ -66,7 +74,10 @@ bench "sluice GET /v1/health" --url $S/v1/health --workload get >/dev/null
 MIXED_JSON=$(bench "sluice mixed: 90 producers, 10 consumers (empty inbox)" --url $S --workload mixed --connections 100)
 INGEST_JSON=$(bench "sluice POST /v1/events, durable" --url $S --workload ingest)
 PEAK=$(field "$INGEST_JSON" req_per_s)
+syncs() { curl -s "$S/metrics" | awk '/^sluice_store_fsync_seconds_bucket/ {printf "%s ", $2}'; }
+SYNCS_BEFORE=$(syncs)
 bench "sluice POST /v1/events, open loop at 50 % of peak ($((PEAK / 2)) req/s)" --url $S --workload ingest --rate $((PEAK / 2)) >/dev/null
+SYNCS_AFTER=$(syncs)
 bench "sluice POST /v1/events/batch x100, durable" --url $S --workload batch --batch-size 100 >/dev/null
 bench "sluice consumer loop: poll 100 with lease, ack (10 conns)" --url $S --workload consume --connections 10 --batch-size 100 >/dev/null
 echo "[sweep] $SWEEP connections" >&2
@@ -105,9 +116,9 @@ fi
 kill -TERM "$SLUICE"; wait "$SLUICE" 2>/dev/null || true
 kill "$HELLO" 2>/dev/null || true
 
-python3 - "$OUT" "$RSS_KB" "$PINNING" "$DURATION" "$WRK" <<'PY' | tee "$OUT/suite.md"
+python3 - "$OUT" "$RSS_KB" "$PINNING" "$DURATION" "$WRK" "$SYNCS_BEFORE" "$SYNCS_AFTER" <<'PY' | tee "$OUT/suite.md"
 import glob, json, os, subprocess, sys
-out, rss_kb, pinning, duration, wrk = sys.argv[1:6]
+out, rss_kb, pinning, duration, wrk, syncs_before, syncs_after = sys.argv[1:8]
 runs = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(out, "[0-9]*.json")))]
 sweep = json.load(open(os.path.join(out, "sweep.json")))
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -139,6 +150,20 @@ print(f"- durable ingest / hello reference: {100 * ingest['req_per_s'] / hello:.
 print(f"- GET /v1/health / hello reference: {100 * health['req_per_s'] / hello:.1f} %")
 print(f"- batch ingest: {batch['events_per_s']:,.0f} events/s (target >= 500k)")
 print(f"- open-loop p99 at 50 % of peak: {openl['latency_ms']['p99']:.2f} ms (target < 2 ms)")
+# The store's fsync histogram (cumulative buckets: 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50,
+# 100, 250 ms, +Inf) over the open-loop run: how much of its tail the disk explains.
+before, after = [list(map(int, x.split())) for x in (syncs_before, syncs_after)]
+if len(before) == len(after) == 12:
+    d = [b - a for a, b in zip(before, after)]
+    total = d[-1]
+    if total:
+        print(f"  - its {total:,} syncs: {total - d[4]} ({100 * (total - d[4]) / total:.2f} %) over 2 ms, "
+              f"{total - d[5]} over 5 ms, {total - d[6]} over 10 ms")
+disk = open(os.path.join(out, "disk.txt")).read().strip().splitlines()
+if disk:
+    print("- the disk alone (bench/disk_probe.py, 8 KiB write + fdatasync, server's core):")
+    for line in disk:
+        print(f"  - {line.strip()}")
 e = mixed["end_to_end_ms"]
 if e:
     print(f"- mixed: {mixed['events_per_s']:,.0f} events/s ingested, {mixed['consumed_per_s']:,.0f}/s consumed; ingest→consume p50 {e['p50']:.2f} ms, p99 {e['p99']:.2f} ms")

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Instructions per request: a figure this noisy machine cannot blur.
+#
+#   bench/instructions.sh [ingest|batch] [requests, default 6000]
+#   SLUICE_BIN=/path/to/other/sluice bench/instructions.sh ...   # another build
+#
+# Runs `sluice serve` under callgrind (instruction counts, not time: the same binary and
+# input give the same total whatever else the machine does), zeroes the counters once
+# it is up, sends a fixed number of requests with `sluice bench` at a gentle open-loop
+# rate, and divides the instructions of every server thread by the requests answered.
+# Compare two commits by running it on each; a change to the request path shows here
+# to the percent where req/s comparisons drown in ±10 % run-to-run noise.
+#
+# Needs valgrind (callgrind_control comes with it). Takes about a minute.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORKLOAD="${1:-ingest}"
+REQUESTS="${2:-6000}"
+RATE=300
+command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+cargo build --release -q -p sluice
+SERVER="${SLUICE_BIN:-target/release/sluice}"
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$WORK"/cg.out.* "$KEEP"/; rm -rf "$WORK"' EXIT
+valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
+  "$SERVER" serve --listen 127.0.0.1:9097 --data-dir "$WORK/data" \
+  > "$WORK/out" 2> "$WORK/err" &
+for _ in $(seq 600); do grep -q "sluice listening" "$WORK/err" 2>/dev/null && break; sleep 0.1; done
+KEY=$(sed -n 's/^API key for tenant "default": //p' "$WORK/out")
+PID=$(pgrep -f "callgrind.*127.0.0.1:9097" | head -1)
+callgrind_control --zero "$PID" > /dev/null 2>&1
+target/release/sluice bench --url http://127.0.0.1:9097 --api-key "$KEY" --workload "$WORKLOAD" \
+  --connections 10 --rate "$RATE" --duration "$((REQUESTS / RATE))s" --timeout 30s --json > "$WORK/bench.json"
+callgrind_control --dump "$PID" > /dev/null 2>&1
+kill -INT "$PID"; wait "$PID" 2>/dev/null || true
+# The first dump holds exactly the instructions from the zeroing to the end of the load.
+DUMP=$(ls "$WORK"/cg.out.* | sort | head -1)
+python3 - "$WORK/bench.json" "$DUMP" "$WORKLOAD" <<'PY'
+import json, sys
+bench, dump, workload = sys.argv[1:4]
+report = json.load(open(bench))
+answered = sum(n for s, n in report["statuses"].items() if 200 <= int(s) < 300)
+ir = next(int(l.split()[1]) for l in open(dump) if l.startswith(("summary:", "totals:")))
+print(f"{workload}: {answered} requests answered 2xx of {report['requests']} sent, {report['events']} events")
+print(f"server instructions per request (all threads): {ir / answered:,.0f}; per event: {ir / max(report['events'], 1):,.0f}")
+PY
