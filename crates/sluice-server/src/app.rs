@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{
     HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
 };
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use sluice_store::{
     AppendOutcome, EventId, EventState, InboxQuery, Scope, Sequence, Settle, SettleOutcome, Store,
@@ -766,26 +766,22 @@ fn require_json(req: &Request<Incoming>, allow_ndjson: bool) -> Result<bool, Pro
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match mime.as_str() {
-        "application/json" => Ok(false),
-        "application/x-ndjson" if allow_ndjson => Ok(true),
-        _ => Err(Problem::new(
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    // Media types are case-insensitive; compared in place, not lowercased into a copy.
+    if mime.eq_ignore_ascii_case("application/json") {
+        Ok(false)
+    } else if allow_ndjson && mime.eq_ignore_ascii_case("application/x-ndjson") {
+        Ok(true)
+    } else {
+        let accepted = if allow_ndjson {
+            "application/json or application/x-ndjson"
+        } else {
+            "application/json"
+        };
+        Err(Problem::new(
             Code::UnsupportedMediaType,
-            if allow_ndjson {
-                format!(
-                    "send Content-Type: application/json or application/x-ndjson (got {:?})",
-                    ct
-                )
-            } else {
-                format!("send Content-Type: application/json (got {:?})", ct)
-            },
-        )),
+            format!("send Content-Type: {accepted} (got {ct:?})"),
+        ))
     }
 }
 
@@ -811,14 +807,39 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Proble
         }
         return Err(too_large());
     }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(Problem::new(
-            Code::MalformedJson,
-            format!("could not read the request body: {e}"),
-        )),
+    // A body that arrives as one frame (most do: hyper hands over what one read
+    // brought) is returned as that frame, without a copy; only a body in several frames
+    // is joined, into a buffer sized from Content-Length.
+    let mut body = req.into_body();
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            Problem::new(
+                Code::MalformedJson,
+                format!("could not read the request body: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers: nothing of the event
+        };
+        total += data.len();
+        if total > limit {
+            return Err(too_large());
+        }
+        if let Some(buf) = joined.as_mut() {
+            buf.extend_from_slice(&data);
+        } else if let Some(head) = first.take() {
+            let mut buf = BytesMut::with_capacity(declared.unwrap_or(total).max(total));
+            buf.extend_from_slice(&head);
+            buf.extend_from_slice(&data);
+            joined = Some(buf);
+        } else {
+            first = Some(data);
+        }
     }
+    Ok(joined.map_or_else(|| first.unwrap_or_default(), BytesMut::freeze))
 }
 
 fn method_not_allowed(allow: &'static str) -> Problem {

@@ -35,10 +35,10 @@ struct Envelope<'a> {
     idempotency_key: Option<&'a RawValue>,
 }
 
-/// The batch fast path's envelope: strings read as strings in the one pass, so that
-/// validation does not parse each string field a second time. Any item it cannot
-/// read (a field of the wrong type, say) fails the whole pass, and the batch is then
-/// parsed item by item with [`Envelope`], which names the field in its error.
+/// The fast path's envelope: strings read as strings, so that validation does not
+/// parse each string field a second time. Whatever it cannot read (a field of the
+/// wrong type, say) is read again with [`Envelope`], which names the field in its
+/// error; in a batch, one such item sends the whole batch item by item.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TypedEnvelope<'a> {
@@ -136,10 +136,16 @@ pub fn parse_event(
     max_payload_bytes: usize,
     path: ItemPath,
 ) -> Result<NewEvent, Problem> {
-    let envelope: Envelope<'_> =
-        serde_json::from_slice(item).map_err(|e| json_problem(&e, item, path))?;
+    // The typed envelope reads each string once; whatever it cannot read is read again
+    // with the RawValue envelope, whose errors name the field (see `TypedEnvelope`).
+    let fields = match serde_json::from_slice::<TypedEnvelope<'_>>(item) {
+        Ok(typed) => typed.into(),
+        Err(_) => serde_json::from_slice::<Envelope<'_>>(item)
+            .map_err(|e| json_problem(&e, item, path))?
+            .into(),
+    };
     validate(
-        envelope.into(),
+        fields,
         body,
         item,
         tenant,
