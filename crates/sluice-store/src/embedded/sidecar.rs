@@ -88,6 +88,9 @@ pub fn path_for(segment: &Path) -> PathBuf {
 pub struct SidecarBuilder {
     sidecar: Sidecar,
     type_ids: HashMap<Vec<u8>, u16>,
+    /// The last type looked up: events mostly repeat their neighbour's type, and a
+    /// short compare is cheaper than hashing it (as in the index's `TypeInterner`).
+    last_type: Option<(Vec<u8>, u16)>,
     /// The segment held records before this builder saw any, or used more event types
     /// than the format holds: no sidecar from memory.
     incomplete: bool,
@@ -115,16 +118,27 @@ impl SidecarBuilder {
         if self.incomplete {
             return;
         }
-        let type_index = match self.type_ids.get(event_type) {
-            Some(&i) => i,
+        let cached = match &self.last_type {
+            Some((last, i)) if last.as_slice() == event_type => Some(*i),
+            _ => None,
+        };
+        let type_index = match cached {
+            Some(i) => i,
             None => {
-                let Ok(i) = u16::try_from(self.type_ids.len()) else {
-                    // Type indexes are u16: such a segment gets no sidecar.
-                    self.incomplete = true;
-                    return;
+                let i = match self.type_ids.get(event_type) {
+                    Some(&i) => i,
+                    None => {
+                        let Ok(i) = u16::try_from(self.type_ids.len()) else {
+                            // Type indexes are u16: such a segment gets no sidecar.
+                            self.incomplete = true;
+                            return;
+                        };
+                        self.type_ids.insert(event_type.to_vec(), i);
+                        self.sidecar.types.push(event_type.to_vec());
+                        i
+                    }
                 };
-                self.type_ids.insert(event_type.to_vec(), i);
-                self.sidecar.types.push(event_type.to_vec());
+                self.last_type = Some((event_type.to_vec(), i));
                 i
             }
         };
