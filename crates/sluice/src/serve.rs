@@ -100,7 +100,7 @@ fn describe_durability(s: &Settings) -> String {
         ),
         "none" => "none (no fsync: for tests only)".into(),
         other => format!(
-            "{other} (2xx only after fdatasync; syncs start at least {} apart)",
+            "{other} (2xx only after fdatasync; under concurrent load syncs start at least {} apart)",
             s.sync_interval_min
         ),
     }
