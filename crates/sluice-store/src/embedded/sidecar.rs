@@ -21,11 +21,11 @@
 //! settle  := kind u8 | tenant u32 | at i64 | count u32 | seq u64 * count
 //! ```
 
-use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::codec::{IdempotencyHashes, Record, SegmentHeader};
+use super::index::TypeInterner;
 use super::scan;
 use crate::types::{Sequence, Settle, TenantId, UnixMs};
 
@@ -87,10 +87,9 @@ pub fn path_for(segment: &Path) -> PathBuf {
 #[derive(Debug, Default)]
 pub struct SidecarBuilder {
     sidecar: Sidecar,
-    type_ids: HashMap<Vec<u8>, u16>,
-    /// The last type looked up: events mostly repeat their neighbour's type, and a
-    /// short compare is cheaper than hashing it (as in the index's `TypeInterner`).
-    last_type: Option<(Vec<u8>, u16)>,
+    /// Type names to their index in `sidecar.types`: ids are handed out in order, so an
+    /// id equal to the number of types so far is a new type.
+    type_ids: TypeInterner,
     /// The segment held records before this builder saw any, or used more event types
     /// than the format holds: no sidecar from memory.
     incomplete: bool,
@@ -118,30 +117,15 @@ impl SidecarBuilder {
         if self.incomplete {
             return;
         }
-        let cached = match &self.last_type {
-            Some((last, i)) if last.as_slice() == event_type => Some(*i),
-            _ => None,
+        let id = self.type_ids.intern(event_type);
+        let Ok(type_index) = u16::try_from(id) else {
+            // Type indexes are u16: such a segment gets no sidecar.
+            self.incomplete = true;
+            return;
         };
-        let type_index = match cached {
-            Some(i) => i,
-            None => {
-                let i = match self.type_ids.get(event_type) {
-                    Some(&i) => i,
-                    None => {
-                        let Ok(i) = u16::try_from(self.type_ids.len()) else {
-                            // Type indexes are u16: such a segment gets no sidecar.
-                            self.incomplete = true;
-                            return;
-                        };
-                        self.type_ids.insert(event_type.to_vec(), i);
-                        self.sidecar.types.push(event_type.to_vec());
-                        i
-                    }
-                };
-                self.last_type = Some((event_type.to_vec(), i));
-                i
-            }
-        };
+        if usize::from(type_index) == self.sidecar.types.len() {
+            self.sidecar.types.push(event_type.to_vec());
+        }
         self.sidecar.events.push(IndexedEvent {
             offset,
             tenant,
@@ -425,5 +409,29 @@ mod tests {
             bad[i] ^= 1;
             assert_eq!(decode(&bad, header, len), None, "flip at {i}");
         }
+    }
+
+    /// Type indexes are u16: 65,536 types fit, the 65,537th leaves the segment without
+    /// a sidecar; repeated types keep their first index.
+    #[test]
+    fn builder_indexes_types_in_order_up_to_the_u16_limit() {
+        let add = |b: &mut SidecarBuilder, ty: &[u8]| b.event(0, TenantId(1), 0, ty, None);
+        let mut full = SidecarBuilder::new(true);
+        for n in 0..=u16::MAX as u32 {
+            add(&mut full, &n.to_le_bytes());
+        }
+        add(&mut full, &7u32.to_le_bytes());
+        let mut over = SidecarBuilder::new(true);
+        for n in 0..=u16::MAX as u32 + 1 {
+            add(&mut over, &n.to_le_bytes());
+        }
+        let sidecar = full.finish().expect("65,536 types fit");
+        assert_eq!(sidecar.types.len(), 65_536);
+        assert_eq!(sidecar.events.last().map(|e| e.type_index), Some(7));
+        assert_eq!(sidecar.types[7], 7u32.to_le_bytes().to_vec());
+        assert!(
+            over.finish().is_none(),
+            "the 65,537th type must drop the sidecar"
+        );
     }
 }
