@@ -12,14 +12,12 @@ pub struct JsonWriter {
     buf: BytesMut,
     /// Whether the next value in the current container needs a leading comma.
     comma: bool,
-    /// The last timestamp formatted, and its text: the events of one batch share one
-    /// receive time, so a 1,000-item batch answer formats it once, not 1,000 times.
-    last_timestamp: Option<(i64, Timestamp)>,
 }
 
 thread_local! {
-    /// The last timestamp this thread formatted. Single-event receipts each get a new
-    /// writer, but at tens of thousands of requests a second most of them share their
+    /// The last timestamp this thread formatted, and its text. The events of one batch
+    /// share one receive time, so a 1,000-item answer formats it once; and at tens of
+    /// thousands of requests a second, most single-event receipts share their
     /// millisecond with the one before.
     static LAST_TIMESTAMP: std::cell::Cell<Option<(i64, Timestamp)>> =
         const { std::cell::Cell::new(None) };
@@ -48,7 +46,6 @@ impl JsonWriter {
         JsonWriter {
             buf: BytesMut::with_capacity(n),
             comma: false,
-            last_timestamp: None,
         }
     }
 
@@ -163,7 +160,7 @@ impl JsonWriter {
         use std::fmt::Write;
         self.key(key);
         self.sep();
-        let text = match self.last_timestamp.or_else(|| LAST_TIMESTAMP.get()) {
+        let text = match LAST_TIMESTAMP.get() {
             Some((last, text)) if last == ms => text,
             _ => {
                 let mut text = Timestamp {
@@ -182,7 +179,6 @@ impl JsonWriter {
                 text
             }
         };
-        self.last_timestamp = Some((ms, text));
         self.buf.put_u8(b'"');
         self.buf.put_slice(&text.text[..text.len]);
         self.buf.put_u8(b'"');
