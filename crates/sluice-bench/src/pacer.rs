@@ -107,17 +107,22 @@ impl Pacer {
 mod tests {
     use super::*;
 
+    /// Runs a test body on a current-thread runtime, as a `sluice bench` thread does.
+    fn block_on(test: impl std::future::Future<Output = ()>) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(test);
+    }
+
     /// The point of the pacer: it wakes closer to the due time than tokio's timer,
     /// which rounds up to its next millisecond tick. Measured side by side, interleaved,
     /// so that a loaded machine slows both alike; medians, so one preemption cannot
     /// decide it.
     #[test]
     fn wakes_after_the_due_time_and_sooner_than_tokio_timers() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
+        block_on(async {
             let mut pacer = Pacer::new().expect("timerfd");
             let (mut ours, mut tokios) = (Vec::new(), Vec::new());
             for _ in 0..40 {
@@ -143,11 +148,7 @@ mod tests {
 
     #[test]
     fn a_past_due_time_returns_at_once() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
+        block_on(async {
             let mut pacer = Pacer::new().expect("timerfd");
             let past = Instant::now();
             pacer.until(past).await.expect("no wait");

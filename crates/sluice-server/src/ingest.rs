@@ -69,7 +69,7 @@ impl<'a> Field<'a> {
         }
     }
 
-    fn from_str(s: Option<Cow<'a, str>>) -> Field<'a> {
+    fn from_typed(s: Option<Cow<'a, str>>) -> Field<'a> {
         s.map_or(Field::Absent, Field::Str)
     }
 }
@@ -100,8 +100,8 @@ impl<'a> From<TypedEnvelope<'a>> for Fields<'a> {
         Fields {
             event_type: Field::Str(e.event_type),
             payload: Some(e.payload),
-            source: Field::from_str(e.source),
-            occurred_at: Field::from_str(e.occurred_at),
+            source: Field::from_typed(e.source),
+            occurred_at: Field::from_typed(e.occurred_at),
             idempotency_key: Field::from_raw(e.idempotency_key),
         }
     }
