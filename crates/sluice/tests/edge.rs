@@ -1,0 +1,137 @@
+//! The network edge over raw TCP, where an HTTP client library would hide what matters:
+//! a slow sender is cut off, an idle keep-alive connection is closed, and a connection
+//! over the limit is answered 503 and closed cleanly rather than reset.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+/// Upper bound on any wait below. A close that does not come within it fails the test;
+/// nothing here sleeps to synchronise.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn connect(s: &Server) -> TcpStream {
+    let stream = TcpStream::connect(s.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
+    stream
+}
+
+/// Reads until the server closes the connection, and returns what it sent. Panics if the
+/// server neither closes nor resets within `PATIENCE`.
+fn read_until_closed(stream: &mut TcpStream) -> Result<Vec<u8>, std::io::Error> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("the server kept the connection open for {PATIENCE:?}")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One complete keep-alive request, read up to the end of its (Content-Length) body.
+fn health(stream: &mut TcpStream) -> String {
+    stream
+        .write_all(b"GET /v1/health HTTP/1.1\r\nhost: sluice\r\n\r\n")
+        .expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).ends_with("{\"status\":\"ok\"}") {
+        let n = stream.read(&mut buf).expect("read an answer");
+        assert!(n > 0, "closed before answering");
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn a_request_head_sent_too_slowly_is_cut_off() {
+    let timeout = Duration::from_millis(400);
+    let s = Server::start(&["--header-read-timeout", "400ms"]);
+    let mut stream = connect(&s);
+    let started = Instant::now();
+    stream
+        .write_all(b"POST /v1/events HTTP/1.1\r\nhost: sluice\r\n")
+        .expect("write half a head");
+    // The connection ends (closed, or reset by a server that drops unread bytes); either
+    // way not before the timeout and well within the patience.
+    let _ = read_until_closed(&mut stream);
+    let waited = started.elapsed();
+    assert!(
+        waited >= timeout,
+        "cut off after {waited:?}, before the timeout"
+    );
+    // And the server is still serving.
+    assert!(health(&mut connect(&s)).starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed() {
+    let timeout = Duration::from_millis(400);
+    let s = Server::start(&["--header-read-timeout", "400ms"]);
+    let mut stream = connect(&s);
+    assert!(health(&mut stream).starts_with("HTTP/1.1 200"));
+    let idle_since = Instant::now();
+    let rest = read_until_closed(&mut stream).expect("an idle connection is closed, not reset");
+    assert!(rest.is_empty(), "unexpected bytes: {rest:?}");
+    let idle = idle_since.elapsed();
+    assert!(
+        idle >= timeout,
+        "closed after {idle:?} idle, before the timeout"
+    );
+}
+
+#[test]
+fn a_connection_over_the_limit_gets_503_and_a_clean_close() {
+    let s = Server::start(&["--max-connections", "2"]);
+    // Two connections, each proven accepted and served by a complete exchange.
+    let mut held = [connect(&s), connect(&s)];
+    for stream in &mut held {
+        assert!(health(stream).starts_with("HTTP/1.1 200"));
+    }
+    let mut third = connect(&s);
+    third
+        .write_all(b"GET /v1/health HTTP/1.1\r\nhost: sluice\r\n\r\n")
+        .expect("write");
+    let answer = read_until_closed(&mut third).expect("closed cleanly, not reset");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains("retry-after: 1"), "{answer}");
+    assert!(
+        lower.contains("content-type: application/problem+json"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("\"code\":\"too_many_connections\""),
+        "{answer}"
+    );
+    // The held connections are still served, and once one closes a new one is accepted.
+    assert!(health(&mut held[0]).starts_with("HTTP/1.1 200"));
+    drop(held);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        // The permit comes back when the server notices the close: retry until it has.
+        let mut fresh = connect(&s);
+        fresh
+            .write_all(b"GET /v1/health HTTP/1.1\r\nhost: sluice\r\n\r\n")
+            .expect("write");
+        let mut buf = [0u8; 12];
+        fresh.read_exact(&mut buf).expect("an answer");
+        if &buf == b"HTTP/1.1 200" {
+            break;
+        }
+        assert_eq!(&buf, b"HTTP/1.1 503", "neither served nor refused");
+        assert!(Instant::now() < deadline, "a freed slot was never reused");
+    }
+}
