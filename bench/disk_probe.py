@@ -12,6 +12,11 @@ Why: cloud block devices meter operations. On the VMs this project is measured o
 syncs run at ~130 us each below ~2,500 syncs/s and stall 10-20 ms every 100 ms above
 it (a token bucket refilling). Sluice's `sync_interval_min` keeps its own sync rate
 under such a budget; this probe tells you where your disk's budget is.
+
+It measures the disk on an otherwise idle machine. There, the stalls also come at far
+lower sync rates once the CPUs are busy (two CPU hogs plus 860 syncs/s: dozens of syncs
+over 2 ms in 5 s, none without the hogs), and they stop the whole VM, not just the
+disk: bench/tail_floor.sh shows what they do to a server that never touches the disk.
 """
 
 import argparse

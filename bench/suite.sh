@@ -12,7 +12,10 @@
 #   4. Sluice mixed producers + consumers on an empty inbox (ingest→consume latency);
 #   5. Sluice durable POST /v1/events, closed loop, 100 connections, then reference 2
 #      again (the ratio is against the mean of the two: the machine drifts);
-#   6. the same, open loop at 50 % of the peak of 5 (the p99 target's setting);
+#   6. the same, open loop at 50 % of the peak of 5 (the p99 target's setting), then
+#      the parse-only reference at that rate, alone and beside another process syncing
+#      at Sluice's sync rate (bench/tail_floor.sh: the tail the disk's traffic alone
+#      gives any server here);
 #   7. Sluice batch ingest, 100 events a request;
 #   8. the consumer loop (poll with a lease, ack), draining what 5 to 7 stored;
 #   9. a concurrency sweep of durable ingest up to 10,000 connections, with its SVG;
@@ -85,6 +88,12 @@ syncs() { curl -s "$S/metrics" | awk '/^sluice_store_fsync_seconds_bucket/ {prin
 SYNCS_BEFORE=$(syncs)
 bench "sluice POST /v1/events, open loop at 50 % of peak ($((PEAK / 2)) req/s)" --url $S --workload ingest --rate $((PEAK / 2)) >/dev/null
 SYNCS_AFTER=$(syncs)
+# The same open-loop rate against the parse-only reference, alone and while another
+# process syncs at the rate Sluice just did: the tail any server gets here from the
+# disk's traffic alone (see bench/tail_floor.sh).
+SYNC_RATE=$(( ($(echo "$SYNCS_AFTER" | awk '{print $NF}') - $(echo "$SYNCS_BEFORE" | awk '{print $NF}')) / DURATION ))
+echo "[floor] reference at $((PEAK / 2)) req/s, alone and beside $SYNC_RATE syncs/s" >&2
+bash bench/tail_floor.sh $((PEAK / 2)) "$SYNC_RATE" "$DURATION" | tail -n +2 > "$OUT/floor.txt"
 bench "sluice POST /v1/events/batch x100, durable" --url $S --workload batch --batch-size 100 >/dev/null
 bench "sluice consumer loop: poll 100 with lease, ack (10 conns)" --url $S --workload consume --connections 10 --batch-size 100 >/dev/null
 echo "[sweep] $SWEEP connections" >&2
@@ -169,6 +178,11 @@ if len(before) == len(after) == 12:
     if total:
         print(f"  - its {total:,} syncs: {total - d[4]} ({100 * (total - d[4]) / total:.2f} %) over 2 ms, "
               f"{total - d[5]} over 5 ms, {total - d[6]} over 10 ms")
+floor = open(os.path.join(out, "floor.txt")).read().strip().splitlines()
+if floor:
+    print("  - the parse-only reference (no disk I/O) at the same rate (bench/tail_floor.sh):")
+    for line in floor:
+        print(f"    - {line.strip()}")
 disk = open(os.path.join(out, "disk.txt")).read().strip().splitlines()
 if disk:
     print("- the disk alone (bench/disk_probe.py, 8 KiB write + fdatasync, server's core):")

@@ -88,6 +88,8 @@ pub struct EmbeddedConfig {
     /// bucket refilling), and every request waiting on a sync waits that long. There,
     /// each sync costs four device operations (the data, the inode's new mtime, one
     /// more metadata block, the cache flush), so 1,000 syncs/s stay under the budget.
+    /// (Not always: when the VM's CPUs are also busy, the same 100 ms stalls come at
+    /// ~900 syncs/s, and they stop the whole VM; `bench/tail_floor.sh` measures that.)
     /// The cost is up to 1 ms of added latency under concurrent load; a lone client is
     /// never held back. Zero turns pacing off (fast local NVMe).
     pub sync_interval_min: Duration,
