@@ -18,6 +18,9 @@ impl Embedded {
         config.clock = Clock::Manual(self.clock.clone());
         // Small segments, so the suite also crosses segment boundaries.
         config.segment_bytes = 4096;
+        // Every commit through the overlapped sync, so acks staged while an earlier
+        // commit syncs are part of the contract under test.
+        config.sync_overlap_min_bytes = 0;
         EmbeddedStore::open(config).expect("open store")
     }
 }

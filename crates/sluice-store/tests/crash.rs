@@ -28,6 +28,9 @@ fn config(dir: &std::path::Path) -> EmbeddedConfig {
     let mut c = EmbeddedConfig::new(dir);
     // Small segments so that kills also land during segment roll-over.
     c.segment_bytes = 256 << 10;
+    // Every commit through the overlapped sync, the newer path (the default syncs small
+    // commits on the writer; the server's kill test covers that one).
+    c.sync_overlap_min_bytes = 0;
     c
 }
 

@@ -229,7 +229,7 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub repair: bool,
-    /// Slow-disk simulation: extra delay per group commit (for demos and overload tests)
+    /// Slow-disk simulation: extra time per group commit's sync (for demos and overload tests)
     #[arg(long, hide = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit_delay: Option<String>,

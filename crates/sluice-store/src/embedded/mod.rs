@@ -3,6 +3,7 @@
 //! - [`codec`]: the on-disk format;
 //! - [`segment`]: segment files;
 //! - [`writer`]: the group-commit thread, the only writer;
+//! - [`syncer`]: the thread that runs the writer's syncs, one at a time;
 //! - [`index`]: in-memory indexes shared with readers;
 //! - [`idempotency`]: the dedup index, owned by the writer;
 //! - [`recovery`]: opening a directory, torn tails and corruption;
@@ -19,6 +20,7 @@ pub mod scrub;
 pub mod segment;
 pub mod sidecar;
 mod spare;
+mod syncer;
 pub mod verify;
 mod writer;
 
@@ -114,7 +116,9 @@ impl EmbeddedStore {
             .start(unverified)
             .map_err(|e| StoreError::io(&shared.config.dir, e))?;
         let (tx, rx) = sync_channel(shared.config.commit_queue_depth);
-        let writer = Writer::new(shared.clone(), rx, recovered);
+        let syncer = syncer::Syncer::start(shared.config.commit_delay)
+            .map_err(|e| StoreError::io(&shared.config.dir, e))?;
+        let writer = Writer::new(shared.clone(), rx, recovered, syncer);
         let handle = std::thread::Builder::new()
             .name("sluice-writer".into())
             .spawn(move || writer.run())

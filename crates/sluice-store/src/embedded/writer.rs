@@ -10,13 +10,18 @@
 //!
 //! Because sequencing, dedup and the write all happen on this one thread, in one batch
 //! at a time, a failed commit can be rolled back completely: nothing of it was published.
+//!
+//! The sync itself runs on [`Syncer`]'s thread, so that the next batch is encoded and
+//! written while the previous one syncs. At most one batch is in flight. It is
+//! published, and its waiters completed, before the batch after it, so answers keep
+//! commit order. If its sync fails, the batch written after it fails too, newest first.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +34,7 @@ use super::idempotency::{key_hash, IdempotencyIndex};
 use super::index::{SegmentMeta, STATE_ACKED, STATE_DELETED, STATE_EXPIRED, STATE_PENDING};
 use super::sidecar::{IndexedSettle, SidecarBuilder};
 use super::spare::BuiltCheckpoint;
+use super::syncer::{Synced, Syncer};
 use super::{segment, Shared};
 use crate::error::StoreError;
 use crate::event_id::EventId;
@@ -115,6 +121,44 @@ struct NewIndexEntry {
     idempotency: Option<IdempotencyHashes>,
 }
 
+/// What one group commit stages, kept until it is durable and published.
+#[derive(Default)]
+struct Batch {
+    staged: Vec<Staged>,
+    new_events: Vec<NewIndexEntry>,
+    new_keys: Vec<[u8; 16]>,
+    /// This batch's ack and delete records, for the index and the checkpoint.
+    settle_records: Vec<IndexedSettle>,
+    /// The states this batch gives events, so that an ack staged after it, in it or in
+    /// the next batch while this one syncs, sees them before the index does.
+    overlay: HashMap<(TenantId, u64), u8>,
+    wants_sync: bool,
+    /// The active segment's length once this batch is written.
+    end_pos: u64,
+    /// Bytes this batch wrote.
+    bytes: u64,
+}
+
+impl Batch {
+    /// Empties the batch, keeping its allocations for the next one.
+    fn clear(&mut self) {
+        self.staged.clear();
+        self.new_events.clear();
+        self.new_keys.clear();
+        self.settle_records.clear();
+        self.overlay.clear();
+        self.wants_sync = false;
+        self.end_pos = 0;
+        self.bytes = 0;
+    }
+}
+
+/// A written batch whose sync is running on the syncer.
+struct InFlight {
+    batch: Batch,
+    path: PathBuf,
+}
+
 /// The writer thread's state. Everything here is owned by that one thread.
 pub struct Writer {
     shared: Arc<Shared>,
@@ -124,15 +168,15 @@ pub struct Writer {
     last_ms: UnixMs,
     idempotency: IdempotencyIndex,
     encoder: BatchEncoder,
-    staged: Vec<Staged>,
-    new_events: Vec<NewIndexEntry>,
-    new_keys: Vec<[u8; 16]>,
-    /// This batch's ack and delete records, for the index and the checkpoint.
-    settle_records: Vec<IndexedSettle>,
+    /// The batch being staged.
+    batch: Batch,
+    /// The batch before it, written and being synced.
+    in_flight: Option<InFlight>,
+    /// A finished batch's emptied buffers, for the next one.
+    recycled: Batch,
+    syncer: Syncer,
     /// The active segment's index checkpoint, built from what is committed.
     checkpoint: SidecarBuilder,
-    overlay: HashMap<(TenantId, u64), u8>,
-    wants_sync: bool,
     carry: Option<Command>,
     dirty_since: Option<Instant>,
     /// When the latest sync began, and how many commands the latest group commit
@@ -151,6 +195,7 @@ impl Writer {
         shared: Arc<Shared>,
         rx: Receiver<Command>,
         recovered: super::recovery::Recovered,
+        syncer: Syncer,
     ) -> Self {
         let (file, path, write_pos, capacity) = recovered.active;
         let base_seq = recovered
@@ -173,15 +218,13 @@ impl Writer {
             last_ms: recovered.last_ms,
             idempotency: recovered.idempotency,
             encoder: BatchEncoder::default(),
-            staged: Vec::new(),
-            new_events: Vec::new(),
-            new_keys: Vec::new(),
-            settle_records: Vec::new(),
+            batch: Batch::default(),
+            in_flight: None,
+            recycled: Batch::default(),
+            syncer,
             // Records written before this process started are not seen here; that
             // segment's checkpoint is built by reading it back when it is sealed.
             checkpoint: SidecarBuilder::new(write_pos == codec::SEGMENT_HEADER_LEN as u64),
-            overlay: HashMap::new(),
-            wants_sync: false,
             carry: None,
             dirty_since: None,
             last_sync_started: None,
@@ -206,6 +249,16 @@ impl Writer {
         loop {
             let first = match self.carry.take() {
                 Some(cmd) => cmd,
+                // A batch is syncing: start the next one if anything is waiting, else
+                // land it (its waiters must not wait for the next command to arrive).
+                None if self.in_flight.is_some() => match self.rx.try_recv() {
+                    Ok(cmd) => cmd,
+                    Err(TryRecvError::Empty) => {
+                        self.land();
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                },
                 None => match self.rx.recv_timeout(self.idle_wait()) {
                     Ok(cmd) => cmd,
                     Err(RecvTimeoutError::Timeout) => {
@@ -229,6 +282,7 @@ impl Writer {
                 self.housekeeping();
             }
         }
+        self.land();
         // Shutdown: whatever was written in interval or none mode is synced now.
         if self.dirty_since.is_some() {
             let _ = self.active.file.sync_data();
@@ -243,7 +297,10 @@ impl Writer {
     /// client's next request cannot arrive while it waits for this one, so waiting
     /// would batch nothing and only cap its rate (as PostgreSQL's `commit_siblings`
     /// gates its `commit_delay`).
-    fn pace_sync(&self) {
+    ///
+    /// A batch still syncing is landed as soon as its sync finishes, within the wait,
+    /// so that its waiters are not held for the floor.
+    fn pace_sync(&mut self) {
         let floor = self.shared.config.sync_interval_min;
         if floor.is_zero()
             || self.shared.config.durability != Durability::Fsync
@@ -252,6 +309,14 @@ impl Writer {
             return;
         }
         if let Some(last) = self.last_sync_started {
+            if let Some(in_flight) = self.in_flight.take() {
+                match self.syncer.wait_until(last + floor) {
+                    Some(synced) => {
+                        self.landed(in_flight, synced);
+                    }
+                    None => self.in_flight = Some(in_flight),
+                }
+            }
             let remaining = floor.saturating_sub(last.elapsed());
             if !remaining.is_zero() {
                 std::thread::sleep(remaining);
@@ -270,6 +335,7 @@ impl Writer {
     }
 
     fn on_idle(&mut self) {
+        self.land();
         if let (Durability::Interval(every), Some(since)) =
             (self.shared.config.durability, self.dirty_since)
         {
@@ -292,12 +358,11 @@ impl Writer {
 
     fn begin_batch(&mut self) {
         self.encoder.begin();
-        self.staged.clear();
-        self.new_events.clear();
-        self.new_keys.clear();
-        self.settle_records.clear();
-        self.overlay.clear();
-        self.wants_sync = false;
+        self.batch.clear();
+        if self.batch.staged.capacity() == 0 {
+            // The last batch went to the syncer or was finished: reuse its buffers.
+            std::mem::swap(&mut self.batch, &mut self.recycled);
+        }
     }
 
     /// Adds one command to the batch, or sets it aside as `carry` when it would not fit
@@ -339,7 +404,7 @@ impl Writer {
                     .iter()
                     .map(|e| self.stage_event(e, received_at))
                     .collect();
-                self.staged.push(Staged::Append { outcomes, done });
+                self.batch.staged.push(Staged::Append { outcomes, done });
             }
             Command::Settle {
                 tenant,
@@ -349,7 +414,7 @@ impl Writer {
             } => {
                 self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
                 match self.stage_settle(tenant, &ids, how) {
-                    Ok(outcomes) => self.staged.push(Staged::Settle { outcomes, done }),
+                    Ok(outcomes) => self.batch.staged.push(Staged::Settle { outcomes, done }),
                     Err(e) => {
                         let _ = done.send(Err(e));
                     }
@@ -357,8 +422,8 @@ impl Writer {
             }
             Command::Sync { done } => {
                 self.shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                self.wants_sync = true;
-                self.staged.push(Staged::Sync { done });
+                self.batch.wants_sync = true;
+                self.batch.staged.push(Staged::Sync { done });
             }
         }
     }
@@ -398,9 +463,9 @@ impl Writer {
         if let Some(h) = hashes {
             self.idempotency
                 .insert(h.key_hash, seq, received_at, h.fingerprint);
-            self.new_keys.push(h.key_hash);
+            self.batch.new_keys.push(h.key_hash);
         }
-        self.new_events.push(NewIndexEntry {
+        self.batch.new_events.push(NewIndexEntry {
             seq,
             tenant: e.tenant,
             event_type: e.event_type.clone(),
@@ -426,7 +491,12 @@ impl Writer {
         let mut undo = Vec::new();
         for &id in ids {
             let seq = id.sequence();
-            let state = match self.overlay.get(&(tenant, seq.0)) {
+            let key = (tenant, seq.0);
+            let staged = self.batch.overlay.get(&key).or_else(|| {
+                let syncing = self.in_flight.as_ref()?;
+                syncing.batch.overlay.get(&key)
+            });
+            let state = match staged {
                 Some(&s) => Some(s),
                 None if id.salt() != self.shared.salt => None,
                 None => match self.current_state(tenant, id) {
@@ -435,8 +505,8 @@ impl Writer {
                         // This command is refused whole: undo what it staged so far.
                         for (key, prior) in undo {
                             match prior {
-                                Some(p) => self.overlay.insert(key, p),
-                                None => self.overlay.remove(&key),
+                                Some(p) => self.batch.overlay.insert(key, p),
+                                None => self.batch.overlay.remove(&key),
                             };
                         }
                         return Err(e);
@@ -451,7 +521,7 @@ impl Writer {
             if outcome == SettleOutcome::Done {
                 undo.push((
                     (tenant, seq.0),
-                    self.overlay.insert((tenant, seq.0), target),
+                    self.batch.overlay.insert((tenant, seq.0), target),
                 ));
                 changed.push(seq);
             }
@@ -460,7 +530,7 @@ impl Writer {
         if !changed.is_empty() {
             let at = self.now();
             self.encoder.push_settle(how, tenant, at, &changed);
-            self.settle_records.push(IndexedSettle {
+            self.batch.settle_records.push(IndexedSettle {
                 how,
                 tenant,
                 at,
@@ -495,12 +565,48 @@ impl Writer {
         }
     }
 
+    /// Writes the staged batch, lands the one before it, then hands this one to the
+    /// syncer (or, when it needs no sync, publishes it at once).
     fn commit(&mut self) {
-        self.last_commit_commands = self.staged.len();
-        let result = self.write_batch();
-        match result {
-            Ok(()) => self.publish(),
-            Err(e) => self.roll_back(e),
+        self.last_commit_commands = self.batch.staged.len();
+        let written = self.write_batch();
+        // The previous batch is published before this one: answers keep commit order,
+        // and nothing answered here can rest on a batch that is not yet durable.
+        if !self.land() {
+            return;
+        }
+        match written {
+            Err(e) => {
+                let batch = std::mem::take(&mut self.batch);
+                self.roll_back(batch, &e);
+            }
+            Ok(()) => {
+                let must_sync = (self.batch.wants_sync
+                    || self.shared.config.durability == Durability::Fsync)
+                    && self.dirty_since.is_some();
+                if must_sync && self.batch.bytes >= self.shared.config.sync_overlap_min_bytes {
+                    self.dispatch_sync();
+                } else if must_sync {
+                    // Too small to be worth the hand-off (`sync_overlap_min_bytes`).
+                    let delay = self.shared.config.commit_delay;
+                    if !delay.is_zero() {
+                        std::thread::sleep(delay);
+                    }
+                    match self.sync() {
+                        Ok(()) => {
+                            let batch = std::mem::take(&mut self.batch);
+                            self.publish(batch);
+                        }
+                        Err(e) => {
+                            let batch = std::mem::take(&mut self.batch);
+                            self.roll_back(batch, &e);
+                        }
+                    }
+                } else {
+                    let batch = std::mem::take(&mut self.batch);
+                    self.publish(batch);
+                }
+            }
         }
     }
 
@@ -517,21 +623,69 @@ impl Writer {
                 return Err(StoreError::io(&self.active.path, e));
             }
             self.active.write_pos += len;
+            self.batch.bytes = len;
             self.segment_commits += 1;
             self.dirty_since.get_or_insert_with(Instant::now);
         }
-        let delay = self.shared.config.commit_delay;
-        if !delay.is_zero() {
-            std::thread::sleep(delay);
-        }
-        let must_sync = self.wants_sync
-            || (self.shared.config.durability == Durability::Fsync && self.dirty_since.is_some());
-        if must_sync {
-            self.sync()?;
-        }
+        self.batch.end_pos = self.active.write_pos;
         Ok(())
     }
 
+    /// Starts syncing the active segment, which covers everything written so far, and
+    /// sets the staged batch aside until the sync lands.
+    fn dispatch_sync(&mut self) {
+        self.last_sync_started = Some(Instant::now());
+        self.dirty_since = None;
+        let batch = std::mem::take(&mut self.batch);
+        let path = self.active.path.clone();
+        if let Err(source) = self.syncer.dispatch(self.active.file.clone()) {
+            self.fail_sync(batch, path, source);
+            return;
+        }
+        self.in_flight = Some(InFlight { batch, path });
+    }
+
+    /// Waits for the batch in flight, if any, and publishes it. Returns false if its
+    /// sync failed: it has then been failed, and so has the batch staged after it.
+    fn land(&mut self) -> bool {
+        match self.in_flight.take() {
+            Some(in_flight) => {
+                let synced = self.syncer.wait();
+                self.landed(in_flight, synced)
+            }
+            None => true,
+        }
+    }
+
+    /// Publishes a batch whose sync finished, or fails it (see [`Writer::land`]).
+    fn landed(&mut self, in_flight: InFlight, synced: Synced) -> bool {
+        match synced.result {
+            Ok(()) => {
+                self.count_sync(synced.took);
+                self.publish(in_flight.batch);
+                true
+            }
+            Err(source) => {
+                self.fail_sync(in_flight.batch, in_flight.path, source);
+                false
+            }
+        }
+    }
+
+    /// A failed sync: the store stops writing, and the batch and everything staged
+    /// after it fail, newest first so that sequence numbers roll back in order.
+    fn fail_sync(&mut self, batch: Batch, path: PathBuf, source: std::io::Error) {
+        // After a failed fsync the kernel may have dropped the dirty pages while
+        // marking them clean; retrying would "succeed" over lost data. Stop writing.
+        self.shared.halted.store(true, Ordering::Relaxed);
+        let error = StoreError::SyncFailed { path, source };
+        let after = std::mem::take(&mut self.batch);
+        self.roll_back(after, &error);
+        self.roll_back(batch, &error);
+    }
+
+    /// Syncs on this thread (small batches, and interval mode's timer); nothing may be
+    /// in flight.
     fn sync(&mut self) -> Result<(), StoreError> {
         if self.dirty_since.is_none() {
             return Ok(());
@@ -539,8 +693,7 @@ impl Writer {
         let started = Instant::now();
         self.last_sync_started = Some(started);
         if let Err(source) = self.active.file.sync_data() {
-            // After a failed fsync the kernel may have dropped the dirty pages while
-            // marking them clean; retrying would "succeed" over lost data. Stop writing.
+            // See `fail_sync`: a failed fsync cannot be retried.
             self.shared.halted.store(true, Ordering::Relaxed);
             return Err(StoreError::SyncFailed {
                 path: self.active.path.clone(),
@@ -548,8 +701,13 @@ impl Writer {
             });
         }
         self.dirty_since = None;
+        self.count_sync(started.elapsed());
+        Ok(())
+    }
+
+    fn count_sync(&self, took: Duration) {
         let stats = &self.shared.stats;
-        let micros = started.elapsed().as_micros() as u64;
+        let micros = took.as_micros() as u64;
         stats.sync_micros_total.fetch_add(micros, Ordering::Relaxed);
         let bucket = SYNC_LATENCY_BOUNDS_US
             .iter()
@@ -557,27 +715,26 @@ impl Writer {
             .unwrap_or(SYNC_LATENCY_BOUNDS_US.len() - 1);
         stats.sync_latency[bucket].fetch_add(1, Ordering::Relaxed);
         stats.commits.fetch_add(1, Ordering::Relaxed);
-        Ok(())
     }
 
-    fn publish(&mut self) {
+    fn publish(&mut self, mut batch: Batch) {
         let notify = self.shared.notify.receiver_count() > 0;
         let mut committed = Vec::new();
         {
             let mut index = self.shared.index.lock();
-            for e in &self.new_events {
+            for e in &batch.new_events {
                 index.add_event(e.seq, e.tenant, &e.event_type, e.offset, e.received_at);
             }
             if let Some(seg) = index.segments.last_mut() {
-                seg.bytes = self.active.write_pos;
+                seg.bytes = seg.bytes.max(batch.end_pos);
             }
-            for r in &self.settle_records {
+            for r in &batch.settle_records {
                 for &seq in &r.seqs {
                     index.settle(r.tenant, seq, settled_state(r.how), r.at);
                 }
             }
         }
-        for e in &self.new_events {
+        for e in &batch.new_events {
             self.checkpoint.event(
                 e.offset,
                 e.tenant,
@@ -586,12 +743,12 @@ impl Writer {
                 e.idempotency,
             );
         }
-        for s in self.settle_records.drain(..) {
+        for s in batch.settle_records.drain(..) {
             self.checkpoint.settle(s);
         }
         if notify {
             let salt = self.shared.salt;
-            committed.extend(self.new_events.iter().map(|e| Committed {
+            committed.extend(batch.new_events.iter().map(|e| Committed {
                 id: EventId::new(e.received_at, e.seq, salt),
                 tenant: e.tenant,
                 event_type: e.event_type.clone(),
@@ -600,31 +757,42 @@ impl Writer {
         self.shared
             .stats
             .events_appended
-            .fetch_add(self.new_events.len() as u64, Ordering::Relaxed);
-        for staged in self.staged.drain(..) {
+            .fetch_add(batch.new_events.len() as u64, Ordering::Relaxed);
+        for staged in batch.staged.drain(..) {
             staged.finish(None);
         }
         if !committed.is_empty() {
             let _ = self.shared.notify.send(committed.into());
         }
+        self.recycle(batch);
     }
 
-    fn roll_back(&mut self, error: StoreError) {
+    fn recycle(&mut self, mut batch: Batch) {
+        batch.clear();
+        self.recycled = batch;
+    }
+
+    fn roll_back(&mut self, mut batch: Batch, error: &StoreError) {
         // Nothing of this batch was published, so forgetting it is a complete undo:
         // sequences are reused and the batch's idempotency keys are forgotten.
-        if let Some(first) = self.new_events.first().map(|e| e.seq) {
+        if let Some(first) = batch.new_events.first().map(|e| e.seq) {
             self.next_seq = first.0;
-            for key in &self.new_keys {
+            for key in &batch.new_keys {
                 self.idempotency.remove_since(key, first);
             }
         }
-        for staged in self.staged.drain(..) {
-            staged.finish(Some(&error));
+        for staged in batch.staged.drain(..) {
+            staged.finish(Some(error));
         }
+        self.recycle(batch);
     }
 
     /// Seals the active segment and starts a new one at the next sequence.
     fn roll_segment(&mut self) -> Result<(), StoreError> {
+        // The sealed segment's last batch must be durable and in its checkpoint first.
+        if !self.land() {
+            return Err(StoreError::Halted);
+        }
         let path = self.active.path.clone();
         let sealed = path.clone();
         // The sealed segment is synced and trimmed to its data in every durability mode,
