@@ -105,3 +105,39 @@ fn a_lone_client_is_not_held_back_by_the_floor() {
         "five sequential appends took {elapsed:?}: the floor held a lone client back"
     );
 }
+
+/// `interval` durability's promise: a power loss loses at most one interval. So the
+/// timed sync must also happen while commands keep arriving, not only once the commit
+/// queue goes idle (which a steady producer never lets happen).
+#[test]
+fn interval_mode_syncs_on_time_under_a_steady_stream() {
+    const EVERY: Duration = Duration::from_millis(20);
+    const RUN: Duration = Duration::from_millis(600);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path(), Duration::from_millis(1));
+    c.durability = sluice_store::embedded::Durability::Interval(EVERY);
+    let store = EmbeddedStore::open(c).expect("open");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let before = store.stats().commits;
+    let started = Instant::now();
+    let mut appended = 0;
+    rt.block_on(async {
+        // One producer, back to back: the next command is queued microseconds after the
+        // last answer, well inside the writer's 1 ms idle wait.
+        while started.elapsed() < RUN {
+            store.append(vec![event(appended)]).await.expect("append");
+            appended += 1;
+        }
+    });
+    let syncs = store.stats().commits - before;
+    let elapsed = started.elapsed();
+    // One sync per interval is due; allow for a slow machine, but not for none.
+    let due = (elapsed.as_millis() / EVERY.as_millis()) as u64;
+    assert!(
+        syncs >= due / 4,
+        "{syncs} syncs in {elapsed:?} of steady appends ({appended} of them), {due} were due"
+    );
+}

@@ -278,6 +278,7 @@ impl Writer {
                 }
             }
             self.commit();
+            self.sync_if_due();
             if self.last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
                 self.housekeeping();
             }
@@ -336,17 +337,28 @@ impl Writer {
 
     fn on_idle(&mut self) {
         self.land();
-        if let (Durability::Interval(every), Some(since)) =
-            (self.shared.config.durability, self.dirty_since)
-        {
-            if since.elapsed() >= every {
-                if let Err(e) = self.sync() {
-                    tracing::error!(error = %e, "interval sync failed; the store stops accepting writes");
-                }
-            }
-        }
+        self.sync_if_due();
         if self.last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
             self.housekeeping();
+        }
+    }
+
+    /// Interval mode: syncs once the oldest unsynced write is an interval old. Checked
+    /// after every commit as well as when idle: a producer that never lets the queue go
+    /// idle must not postpone it (it did: 1 sync in 620 ms of back-to-back appends with
+    /// a 20 ms interval, where 30 were due).
+    fn sync_if_due(&mut self) {
+        let Durability::Interval(every) = self.shared.config.durability else {
+            return;
+        };
+        if self
+            .dirty_since
+            .is_some_and(|since| since.elapsed() >= every)
+            && self.land()
+        {
+            if let Err(e) = self.sync() {
+                tracing::error!(error = %e, "interval sync failed; the store stops accepting writes");
+            }
         }
     }
 
