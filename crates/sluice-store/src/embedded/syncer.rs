@@ -68,10 +68,7 @@ impl Syncer {
 
     /// Waits for the sync in flight.
     pub(super) fn wait(&self) -> Synced {
-        self.done.recv().unwrap_or_else(|_| Synced {
-            result: Err(gone()),
-            took: Duration::ZERO,
-        })
+        self.done.recv().unwrap_or_else(|_| stopped())
     }
 
     /// Waits for the sync in flight until `deadline`; `None` if it is still running.
@@ -80,10 +77,7 @@ impl Syncer {
         match self.done.recv_timeout(timeout) {
             Ok(synced) => Some(synced),
             Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Synced {
-                result: Err(gone()),
-                took: Duration::ZERO,
-            }),
+            Err(RecvTimeoutError::Disconnected) => Some(stopped()),
         }
     }
 }
@@ -101,4 +95,12 @@ impl Drop for Syncer {
 /// means it panicked): treated as a failed sync, which halts the store.
 fn gone() -> io::Error {
     io::Error::other("the sync thread has stopped")
+}
+
+/// What waiting on a stopped sync thread yields: a failed sync.
+fn stopped() -> Synced {
+    Synced {
+        result: Err(gone()),
+        took: Duration::ZERO,
+    }
 }

@@ -335,8 +335,9 @@ impl Writer {
         wait.max(Duration::from_millis(1))
     }
 
+    /// Reached only from an empty queue with nothing in flight (the loop lands an
+    /// in-flight batch rather than wait for commands).
     fn on_idle(&mut self) {
-        self.land();
         self.sync_if_due();
         if self.last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
             self.housekeeping();
@@ -371,10 +372,6 @@ impl Writer {
     fn begin_batch(&mut self) {
         self.encoder.begin();
         self.batch.clear();
-        if self.batch.staged.capacity() == 0 {
-            // The last batch went to the syncer or was finished: reuse its buffers.
-            std::mem::swap(&mut self.batch, &mut self.recycled);
-        }
     }
 
     /// Adds one command to the batch, or sets it aside as `carry` when it would not fit
@@ -587,39 +584,38 @@ impl Writer {
         if !self.land() {
             return;
         }
-        match written {
-            Err(e) => {
-                let batch = std::mem::take(&mut self.batch);
-                self.roll_back(batch, &e);
-            }
-            Ok(()) => {
-                let must_sync = (self.batch.wants_sync
-                    || self.shared.config.durability == Durability::Fsync)
-                    && self.dirty_since.is_some();
-                if must_sync && self.batch.bytes >= self.shared.config.sync_overlap_min_bytes {
-                    self.dispatch_sync();
-                } else if must_sync {
-                    // Too small to be worth the hand-off (`sync_overlap_min_bytes`).
-                    let delay = self.shared.config.commit_delay;
-                    if !delay.is_zero() {
-                        std::thread::sleep(delay);
-                    }
-                    match self.sync() {
-                        Ok(()) => {
-                            let batch = std::mem::take(&mut self.batch);
-                            self.publish(batch);
-                        }
-                        Err(e) => {
-                            let batch = std::mem::take(&mut self.batch);
-                            self.roll_back(batch, &e);
-                        }
-                    }
-                } else {
-                    let batch = std::mem::take(&mut self.batch);
-                    self.publish(batch);
-                }
-            }
+        let must_sync = (self.batch.wants_sync
+            || self.shared.config.durability == Durability::Fsync)
+            && self.dirty_since.is_some();
+        if written.is_ok()
+            && must_sync
+            && self.batch.bytes >= self.shared.config.sync_overlap_min_bytes
+        {
+            self.dispatch_sync();
+            return;
         }
+        let durable = written.and_then(|()| {
+            if !must_sync {
+                return Ok(());
+            }
+            // Too small to be worth the hand-off (`sync_overlap_min_bytes`): sync here.
+            let delay = self.shared.config.commit_delay;
+            if !delay.is_zero() {
+                std::thread::sleep(delay);
+            }
+            self.sync()
+        });
+        let batch = self.take_batch();
+        match durable {
+            Ok(()) => self.publish(batch),
+            Err(e) => self.roll_back(batch, &e),
+        }
+    }
+
+    /// Takes the staged batch out, leaving the last finished batch's emptied buffers in
+    /// its place for the next one.
+    fn take_batch(&mut self) -> Batch {
+        std::mem::replace(&mut self.batch, std::mem::take(&mut self.recycled))
     }
 
     fn write_batch(&mut self) -> Result<(), StoreError> {
@@ -648,7 +644,7 @@ impl Writer {
     fn dispatch_sync(&mut self) {
         self.last_sync_started = Some(Instant::now());
         self.dirty_since = None;
-        let batch = std::mem::take(&mut self.batch);
+        let batch = self.take_batch();
         let path = self.active.path.clone();
         if let Err(source) = self.syncer.dispatch(self.active.file.clone()) {
             self.fail_sync(batch, path, source);
@@ -691,7 +687,7 @@ impl Writer {
         // marking them clean; retrying would "succeed" over lost data. Stop writing.
         self.shared.halted.store(true, Ordering::Relaxed);
         let error = StoreError::SyncFailed { path, source };
-        let after = std::mem::take(&mut self.batch);
+        let after = self.take_batch();
         self.roll_back(after, &error);
         self.roll_back(batch, &error);
     }
