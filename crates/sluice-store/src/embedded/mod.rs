@@ -21,6 +21,7 @@ pub mod segment;
 pub mod sidecar;
 mod spare;
 mod syncer;
+mod type_names;
 pub mod verify;
 mod writer;
 

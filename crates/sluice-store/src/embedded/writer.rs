@@ -35,6 +35,7 @@ use super::index::{SegmentMeta, STATE_ACKED, STATE_DELETED, STATE_EXPIRED, STATE
 use super::sidecar::{IndexedSettle, SidecarBuilder};
 use super::spare::BuiltCheckpoint;
 use super::syncer::{Synced, Syncer};
+use super::type_names::TypeNames;
 use super::{segment, Shared};
 use crate::error::StoreError;
 use crate::event_id::EventId;
@@ -177,6 +178,9 @@ pub struct Writer {
     syncer: Syncer,
     /// The active segment's index checkpoint, built from what is committed.
     checkpoint: SidecarBuilder,
+    /// Shared copies of event type names, so that publishing does not read them from
+    /// request bodies gone cold (see `type_names`).
+    type_names: TypeNames,
     carry: Option<Command>,
     dirty_since: Option<Instant>,
     /// When the latest sync began, and how many commands the latest group commit
@@ -225,6 +229,7 @@ impl Writer {
             // Records written before this process started are not seen here; that
             // segment's checkpoint is built by reading it back when it is sealed.
             checkpoint: SidecarBuilder::new(write_pos == codec::SEGMENT_HEADER_LEN as u64),
+            type_names: TypeNames::default(),
             carry: None,
             dirty_since: None,
             last_sync_started: None,
@@ -477,7 +482,7 @@ impl Writer {
         self.batch.new_events.push(NewIndexEntry {
             seq,
             tenant: e.tenant,
-            event_type: e.event_type.clone(),
+            event_type: self.type_names.shared(&e.event_type),
             offset: offset as u32,
             received_at,
             idempotency: hashes,
