@@ -2,18 +2,21 @@
 //!
 //! Memory per event, by design:
 //! - every stored event: 5 bytes (a `u32` offset and a state byte in its segment);
-//! - every pending event: one `BTreeMap<u64, Pending>` entry, 8 + 16 bytes plus B-tree
-//!   overhead, about 40 bytes in all, inside the 64-byte budget.
+//! - every pending event: one 32-byte entry in its tenant's [`PendingQueue`] (sequence,
+//!   type, delivery count, lease). Acks in order leave nothing behind; scattered acks
+//!   leave tombstones, at most half as many as live entries, so at most 48 bytes per
+//!   pending event plus the deque's growth slack, inside the 64-byte budget.
 //!
 //! Leases live in the pending entry and are not persisted: a restart makes leased events
 //! visible again, which is at-least-once delivery (consumers dedup by `event_id`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::pending::PendingQueue;
 use crate::types::{Sequence, TenantId, UnixMs};
 
 /// The event is waiting in its inbox.
@@ -168,7 +171,7 @@ pub struct Index {
     /// All segments, oldest first; the last one is the active segment.
     pub segments: Vec<SegmentMeta>,
     /// Pending events per tenant, in ingest order.
-    pub inboxes: TenantMap<BTreeMap<u64, Pending>>,
+    pub inboxes: TenantMap<PendingQueue>,
     /// Event type names.
     pub types: TypeInterner,
 }
@@ -236,7 +239,7 @@ impl Index {
     pub fn is_pending(&self, tenant: TenantId, seq: Sequence) -> bool {
         self.inboxes
             .get(&tenant)
-            .is_some_and(|inbox| inbox.contains_key(&seq.0))
+            .is_some_and(|inbox| inbox.contains(seq.0))
     }
 
     /// Moves an event to `state` (acked or deleted). Returns whether anything changed.
@@ -247,7 +250,7 @@ impl Index {
         let was_pending = self
             .inboxes
             .get_mut(&tenant)
-            .and_then(|inbox| inbox.remove(&seq.0))
+            .and_then(|inbox| inbox.remove(seq.0))
             .is_some();
         let seg = &mut self.segments[i];
         let slot = &mut seg.states[(seq.0 - seg.base_seq) as usize];

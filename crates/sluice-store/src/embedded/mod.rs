@@ -14,6 +14,7 @@ mod config;
 pub mod fsutil;
 pub mod idempotency;
 pub mod index;
+pub mod pending;
 pub mod recovery;
 pub mod scan;
 pub mod scrub;
@@ -315,7 +316,7 @@ impl Store for EmbeddedStore {
                 });
             };
             let segments = &index.segments;
-            for (&seq, pending) in inbox.range_mut(start..) {
+            for (seq, pending) in inbox.iter_from_mut(start) {
                 if type_filter.is_some_and(|t| t != pending.type_id) {
                     continue;
                 }
@@ -370,7 +371,7 @@ impl Store for EmbeddedStore {
             let pending = index
                 .inboxes
                 .get(&tenant)
-                .and_then(|inbox| inbox.get(&seq.0).copied());
+                .and_then(|inbox| inbox.get(seq.0).copied());
             let (count, state) = match (loc.state, pending) {
                 (STATE_PENDING, Some(p)) if p.lease_until > now => (
                     p.delivery_count,

@@ -897,9 +897,7 @@ impl Writer {
                 let (lo, hi) = (seg.base_seq, seg.end_seq());
                 let mut expired = 0;
                 for inbox in index.inboxes.values_mut() {
-                    let doomed: Vec<u64> = inbox.range(lo..hi).map(|(&s, _)| s).collect();
-                    for s in doomed {
-                        inbox.remove(&s);
+                    for s in inbox.remove_range(lo, hi) {
                         seg.states[(s - lo) as usize] = STATE_EXPIRED;
                         expired += 1;
                     }
