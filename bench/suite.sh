@@ -22,7 +22,10 @@
 #  10. wrk on the same targets as 1 and 5, if wrk is installed: req/s and each client's
 #      CPU time per request (is the load generator the limit?).
 # Before all of them it probes the disk alone (bench/disk_probe.py), and it reports the
-# store's fsync histogram over run 6: the disk's share of the latency tail.
+# store's fsync histogram over run 6: the disk's share of the latency tail. For runs 1
+# to 8 it also reports the server's CPU time per request and how busy its core was
+# (from /proc/<pid>/stat): the cost of a request, which the machine's phase moves less
+# than req/s, and whether a run was bound by the CPU or by waiting.
 # and prints every figure, and the ratios against 1 and 2. Files go to $OUT
 # (default target/bench-suite): one JSON report per run, suite.md and sweep.svg.
 set -euo pipefail
@@ -50,14 +53,28 @@ echo "[disk] write+fdatasync probe" >&2
 
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
-bench() { # $1 label, then sluice bench flags; writes $OUT/NN.json and echoes its path
-  local label="$1"; shift
+# CPU time (user + system, all threads) a process has used, in clock ticks. Field 2 of
+# /proc/<pid>/stat is the name in parentheses, so fields are counted after its ")".
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+TICKS_PER_S=$(getconf CLK_TCK)
+
+bench() { # $1 label, $2 the server's pid, then sluice bench flags; writes $OUT/NN.json and echoes its path
+  local label="$1" server="$2"; shift 2
   # Numbered by the files already there (this may run in a $(...) subshell).
   local n; n=$(( $(find "$OUT" -maxdepth 1 -name '[0-9]*.json' | wc -l) + 1 ))
   local file; file=$(printf '%s/%02d.json' "$OUT" "$n")
   echo "[$n] $label" >&2
-  "${CLIENT_CPU[@]}" "$BIN/sluice" bench --duration "${DURATION}s" --json "$@" \
-    | python3 -c 'import json,sys; r=json.load(sys.stdin); r["label"]=sys.argv[1]; json.dump(r, sys.stdout)' "$label" > "$file"
+  # The server's CPU time over the run: per request it is the cost of a request whether
+  # or not the server was saturated, and against the run's length it says how busy the
+  # server's core was (a closed loop that leaves it idle is bound by latency, not CPU).
+  local before; before=$(cpu_ticks "$server")
+  "${CLIENT_CPU[@]}" "$BIN/sluice" bench --duration "${DURATION}s" --json "$@" > "$file.tmp"
+  local after; after=$(cpu_ticks "$server")
+  python3 -c 'import json,sys
+r = json.load(open(sys.argv[1])); r["label"] = sys.argv[2]
+r["server_cpu_s"] = (int(sys.argv[4]) - int(sys.argv[3])) / int(sys.argv[5])
+json.dump(r, sys.stdout)' "$file.tmp" "$label" "$before" "$after" "$TICKS_PER_S" > "$file"
+  rm -f "$file.tmp"
   echo "$file"
 }
 field() { python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))[sys.argv[2]]))' "$1" "$2"; }
@@ -65,8 +82,8 @@ field() { python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))[
 "${SERVER_CPU[@]}" "$BIN/hello-server" 127.0.0.1:9091 2>/dev/null & HELLO=$!
 "${SERVER_CPU[@]}" "$BIN/parse-server" 127.0.0.1:9092 2>/dev/null & PARSE=$!
 wait_port 9091; wait_port 9092
-HELLO_JSON=$(bench "reference: hyper hello GET" --url http://127.0.0.1:9091/ --workload get)
-PARSE_JSON=$(bench "reference: hyper parse + 201, no storage" --url http://127.0.0.1:9092/v1/events --workload ingest)
+HELLO_JSON=$(bench "reference: hyper hello GET" "$HELLO" --url http://127.0.0.1:9091/ --workload get)
+PARSE_JSON=$(bench "reference: hyper parse + 201, no storage" "$PARSE" --url http://127.0.0.1:9092/v1/events --workload ingest)
 kill "$PARSE"
 
 "${SERVER_CPU[@]}" "$BIN/sluice" serve --listen 127.0.0.1:9093 --data-dir "$WORK/data" \
@@ -74,19 +91,19 @@ kill "$PARSE"
 wait_port 9093
 export SLUICE_API_KEY; SLUICE_API_KEY=$(sed -n 's/^API key for tenant "default": //p' "$WORK/sluice.out")
 S=http://127.0.0.1:9093
-bench "sluice GET /v1/health" --url $S/v1/health --workload get >/dev/null
-MIXED_JSON=$(bench "sluice mixed: 90 producers, 10 consumers (empty inbox)" --url $S --workload mixed --connections 100)
-INGEST_JSON=$(bench "sluice POST /v1/events, durable" --url $S --workload ingest)
+bench "sluice GET /v1/health" "$SLUICE" --url $S/v1/health --workload get >/dev/null
+MIXED_JSON=$(bench "sluice mixed: 90 producers, 10 consumers (empty inbox)" "$SLUICE" --url $S --workload mixed --connections 100)
+INGEST_JSON=$(bench "sluice POST /v1/events, durable" "$SLUICE" --url $S --workload ingest)
 PEAK=$(field "$INGEST_JSON" req_per_s)
 # The reference again, right after: this machine drifts by tens of percent within a
 # minute, so the ratio is taken against the mean of the runs just before and after.
 "${SERVER_CPU[@]}" "$BIN/parse-server" 127.0.0.1:9092 2>/dev/null & PARSE=$!
 wait_port 9092
-bench "reference again: hyper parse + 201, no storage" --url http://127.0.0.1:9092/v1/events --workload ingest >/dev/null
+bench "reference again: hyper parse + 201, no storage" "$PARSE" --url http://127.0.0.1:9092/v1/events --workload ingest >/dev/null
 kill "$PARSE"
 syncs() { curl -s "$S/metrics" | awk '/^sluice_store_fsync_seconds_bucket/ {printf "%s ", $2}'; }
 SYNCS_BEFORE=$(syncs)
-bench "sluice POST /v1/events, open loop at 50 % of peak ($((PEAK / 2)) req/s)" --url $S --workload ingest --rate $((PEAK / 2)) >/dev/null
+bench "sluice POST /v1/events, open loop at 50 % of peak ($((PEAK / 2)) req/s)" "$SLUICE" --url $S --workload ingest --rate $((PEAK / 2)) >/dev/null
 SYNCS_AFTER=$(syncs)
 # The same open-loop rate against the parse-only reference, alone and while another
 # process syncs at the rate Sluice just did: the tail any server gets here from the
@@ -94,8 +111,8 @@ SYNCS_AFTER=$(syncs)
 SYNC_RATE=$(( ($(echo "$SYNCS_AFTER" | awk '{print $NF}') - $(echo "$SYNCS_BEFORE" | awk '{print $NF}')) / DURATION ))
 echo "[floor] reference at $((PEAK / 2)) req/s, alone and beside $SYNC_RATE syncs/s" >&2
 bash bench/tail_floor.sh $((PEAK / 2)) "$SYNC_RATE" "$DURATION" | tail -n +2 > "$OUT/floor.txt"
-bench "sluice POST /v1/events/batch x100, durable" --url $S --workload batch --batch-size 100 >/dev/null
-bench "sluice consumer loop: poll 100 with lease, ack (10 conns)" --url $S --workload consume --connections 10 --batch-size 100 >/dev/null
+bench "sluice POST /v1/events/batch x100, durable" "$SLUICE" --url $S --workload batch --batch-size 100 >/dev/null
+bench "sluice consumer loop: poll 100 with lease, ack (10 conns)" "$SLUICE" --url $S --workload consume --connections 10 --batch-size 100 >/dev/null
 echo "[sweep] $SWEEP connections" >&2
 "${CLIENT_CPU[@]}" "$BIN/sluice" bench --url $S --workload ingest --duration "${DURATION}s" \
   --sweep "$SWEEP" --plot "$OUT/sweep.svg" --json > "$OUT/sweep.json"
@@ -146,10 +163,15 @@ def row(label, r):
     errs = [f"{s}: {n}" for s, n in r["statuses"].items() if not 200 <= int(s) < 300]
     errs += [f"{k}: {r[k]}" for k in ("connect_errors", "io_errors", "timeouts", "invalid_answers") if r[k]]
     rate = r["rate"] if r["rate"] else "closed"
+    cpu = r.get("server_cpu_s")
+    if cpu is not None and r["requests"]:
+        server = f"{1e6 * cpu / r['requests']:.1f} | {100 * cpu / r['elapsed_s']:.0f} %"
+    else:
+        server = "– | –"
     return (f"| {label} | {r['connections']} | {rate} | {r['req_per_s']:,.0f} | {r['events_per_s']:,.0f} | {r['success_pct']:.2f} % "
-            f"| {l['p50']:.2f} | {l['p99']:.2f} | {l['p999']:.2f} | {l['max']:.1f} | {', '.join(errs) or 'none'} |")
-print("| run | conns | rate | req/s | events/s | success | p50 ms | p99 ms | p99.9 ms | max ms | errors |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+            f"| {l['p50']:.2f} | {l['p99']:.2f} | {l['p999']:.2f} | {l['max']:.1f} | {server} | {', '.join(errs) or 'none'} |")
+print("| run | conns | rate | req/s | events/s | success | p50 ms | p99 ms | p99.9 ms | max ms | server CPU µs/req | server busy | errors |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in runs:
     print(row(r["label"], r))
 for r in sweep:
@@ -166,6 +188,17 @@ print()
 print(f"- durable ingest / parse-only reference: {100 * ingest['req_per_s'] / parse:.1f} % (target >= 85 %; "
       f"reference {' and '.join(f'{p:,.0f}' for p in parse_runs)} req/s, before and after)")
 print(f"- durable ingest / hello reference: {100 * ingest['req_per_s'] / hello:.1f} %")
+# The same comparison in CPU per request, which the machine's phase moves less and a
+# latency-bound closed loop does not hide: how much more a durable request costs.
+def cpu_per_request(r):
+    return r["server_cpu_s"] / r["requests"] if r.get("server_cpu_s") and r["requests"] else None
+parse_cpu = [c for c in (cpu_per_request(r) for r in runs if "hyper parse" in r["label"]) if c]
+ingest_cpu = cpu_per_request(ingest)
+if parse_cpu and ingest_cpu:
+    reference_cpu = sum(parse_cpu) / len(parse_cpu)
+    print(f"- server CPU per request: durable ingest {1e6 * ingest_cpu:.1f} µs, parse-only reference {1e6 * reference_cpu:.1f} µs "
+          f"(the reference costs {100 * reference_cpu / ingest_cpu:.1f} % of a durable request; "
+          f"Sluice's core was {100 * ingest['server_cpu_s'] / ingest['elapsed_s']:.0f} % busy)")
 print(f"- GET /v1/health / hello reference: {100 * health['req_per_s'] / hello:.1f} %")
 print(f"- batch ingest: {batch['events_per_s']:,.0f} events/s (target >= 500k)")
 print(f"- open-loop p99 at 50 % of peak: {openl['latency_ms']['p99']:.2f} ms (target < 2 ms)")
