@@ -13,10 +13,13 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use http::header::{
-    HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+    HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE,
+    RETRY_AFTER,
 };
+use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use sluice_store::{
     AppendOutcome, EventId, EventState, InboxQuery, Scope, Sequence, Settle, SettleOutcome, Store,
@@ -34,6 +37,11 @@ use crate::tenants::{RateDecision, TenantEntry, TenantTable};
 /// The response type of every route.
 pub type Reply = Response<Full<Bytes>>;
 
+/// A request's body until a handler takes it. Whatever is still here when the answer
+/// is ready was refused unread, and is drained before the answer goes out (see
+/// [`drain_unread`]).
+type BodySlot = Option<Incoming>;
+
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -48,8 +56,10 @@ const PROBLEM_JSON: HeaderValue = HeaderValue::from_static("application/problem+
 const ENVELOPE_BYTES_MAX: usize = 64 << 10;
 /// The deepest route has 5 path segments; a longer path matches nothing.
 const PATH_SEGMENTS_MAX: usize = 8;
-/// An over-limit body up to this size is read and discarded before the 413, so the
-/// client gets the answer instead of a reset; a larger one is refused and closed.
+/// A body that no handler read (a refusal before reading it, such as a 401 or a 413)
+/// is read and discarded up to this size before the answer goes out, so the connection
+/// can carry the next request and the client gets the answer instead of a reset; past
+/// it, the answer says `Connection: close`.
 const REFUSED_BODY_DRAIN_MAX: usize = 16 << 20;
 /// Lease length bounds, in seconds.
 const LEASE_SECONDS_MAX: u64 = 12 * 3600;
@@ -109,8 +119,10 @@ impl<S: Store> App<S> {
     /// Serves one request. Never fails: every error becomes a problem response.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Reply, Infallible> {
         let started = Instant::now();
-        let request_id = match req
-            .headers()
+        let (head, body) = req.into_parts();
+        let mut body = Some(body);
+        let request_id = match head
+            .headers
             .get(&X_REQUEST_ID)
             .filter(|v| valid_request_id(v))
         {
@@ -126,8 +138,15 @@ impl<S: Store> App<S> {
                 .request_seq
                 .load(Ordering::Relaxed)
                 .is_multiple_of(sample))
-        .then(|| (req.method().clone(), req.uri().path().to_owned()));
-        let (route, mut reply, rate) = self.dispatch(req, &request_id).await;
+        .then(|| (head.method.clone(), head.uri.path().to_owned()));
+        let (route, mut reply, rate) = self.dispatch(&head, &mut body, &request_id).await;
+        if let Some(unread) = body.take() {
+            if !drain_unread(unread, &head).await {
+                reply
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+        }
         let headers = reply.headers_mut();
         headers.insert(X_REQUEST_ID.clone(), request_id);
         if let Some(rate) = rate {
@@ -149,14 +168,12 @@ impl<S: Store> App<S> {
 
     async fn dispatch(
         &self,
-        req: Request<Incoming>,
+        head: &Parts,
+        body: &mut BodySlot,
         request_id: &HeaderValue,
     ) -> (Route, Reply, Option<RateDecision>) {
         let rid = request_id.to_str().unwrap_or("");
-        // The URI is cloned (a reference-count bump) so that its path can be borrowed
-        // while the request itself moves into a handler; segments live on the stack.
-        let uri = req.uri().clone();
-        let path = uri.path();
+        let path = head.uri.path();
         let mut segments = [""; PATH_SEGMENTS_MAX];
         let mut count = 0;
         for part in path.trim_matches('/').split('/') {
@@ -168,8 +185,8 @@ impl<S: Store> App<S> {
             count += 1;
         }
         let segments = &segments[..count];
-        let method = req.method().clone();
-        let open = match (&method, segments) {
+        let method = &head.method;
+        let open = match (method, segments) {
             (&Method::GET, ["v1", "health"]) => Some((
                 Route::Health,
                 Ok(json_reply(
@@ -186,7 +203,7 @@ impl<S: Store> App<S> {
             (_, ["v1", "admin", rest @ ..]) => {
                 let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
                 let reply = self
-                    .admin(req, &rest)
+                    .admin(head, body, &rest)
                     .await
                     .unwrap_or_else(|p| problem_reply(&p, rid));
                 return (Route::Admin, reply, None);
@@ -213,7 +230,7 @@ impl<S: Store> App<S> {
             return (Route::Unknown, problem_reply(&p, rid), None);
         }
 
-        let principal = match self.authenticate(&req) {
+        let principal = match self.authenticate(head) {
             Ok(p) => p,
             Err(p) => return (Route::Unknown, problem_reply(&p, rid), None),
         };
@@ -235,17 +252,18 @@ impl<S: Store> App<S> {
             return (Route::Unknown, problem_reply(&p, rid), Some(rate));
         }
 
-        let (route, result) = match (&method, segments) {
-            (&Method::POST, ["v1", "events"]) => {
-                (Route::Ingest, self.ingest(req, principal, &tenant).await)
-            }
+        let (route, result) = match (method, segments) {
+            (&Method::POST, ["v1", "events"]) => (
+                Route::Ingest,
+                self.ingest(head, body, principal, &tenant).await,
+            ),
             (&Method::POST, ["v1", "events", "batch"]) => (
                 Route::IngestBatch,
-                self.ingest_batch(req, principal, &tenant).await,
+                self.ingest_batch(head, body, principal, &tenant).await,
             ),
-            (&Method::GET, ["v1", "inbox"]) => (Route::Inbox, self.inbox(&req, principal).await),
+            (&Method::GET, ["v1", "inbox"]) => (Route::Inbox, self.inbox(head, principal).await),
             (&Method::POST, ["v1", "inbox", "ack"]) => {
-                (Route::InboxAck, self.inbox_ack(req, principal).await)
+                (Route::InboxAck, self.inbox_ack(head, body, principal).await)
             }
             (&Method::GET, ["v1", "events", id]) => {
                 (Route::EventGet, self.get_event(id, principal).await)
@@ -279,8 +297,8 @@ impl<S: Store> App<S> {
         )
     }
 
-    fn authenticate(&self, req: &Request<Incoming>) -> Result<Principal, Problem> {
-        let headers = req.headers();
+    fn authenticate(&self, head: &Parts) -> Result<Principal, Problem> {
+        let headers = &head.headers;
         let presented = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
@@ -299,14 +317,15 @@ impl<S: Store> App<S> {
 
     async fn ingest(
         &self,
-        req: Request<Incoming>,
+        head: &Parts,
+        body: &mut BodySlot,
         who: Principal,
         tenant: &TenantEntry,
     ) -> Result<Reply, Problem> {
         require(who, Scope::Ingest)?;
-        require_json(&req, false)?;
-        let header_key = req
-            .headers()
+        require_json(head, false)?;
+        let header_key = head
+            .headers
             .get(&IDEMPOTENCY_KEY)
             .map(|v| v.to_str().map(str::to_owned));
         let header_key = match header_key {
@@ -319,7 +338,7 @@ impl<S: Store> App<S> {
             }
             None => None,
         };
-        let body = read_body(req, tenant.max_payload_bytes + ENVELOPE_BYTES_MAX).await?;
+        let body = read_body(head, body, tenant.max_payload_bytes + ENVELOPE_BYTES_MAX).await?;
         let event = ingest::parse_event(
             &body,
             &body,
@@ -357,13 +376,14 @@ impl<S: Store> App<S> {
 
     async fn ingest_batch(
         &self,
-        req: Request<Incoming>,
+        head: &Parts,
+        body: &mut BodySlot,
         who: Principal,
         tenant: &TenantEntry,
     ) -> Result<Reply, Problem> {
         require(who, Scope::Ingest)?;
-        let ndjson = require_json(&req, true)?;
-        let body = read_body(req, self.config.limits.max_batch_bytes).await?;
+        let ndjson = require_json(head, true)?;
+        let body = read_body(head, body, self.config.limits.max_batch_bytes).await?;
         let parsed = ingest::parse_batch(&body, ndjson, who.tenant, tenant.max_payload_bytes)?;
         let items = parsed.len();
         let mut results: Vec<Result<AppendOutcome, Problem>> = Vec::with_capacity(items);
@@ -456,7 +476,7 @@ impl<S: Store> App<S> {
         Ok(json_reply(status, w.finish()))
     }
 
-    async fn inbox(&self, req: &Request<Incoming>, who: Principal) -> Result<Reply, Problem> {
+    async fn inbox(&self, head: &Parts, who: Principal) -> Result<Reply, Problem> {
         require(who, Scope::Consume)?;
         let mut query = InboxQuery {
             tenant: who.tenant,
@@ -466,7 +486,7 @@ impl<S: Store> App<S> {
             lease_ms: None,
         };
         let mut errors = Vec::new();
-        for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        for (k, v) in form_urlencoded::parse(head.uri.query().unwrap_or("").as_bytes()) {
             match k.as_ref() {
                 "limit" => match v.parse::<usize>() {
                     Ok(n) if (1..=1000).contains(&n) => query.limit = n,
@@ -533,10 +553,15 @@ impl<S: Store> App<S> {
         Ok(json_reply(StatusCode::OK, w.finish()))
     }
 
-    async fn inbox_ack(&self, req: Request<Incoming>, who: Principal) -> Result<Reply, Problem> {
+    async fn inbox_ack(
+        &self,
+        head: &Parts,
+        body: &mut BodySlot,
+        who: Principal,
+    ) -> Result<Reply, Problem> {
         require(who, Scope::Consume)?;
-        require_json(&req, false)?;
-        let body = read_body(req, 1 << 20).await?;
+        require_json(head, false)?;
+        let body = read_body(head, body, 1 << 20).await?;
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct AckBody {
@@ -686,15 +711,20 @@ impl<S: Store> App<S> {
         reply
     }
 
-    async fn admin(&self, req: Request<Incoming>, rest: &[String]) -> Result<Reply, Problem> {
+    async fn admin(
+        &self,
+        head: &Parts,
+        body: &mut BodySlot,
+        rest: &[String],
+    ) -> Result<Reply, Problem> {
         let Some(token) = &self.config.admin_token else {
             return Err(Problem::new(
                 Code::Unauthorized,
                 "the admin API is disabled; start the server with --admin-token",
             ));
         };
-        let presented = req
-            .headers()
+        let presented = head
+            .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
         let ok = presented
@@ -705,23 +735,23 @@ impl<S: Store> App<S> {
                 "send the admin token as `Authorization: Bearer <token>`",
             ));
         }
-        let method = req.method().clone();
+        let method = &head.method;
         let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-        let result = match (&method, rest.as_slice()) {
+        let result = match (method, rest.as_slice()) {
             (&Method::GET, ["tenants"]) => Ok(crate::admin::list_tenants(&self.store.catalog())),
             (&Method::POST, ["tenants"]) => {
-                let body = read_admin_body(req).await?;
+                let body = read_admin_body(head, body).await?;
                 crate::admin::create_tenant(&*self.store, &body).await
             }
             (&Method::PATCH, ["tenants", name]) => {
-                let body = read_admin_body(req).await?;
+                let body = read_admin_body(head, body).await?;
                 crate::admin::set_limits(&*self.store, name, &body).await
             }
             (&Method::GET, ["tenants", name, "keys"]) => {
                 crate::admin::list_keys(&self.store.catalog(), name)
             }
             (&Method::POST, ["tenants", name, "keys"]) => {
-                let body = read_admin_body(req).await?;
+                let body = read_admin_body(head, body).await?;
                 crate::admin::create_key(&*self.store, name, &body).await
             }
             (&Method::DELETE, ["keys", key_id]) => {
@@ -739,13 +769,13 @@ impl<S: Store> App<S> {
     }
 }
 
-async fn read_admin_body(req: Request<Incoming>) -> Result<Bytes, Problem> {
-    if req.headers().get(CONTENT_LENGTH).is_some_and(|v| v != "0")
-        || req.headers().contains_key(CONTENT_TYPE)
+async fn read_admin_body(head: &Parts, body: &mut BodySlot) -> Result<Bytes, Problem> {
+    if head.headers.get(CONTENT_LENGTH).is_some_and(|v| v != "0")
+        || head.headers.contains_key(CONTENT_TYPE)
     {
-        require_json(&req, false)?;
+        require_json(head, false)?;
     }
-    read_body(req, 64 << 10).await
+    read_body(head, body, 64 << 10).await
 }
 
 fn require(who: Principal, scope: Scope) -> Result<(), Problem> {
@@ -760,9 +790,9 @@ fn require(who: Principal, scope: Scope) -> Result<(), Problem> {
 }
 
 /// Checks the content type; returns whether the body is NDJSON.
-fn require_json(req: &Request<Incoming>, allow_ndjson: bool) -> Result<bool, Problem> {
-    let ct = req
-        .headers()
+fn require_json(head: &Parts, allow_ndjson: bool) -> Result<bool, Problem> {
+    let ct = head
+        .headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
@@ -785,32 +815,25 @@ fn require_json(req: &Request<Incoming>, allow_ndjson: bool) -> Result<bool, Pro
     }
 }
 
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Problem> {
+/// Takes the body out of `slot` and reads it whole, up to `limit` bytes. An over-limit
+/// body is refused with its unread part left in `slot`, for [`drain_unread`].
+async fn read_body(head: &Parts, slot: &mut BodySlot, limit: usize) -> Result<Bytes, Problem> {
     let too_large = || {
         Problem::new(
             Code::PayloadTooLarge,
             format!("the request body exceeds this tenant's limit of {limit} bytes"),
         )
     };
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared = declared_length(head);
     if declared.is_some_and(|len| len > limit) {
-        // Answering without reading would close a socket with unread data in it, which
-        // makes the kernel send a reset that can destroy the 413 before the client reads
-        // it. So read and discard the body first, up to a bound (nginx's lingering close).
-        if declared.is_some_and(|len| len <= REFUSED_BODY_DRAIN_MAX) {
-            let mut body = req.into_body();
-            while let Some(Ok(_)) = body.frame().await {}
-        }
         return Err(too_large());
     }
+    let Some(mut body) = slot.take() else {
+        return Ok(Bytes::new());
+    };
     // A body that arrives as one frame (most do: hyper hands over what one read
     // brought) is returned as that frame, without a copy; only a body in several frames
     // is joined, into a buffer sized from Content-Length.
-    let mut body = req.into_body();
     let mut first: Option<Bytes> = None;
     let mut joined: Option<BytesMut> = None;
     let mut total = 0usize;
@@ -826,13 +849,14 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Proble
         };
         total += data.len();
         if total > limit {
+            *slot = Some(body);
             return Err(too_large());
         }
         if let Some(buf) = joined.as_mut() {
             buf.extend_from_slice(&data);
-        } else if let Some(head) = first.take() {
+        } else if let Some(earlier) = first.take() {
             let mut buf = BytesMut::with_capacity(declared.unwrap_or(total).max(total));
-            buf.extend_from_slice(&head);
+            buf.extend_from_slice(&earlier);
             buf.extend_from_slice(&data);
             joined = Some(buf);
         } else {
@@ -840,6 +864,43 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Proble
         }
     }
     Ok(joined.map_or_else(|| first.unwrap_or_default(), BytesMut::freeze))
+}
+
+fn declared_length(head: &Parts) -> Option<usize> {
+    head.headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
+/// Reads and discards a body that was refused unread, so that the answer is not lost to
+/// a reset and the connection can carry the next request.
+///
+/// Closing a socket with unread data in it makes the kernel send a reset, which can
+/// destroy the answer before the client reads it; and over HTTP/1.1 hyper closes a
+/// connection whose request body was not read to the end, without saying so, so a
+/// client that reuses it gets a broken pipe on its next request (`tests/random_requests.rs`
+/// found this: a 404 to a `GET` with a body, then the next request failed). nginx's
+/// lingering close does the same. Returns false when the body is larger than
+/// [`REFUSED_BODY_DRAIN_MAX`] or breaks off: the answer must then close the connection.
+async fn drain_unread(mut body: Incoming, head: &Parts) -> bool {
+    if body.is_end_stream() {
+        return true;
+    }
+    if declared_length(head).is_some_and(|len| len > REFUSED_BODY_DRAIN_MAX) {
+        return false;
+    }
+    let mut drained = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return false;
+        };
+        drained += frame.data_ref().map_or(0, Bytes::len);
+        if drained > REFUSED_BODY_DRAIN_MAX {
+            return false;
+        }
+    }
+    true
 }
 
 fn method_not_allowed(allow: &'static str) -> Problem {

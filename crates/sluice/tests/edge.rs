@@ -135,3 +135,72 @@ fn a_connection_over_the_limit_gets_503_and_a_clean_close() {
         assert!(Instant::now() < deadline, "a freed slot was never reused");
     }
 }
+
+/// Reads one response with a Content-Length body; returns its head (lowercased) and body.
+fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut buf).expect("read an answer");
+        assert!(n > 0, "closed before answering");
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a content-length");
+    while got.len() < head_end + length {
+        let n = stream.read(&mut buf).expect("read the body");
+        assert!(n > 0, "closed inside the body");
+        got.extend_from_slice(&buf[..n]);
+    }
+    (head, got[head_end..head_end + length].to_vec())
+}
+
+#[test]
+fn a_body_refused_before_it_is_read_does_not_spoil_the_connection() {
+    let s = Server::start(&[]);
+    let mut stream = connect(&s);
+    stream
+        .set_write_timeout(Some(PATIENCE))
+        .expect("write timeout");
+    // Refused on its key, before its 2 MiB body is read. Unread, that body used to make
+    // hyper close the connection after the answer, unannounced, so the client's next
+    // request on it failed.
+    let body = vec![b' '; 2 << 20];
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nhost: sluice\r\nauthorization: Bearer sk_wrong\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write the head");
+    stream.write_all(&body).expect("the server reads the body");
+    let (head, answer) = read_response(&mut stream);
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    assert!(String::from_utf8_lossy(&answer).contains("\"unauthorized\""));
+    // The same connection carries the next request.
+    assert!(health(&mut stream).starts_with("HTTP/1.1 200"));
+
+    // A body declared past the drain bound is not read: the answer says so and the
+    // connection closes cleanly.
+    let mut stream = connect(&s);
+    stream
+        .write_all(
+            b"POST /v1/events HTTP/1.1\r\nhost: sluice\r\nauthorization: Bearer sk_wrong\r\n\
+              content-type: application/json\r\ncontent-length: 17000000\r\n\r\n",
+        )
+        .expect("write the head");
+    let (head, _) = read_response(&mut stream);
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(
+        read_until_closed(&mut stream).is_ok(),
+        "closed with a reset"
+    );
+}
