@@ -243,6 +243,15 @@ impl Drop for Server {
     }
 }
 
+/// A connector with Nagle's algorithm off, as the server has it: the client writes a
+/// request's head and body separately, and with Nagle on, the body waited for the
+/// server's delayed ACK (tens of milliseconds a request).
+fn connector() -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector
+}
+
 /// An HTTP client: HTTP/1.1 keep-alive, or h2c with prior knowledge.
 #[derive(Clone)]
 pub struct Http {
@@ -252,7 +261,7 @@ pub struct Http {
 impl Http {
     pub fn h1() -> Http {
         Http {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new()).build(connector()),
         }
     }
 
@@ -260,7 +269,7 @@ impl Http {
         Http {
             client: Client::builder(TokioExecutor::new())
                 .http2_only(true)
-                .build_http(),
+                .build(connector()),
         }
     }
 
@@ -271,23 +280,43 @@ impl Http {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Reply {
+        self.try_send(method, url, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("request failed at the connection level: {e}"))
+    }
+
+    /// Like [`Http::send`], but a failure below HTTP (a reset, a closed connection) is
+    /// returned for the caller to report.
+    pub async fn try_send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Reply, String> {
         let mut req = http::Request::builder().method(method).uri(url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(Full::new(body.into())).expect("request");
+        let req = req
+            .body(Full::new(body.into()))
+            .map_err(|e| e.to_string())?;
         let resp = self
             .client
             .request(req)
             .await
-            .expect("request failed at the connection level");
+            .map_err(|e| format!("{e:?}"))?;
         let (parts, body) = resp.into_parts();
-        let body = body.collect().await.expect("body").to_bytes();
-        Reply {
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| format!("{e:?}"))?
+            .to_bytes();
+        Ok(Reply {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body,
-        }
+        })
     }
 
     /// A request with the API key and, when there is a body, JSON content type.
