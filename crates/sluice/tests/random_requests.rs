@@ -5,7 +5,7 @@
 //! odd content types and headers, and bodies that are valid, mangled or junk. Whatever
 //! arrives, the server must answer it (no dropped connection), never with a 500, and
 //! every refusal must be a problem+json whose `code` is one of the stable codes with
-//! the status DESIGN.md gives it. At the end the server must still be up, still
+//! the status the README gives it. At the end the server must still be up, still
 //! serving, and must not have logged a panic.
 //!
 //! The run is seeded: a failure prints the seed, and `SLUICE_RANDOM_SEED=<seed>`
@@ -17,7 +17,7 @@ use common::{runtime, Http, Reply, Server, ADMIN_TOKEN};
 
 const REQUESTS: usize = 1_200;
 
-/// The stable codes and their statuses (DESIGN.md, "Errors").
+/// The stable codes and the status each is sent with (the README's "Error codes").
 const CODES: &[(&str, u16)] = &[
     ("malformed_json", 400),
     ("validation_failed", 422),

@@ -110,6 +110,9 @@ impl PendingQueue {
     /// Removes every pending event in `lo..hi` (a segment's sequences), returning their
     /// sequences in order.
     pub fn remove_range(&mut self, lo: u64, hi: u64) -> Vec<u64> {
+        if hi <= lo {
+            return Vec::new();
+        }
         let (from, to) = (self.position(lo), self.position(hi));
         let mut removed = Vec::new();
         for e in self.entries.range_mut(from..to).filter(|e| e.live) {
@@ -245,5 +248,9 @@ mod tests {
         assert_eq!(leased, vec![3, 4]);
         assert!(queue.get(2).is_none());
         assert!(!queue.is_empty());
+        // An empty or inverted range removes nothing (and does not panic).
+        assert!(queue.remove_range(4, 3).is_empty());
+        assert!(queue.remove_range(4, 4).is_empty());
+        assert_eq!(queue.len(), 4);
     }
 }
