@@ -181,7 +181,7 @@ fn body(rng: &mut Rng, kind: Kind, known: &[String]) -> Vec<u8> {
                 .to_owned()
         }
         Kind::Ack => format!(
-            r#"{{"ids":["{}","{}"]}}"#,
+            r#"{{"event_ids":["{}","{}"]}}"#,
             event_id(rng, known),
             event_id(rng, known)
         ),
