@@ -8,7 +8,7 @@
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
@@ -140,12 +140,16 @@ impl<S: Store> App<S> {
                 .is_multiple_of(sample))
         .then(|| (head.method.clone(), head.uri.path().to_owned()));
         let (route, mut reply, rate) = self.dispatch(&head, &mut body, &request_id).await;
+        // A stalled body (408) is abandoned, not drained; one that no handler read is
+        // drained if it can be.
+        let mut close = reply.status() == StatusCode::REQUEST_TIMEOUT;
         if let Some(unread) = body.take() {
-            if !drain_unread(unread, &head).await {
-                reply
-                    .headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
-            }
+            close |= !drain_unread(unread, &head, self.config.body_read_timeout).await;
+        }
+        if close {
+            reply
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
         }
         let headers = reply.headers_mut();
         headers.insert(X_REQUEST_ID.clone(), request_id);
@@ -338,7 +342,8 @@ impl<S: Store> App<S> {
             }
             None => None,
         };
-        let body = read_body(head, body, tenant.max_payload_bytes + ENVELOPE_BYTES_MAX).await?;
+        let limit = tenant.max_payload_bytes + ENVELOPE_BYTES_MAX;
+        let body = read_body(head, body, limit, self.config.body_read_timeout).await?;
         let event = ingest::parse_event(
             &body,
             &body,
@@ -383,7 +388,8 @@ impl<S: Store> App<S> {
     ) -> Result<Reply, Problem> {
         require(who, Scope::Ingest)?;
         let ndjson = require_json(head, true)?;
-        let body = read_body(head, body, self.config.limits.max_batch_bytes).await?;
+        let limit = self.config.limits.max_batch_bytes;
+        let body = read_body(head, body, limit, self.config.body_read_timeout).await?;
         let parsed = ingest::parse_batch(&body, ndjson, who.tenant, tenant.max_payload_bytes)?;
         let items = parsed.len();
         let mut results: Vec<Result<AppendOutcome, Problem>> = Vec::with_capacity(items);
@@ -561,7 +567,7 @@ impl<S: Store> App<S> {
     ) -> Result<Reply, Problem> {
         require(who, Scope::Consume)?;
         require_json(head, false)?;
-        let body = read_body(head, body, 1 << 20).await?;
+        let body = read_body(head, body, 1 << 20, self.config.body_read_timeout).await?;
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct AckBody {
@@ -740,18 +746,18 @@ impl<S: Store> App<S> {
         let result = match (method, rest.as_slice()) {
             (&Method::GET, ["tenants"]) => Ok(crate::admin::list_tenants(&self.store.catalog())),
             (&Method::POST, ["tenants"]) => {
-                let body = read_admin_body(head, body).await?;
+                let body = read_admin_body(head, body, self.config.body_read_timeout).await?;
                 crate::admin::create_tenant(&*self.store, &body).await
             }
             (&Method::PATCH, ["tenants", name]) => {
-                let body = read_admin_body(head, body).await?;
+                let body = read_admin_body(head, body, self.config.body_read_timeout).await?;
                 crate::admin::set_limits(&*self.store, name, &body).await
             }
             (&Method::GET, ["tenants", name, "keys"]) => {
                 crate::admin::list_keys(&self.store.catalog(), name)
             }
             (&Method::POST, ["tenants", name, "keys"]) => {
-                let body = read_admin_body(head, body).await?;
+                let body = read_admin_body(head, body, self.config.body_read_timeout).await?;
                 crate::admin::create_key(&*self.store, name, &body).await
             }
             (&Method::DELETE, ["keys", key_id]) => {
@@ -769,13 +775,17 @@ impl<S: Store> App<S> {
     }
 }
 
-async fn read_admin_body(head: &Parts, body: &mut BodySlot) -> Result<Bytes, Problem> {
+async fn read_admin_body(
+    head: &Parts,
+    body: &mut BodySlot,
+    stall: Duration,
+) -> Result<Bytes, Problem> {
     if head.headers.get(CONTENT_LENGTH).is_some_and(|v| v != "0")
         || head.headers.contains_key(CONTENT_TYPE)
     {
         require_json(head, false)?;
     }
-    read_body(head, body, 64 << 10).await
+    read_body(head, body, 64 << 10, stall).await
 }
 
 fn require(who: Principal, scope: Scope) -> Result<(), Problem> {
@@ -816,8 +826,14 @@ fn require_json(head: &Parts, allow_ndjson: bool) -> Result<bool, Problem> {
 }
 
 /// Takes the body out of `slot` and reads it whole, up to `limit` bytes. An over-limit
-/// body is refused with its unread part left in `slot`, for [`drain_unread`].
-async fn read_body(head: &Parts, slot: &mut BodySlot, limit: usize) -> Result<Bytes, Problem> {
+/// body is refused with its unread part left in `slot`, for [`drain_unread`]; one that
+/// sends nothing for `stall` is refused with a 408 (and its connection closed).
+async fn read_body(
+    head: &Parts,
+    slot: &mut BodySlot,
+    limit: usize,
+    stall: Duration,
+) -> Result<Bytes, Problem> {
     let too_large = || {
         Problem::new(
             Code::PayloadTooLarge,
@@ -837,7 +853,7 @@ async fn read_body(head: &Parts, slot: &mut BodySlot, limit: usize) -> Result<By
     let mut first: Option<Bytes> = None;
     let mut joined: Option<BytesMut> = None;
     let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = next_frame(&mut body, stall).await? {
         let frame = frame.map_err(|e| {
             Problem::new(
                 Code::MalformedJson,
@@ -882,8 +898,9 @@ fn declared_length(head: &Parts) -> Option<usize> {
 /// client that reuses it gets a broken pipe on its next request (`tests/random_requests.rs`
 /// found this: a 404 to a `GET` with a body, then the next request failed). nginx's
 /// lingering close does the same. Returns false when the body is larger than
-/// [`REFUSED_BODY_DRAIN_MAX`] or breaks off: the answer must then close the connection.
-async fn drain_unread(mut body: Incoming, head: &Parts) -> bool {
+/// [`REFUSED_BODY_DRAIN_MAX`], breaks off or stalls: the answer must then close the
+/// connection.
+async fn drain_unread(mut body: Incoming, head: &Parts, stall: Duration) -> bool {
     if body.is_end_stream() {
         return true;
     }
@@ -891,16 +908,39 @@ async fn drain_unread(mut body: Incoming, head: &Parts) -> bool {
         return false;
     }
     let mut drained = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return false;
-        };
-        drained += frame.data_ref().map_or(0, Bytes::len);
-        if drained > REFUSED_BODY_DRAIN_MAX {
-            return false;
+    loop {
+        match next_frame(&mut body, stall).await {
+            Ok(None) => return true,
+            Ok(Some(Ok(frame))) => {
+                drained += frame.data_ref().map_or(0, Bytes::len);
+                if drained > REFUSED_BODY_DRAIN_MAX {
+                    return false;
+                }
+            }
+            // Broken off, or stalled: not worth waiting for.
+            Ok(Some(Err(_))) | Err(_) => return false,
         }
     }
-    true
+}
+
+/// The body's next frame, or a 408 when nothing arrives for `stall`. The timer costs
+/// nothing when the frame is already there (most single-event bodies): `timeout` polls
+/// the body first and registers its deadline only if it has to wait.
+async fn next_frame(
+    body: &mut Incoming,
+    stall: Duration,
+) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, Problem> {
+    tokio::time::timeout(stall, body.frame())
+        .await
+        .map_err(|_| {
+            Problem::new(
+                Code::RequestTimeout,
+                format!(
+                    "the request body stalled: nothing arrived for {} ms",
+                    stall.as_millis()
+                ),
+            )
+        })
 }
 
 fn method_not_allowed(allow: &'static str) -> Problem {

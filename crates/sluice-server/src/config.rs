@@ -42,6 +42,10 @@ pub struct ServerConfig {
     /// Time allowed to send request headers, and the longest an HTTP/1.1 keep-alive
     /// connection may sit idle between requests (slowloris guard). Default 30 s.
     pub header_read_timeout: Duration,
+    /// Longest wait for the next part of a request body (the slow-body form of
+    /// slowloris, which the header timeout does not cover): a body that stalls longer
+    /// gets a 408 and the connection is closed. Default 30 s.
+    pub body_read_timeout: Duration,
     /// HTTP/2 keep-alive ping interval; a peer that does not answer within the same
     /// time is dropped. Default 60 s.
     pub http2_keepalive: Duration,
@@ -64,6 +68,7 @@ impl ServerConfig {
             backlog: 4096,
             max_connections: 20_000,
             header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
             http2_keepalive: Duration::from_secs(60),
             limits: Limits::default(),
             admin_token: None,

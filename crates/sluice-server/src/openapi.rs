@@ -148,7 +148,7 @@ pub struct Problem {
     status: u16,
     detail: String,
     /// Stable: malformed_json, validation_failed, unauthorized, forbidden, not_found,
-    /// method_not_allowed, payload_too_large, unsupported_media_type,
+    /// method_not_allowed, payload_too_large, unsupported_media_type, request_timeout,
     /// idempotency_key_reused, rate_limited, overloaded, too_many_connections,
     /// storage_unavailable, storage_full, conflict, internal_error.
     code: String,

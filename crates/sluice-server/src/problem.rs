@@ -27,6 +27,8 @@ pub enum Code {
     PayloadTooLarge,
     /// The body is not JSON (or NDJSON, for batches).
     UnsupportedMediaType,
+    /// The request body stopped arriving for longer than the body-read timeout.
+    RequestTimeout,
     /// The idempotency key was used before with a different body.
     IdempotencyKeyReused,
     /// The tenant is over its request rate.
@@ -57,6 +59,7 @@ impl Code {
             Code::MethodNotAllowed => "method_not_allowed",
             Code::PayloadTooLarge => "payload_too_large",
             Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::RequestTimeout => "request_timeout",
             Code::IdempotencyKeyReused => "idempotency_key_reused",
             Code::RateLimited => "rate_limited",
             Code::Overloaded => "overloaded",
@@ -79,6 +82,7 @@ impl Code {
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::Overloaded | Code::TooManyConnections | Code::StorageUnavailable => {
@@ -100,6 +104,7 @@ impl Code {
             Code::MethodNotAllowed => "Method not allowed",
             Code::PayloadTooLarge => "Payload too large",
             Code::UnsupportedMediaType => "Unsupported media type",
+            Code::RequestTimeout => "Request timeout",
             Code::IdempotencyKeyReused => "Idempotency key reused",
             Code::RateLimited => "Rate limited",
             Code::Overloaded => "Overloaded",

@@ -184,6 +184,11 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header_read_timeout: Option<String>,
+    /// Longest wait for the next part of a request body; a body that stalls longer gets
+    /// 408 and the connection is closed [default: 30s]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_read_timeout: Option<String>,
     /// Default per-tenant limit on a single event's payload, in bytes [default: 1048576]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -37,6 +37,7 @@ pub struct Settings {
     pub backlog: u32,
     pub max_connections: usize,
     pub header_read_timeout: String,
+    pub body_read_timeout: String,
     pub max_payload_bytes: usize,
     pub max_batch_bytes: usize,
     pub rate_per_second: u32,
@@ -65,6 +66,7 @@ impl Default for Settings {
             backlog: 4096,
             max_connections: 20_000,
             header_read_timeout: "30s".into(),
+            body_read_timeout: "30s".into(),
             max_payload_bytes: limits.max_payload_bytes,
             max_batch_bytes: limits.max_batch_bytes,
             rate_per_second: limits.rate_per_second,
@@ -151,6 +153,7 @@ impl Settings {
         c.backlog = self.backlog;
         c.max_connections = self.max_connections.max(1);
         c.header_read_timeout = duration("header_read_timeout", &self.header_read_timeout)?;
+        c.body_read_timeout = duration("body_read_timeout", &self.body_read_timeout)?;
         c.limits = Limits {
             max_payload_bytes: self.max_payload_bytes,
             max_batch_bytes: self.max_batch_bytes,

@@ -1,6 +1,7 @@
 //! The network edge over raw TCP, where an HTTP client library would hide what matters:
-//! a slow sender is cut off, an idle keep-alive connection is closed, and a connection
-//! over the limit is answered 503 and closed cleanly rather than reset.
+//! a slow sender is cut off, an idle keep-alive connection is closed, a connection over
+//! the limit is answered 503 and closed cleanly rather than reset, a body refused before
+//! it was read does not spoil the connection, and a body that stalls gets a 408.
 
 mod common;
 
@@ -203,4 +204,41 @@ fn a_body_refused_before_it_is_read_does_not_spoil_the_connection() {
         read_until_closed(&mut stream).is_ok(),
         "closed with a reset"
     );
+}
+
+#[test]
+fn a_request_body_that_stalls_gets_408_and_a_close() {
+    let timeout = Duration::from_millis(400);
+    let s = Server::start(&["--body-read-timeout", "400ms"]);
+    let key = s.key().to_owned();
+    for (what, auth) in [
+        // The handler is reading the body: 408.
+        ("read by the handler", format!("Bearer {key}")),
+        // Refused first (401), then drained: the drain gives up the same way.
+        ("drained after a refusal", "Bearer sk_wrong".to_owned()),
+    ] {
+        let mut stream = connect(&s);
+        let started = Instant::now();
+        let head = format!(
+            "POST /v1/events HTTP/1.1\r\nhost: sluice\r\nauthorization: {auth}\r\n\
+             content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"event_type\":"
+        );
+        stream
+            .write_all(head.as_bytes())
+            .expect("write part of a body");
+        let (answer, body) = read_response(&mut stream);
+        let waited = started.elapsed();
+        assert!(waited >= timeout, "{what}: answered after {waited:?}");
+        assert!(answer.contains("connection: close"), "{what}: {answer}");
+        let body = String::from_utf8_lossy(&body);
+        if what == "read by the handler" {
+            assert!(answer.starts_with("http/1.1 408"), "{what}: {answer}");
+            assert!(body.contains("\"request_timeout\""), "{what}: {body}");
+        } else {
+            assert!(answer.starts_with("http/1.1 401"), "{what}: {answer}");
+        }
+        // Then the connection ends (a reset is allowed: the client still owes bytes).
+        let _ = read_until_closed(&mut stream);
+    }
+    assert!(health(&mut connect(&s)).starts_with("HTTP/1.1 200"));
 }

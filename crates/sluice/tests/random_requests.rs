@@ -25,6 +25,7 @@ const CODES: &[(&str, u16)] = &[
     ("forbidden", 403),
     ("not_found", 404),
     ("method_not_allowed", 405),
+    ("request_timeout", 408),
     ("payload_too_large", 413),
     ("unsupported_media_type", 415),
     ("idempotency_key_reused", 422),
