@@ -244,6 +244,7 @@ mod paths {
             (status = 201, description = "Stored (durable)", body = Receipt),
             (status = 200, description = "Replay of an idempotency key (header Idempotent-Replayed: true)", body = Receipt),
             (status = 400, description = "Malformed JSON", body = Problem),
+            (status = 408, description = "The body stalled past body_read_timeout; the connection is closed", body = Problem),
             (status = 413, description = "Payload too large", body = Problem),
             (status = 415, description = "Not JSON", body = Problem),
             (status = 422, description = "Invalid, or idempotency key reused with another body", body = Problem),
@@ -257,6 +258,7 @@ mod paths {
         responses(
             (status = 201, description = "All stored", body = BatchResults),
             (status = 207, description = "Some items refused; the valid ones are stored", body = BatchResults),
+            (status = 408, description = "The body stalled past body_read_timeout; the connection is closed", body = Problem),
             (status = 422, description = "No item valid", body = Problem)),
         security(("bearer" = []), ("api_key" = [])))]
     fn ingest_batch() {}
