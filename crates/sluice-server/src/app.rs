@@ -343,7 +343,7 @@ impl<S: Store> App<S> {
             None => None,
         };
         let limit = tenant.max_payload_bytes + ENVELOPE_BYTES_MAX;
-        let body = read_body(head, body, limit, self.config.body_read_timeout).await?;
+        let body = self.read_body(head, body, limit).await?;
         let event = ingest::parse_event(
             &body,
             &body,
@@ -388,8 +388,9 @@ impl<S: Store> App<S> {
     ) -> Result<Reply, Problem> {
         require(who, Scope::Ingest)?;
         let ndjson = require_json(head, true)?;
-        let limit = self.config.limits.max_batch_bytes;
-        let body = read_body(head, body, limit, self.config.body_read_timeout).await?;
+        let body = self
+            .read_body(head, body, self.config.limits.max_batch_bytes)
+            .await?;
         let parsed = ingest::parse_batch(&body, ndjson, who.tenant, tenant.max_payload_bytes)?;
         let items = parsed.len();
         let mut results: Vec<Result<AppendOutcome, Problem>> = Vec::with_capacity(items);
@@ -567,7 +568,7 @@ impl<S: Store> App<S> {
     ) -> Result<Reply, Problem> {
         require(who, Scope::Consume)?;
         require_json(head, false)?;
-        let body = read_body(head, body, 1 << 20, self.config.body_read_timeout).await?;
+        let body = self.read_body(head, body, 1 << 20).await?;
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct AckBody {
@@ -746,18 +747,18 @@ impl<S: Store> App<S> {
         let result = match (method, rest.as_slice()) {
             (&Method::GET, ["tenants"]) => Ok(crate::admin::list_tenants(&self.store.catalog())),
             (&Method::POST, ["tenants"]) => {
-                let body = read_admin_body(head, body, self.config.body_read_timeout).await?;
+                let body = self.read_admin_body(head, body).await?;
                 crate::admin::create_tenant(&*self.store, &body).await
             }
             (&Method::PATCH, ["tenants", name]) => {
-                let body = read_admin_body(head, body, self.config.body_read_timeout).await?;
+                let body = self.read_admin_body(head, body).await?;
                 crate::admin::set_limits(&*self.store, name, &body).await
             }
             (&Method::GET, ["tenants", name, "keys"]) => {
                 crate::admin::list_keys(&self.store.catalog(), name)
             }
             (&Method::POST, ["tenants", name, "keys"]) => {
-                let body = read_admin_body(head, body, self.config.body_read_timeout).await?;
+                let body = self.read_admin_body(head, body).await?;
                 crate::admin::create_key(&*self.store, name, &body).await
             }
             (&Method::DELETE, ["keys", key_id]) => {
@@ -773,19 +774,74 @@ impl<S: Store> App<S> {
         }
         result
     }
-}
 
-async fn read_admin_body(
-    head: &Parts,
-    body: &mut BodySlot,
-    stall: Duration,
-) -> Result<Bytes, Problem> {
-    if head.headers.get(CONTENT_LENGTH).is_some_and(|v| v != "0")
-        || head.headers.contains_key(CONTENT_TYPE)
-    {
-        require_json(head, false)?;
+    async fn read_admin_body(&self, head: &Parts, body: &mut BodySlot) -> Result<Bytes, Problem> {
+        if head.headers.get(CONTENT_LENGTH).is_some_and(|v| v != "0")
+            || head.headers.contains_key(CONTENT_TYPE)
+        {
+            require_json(head, false)?;
+        }
+        self.read_body(head, body, 64 << 10).await
     }
-    read_body(head, body, 64 << 10, stall).await
+
+    /// Takes the body out of `slot` and reads it whole, up to `limit` bytes. An over-limit
+    /// body is refused with its unread part left in `slot`, for [`drain_unread`]; one that
+    /// sends nothing for `body_read_timeout` is refused with a 408 (and its connection
+    /// closed).
+    async fn read_body(
+        &self,
+        head: &Parts,
+        slot: &mut BodySlot,
+        limit: usize,
+    ) -> Result<Bytes, Problem> {
+        let too_large = || {
+            Problem::new(
+                Code::PayloadTooLarge,
+                format!("the request body exceeds this tenant's limit of {limit} bytes"),
+            )
+        };
+        let declared = declared_length(head);
+        if declared.is_some_and(|len| len > limit) {
+            return Err(too_large());
+        }
+        let Some(mut body) = slot.take() else {
+            return Ok(Bytes::new());
+        };
+        // A body that arrives as one frame (most do: hyper hands over what one read
+        // brought) is returned as that frame, without a copy; only a body in several frames
+        // is joined, into a buffer sized from Content-Length.
+        let mut first: Option<Bytes> = None;
+        let mut joined: Option<BytesMut> = None;
+        let mut total = 0usize;
+        let stall = self.config.body_read_timeout;
+        while let Some(frame) = next_frame(&mut body, stall).await? {
+            let frame = frame.map_err(|e| {
+                Problem::new(
+                    Code::MalformedJson,
+                    format!("could not read the request body: {e}"),
+                )
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers: nothing of the event
+            };
+            total += data.len();
+            if total > limit {
+                *slot = Some(body);
+                return Err(too_large());
+            }
+            if let Some(buf) = joined.as_mut() {
+                buf.extend_from_slice(&data);
+            } else if let Some(earlier) = first.take() {
+                let mut buf = BytesMut::with_capacity(declared.unwrap_or(total).max(total));
+                buf.extend_from_slice(&earlier);
+                buf.extend_from_slice(&data);
+                joined = Some(buf);
+            } else {
+                first = Some(data);
+            }
+        }
+        Ok(joined.map_or_else(|| first.unwrap_or_default(), BytesMut::freeze))
+    }
 }
 
 fn require(who: Principal, scope: Scope) -> Result<(), Problem> {
@@ -823,63 +879,6 @@ fn require_json(head: &Parts, allow_ndjson: bool) -> Result<bool, Problem> {
             format!("send Content-Type: {accepted} (got {ct:?})"),
         ))
     }
-}
-
-/// Takes the body out of `slot` and reads it whole, up to `limit` bytes. An over-limit
-/// body is refused with its unread part left in `slot`, for [`drain_unread`]; one that
-/// sends nothing for `stall` is refused with a 408 (and its connection closed).
-async fn read_body(
-    head: &Parts,
-    slot: &mut BodySlot,
-    limit: usize,
-    stall: Duration,
-) -> Result<Bytes, Problem> {
-    let too_large = || {
-        Problem::new(
-            Code::PayloadTooLarge,
-            format!("the request body exceeds this tenant's limit of {limit} bytes"),
-        )
-    };
-    let declared = declared_length(head);
-    if declared.is_some_and(|len| len > limit) {
-        return Err(too_large());
-    }
-    let Some(mut body) = slot.take() else {
-        return Ok(Bytes::new());
-    };
-    // A body that arrives as one frame (most do: hyper hands over what one read
-    // brought) is returned as that frame, without a copy; only a body in several frames
-    // is joined, into a buffer sized from Content-Length.
-    let mut first: Option<Bytes> = None;
-    let mut joined: Option<BytesMut> = None;
-    let mut total = 0usize;
-    while let Some(frame) = next_frame(&mut body, stall).await? {
-        let frame = frame.map_err(|e| {
-            Problem::new(
-                Code::MalformedJson,
-                format!("could not read the request body: {e}"),
-            )
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers: nothing of the event
-        };
-        total += data.len();
-        if total > limit {
-            *slot = Some(body);
-            return Err(too_large());
-        }
-        if let Some(buf) = joined.as_mut() {
-            buf.extend_from_slice(&data);
-        } else if let Some(earlier) = first.take() {
-            let mut buf = BytesMut::with_capacity(declared.unwrap_or(total).max(total));
-            buf.extend_from_slice(&earlier);
-            buf.extend_from_slice(&data);
-            joined = Some(buf);
-        } else {
-            first = Some(data);
-        }
-    }
-    Ok(joined.map_or_else(|| first.unwrap_or_default(), BytesMut::freeze))
 }
 
 fn declared_length(head: &Parts) -> Option<usize> {

@@ -40,103 +40,6 @@ fn read_until_closed(stream: &mut TcpStream) -> Result<Vec<u8>, std::io::Error> 
     }
 }
 
-/// One complete keep-alive request, read up to the end of its (Content-Length) body.
-fn health(stream: &mut TcpStream) -> String {
-    stream
-        .write_all(b"GET /v1/health HTTP/1.1\r\nhost: sluice\r\n\r\n")
-        .expect("write");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).ends_with("{\"status\":\"ok\"}") {
-        let n = stream.read(&mut buf).expect("read an answer");
-        assert!(n > 0, "closed before answering");
-        got.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&got).into_owned()
-}
-
-#[test]
-fn a_request_head_sent_too_slowly_is_cut_off() {
-    let timeout = Duration::from_millis(400);
-    let s = Server::start(&["--header-read-timeout", "400ms"]);
-    let mut stream = connect(&s);
-    let started = Instant::now();
-    stream
-        .write_all(b"POST /v1/events HTTP/1.1\r\nhost: sluice\r\n")
-        .expect("write half a head");
-    // The connection ends (closed, or reset by a server that drops unread bytes); either
-    // way not before the timeout and well within the patience.
-    let _ = read_until_closed(&mut stream);
-    let waited = started.elapsed();
-    assert!(
-        waited >= timeout,
-        "cut off after {waited:?}, before the timeout"
-    );
-    // And the server is still serving.
-    assert!(health(&mut connect(&s)).starts_with("HTTP/1.1 200"));
-}
-
-#[test]
-fn an_idle_keep_alive_connection_is_closed() {
-    let timeout = Duration::from_millis(400);
-    let s = Server::start(&["--header-read-timeout", "400ms"]);
-    let mut stream = connect(&s);
-    assert!(health(&mut stream).starts_with("HTTP/1.1 200"));
-    let idle_since = Instant::now();
-    let rest = read_until_closed(&mut stream).expect("an idle connection is closed, not reset");
-    assert!(rest.is_empty(), "unexpected bytes: {rest:?}");
-    let idle = idle_since.elapsed();
-    assert!(
-        idle >= timeout,
-        "closed after {idle:?} idle, before the timeout"
-    );
-}
-
-#[test]
-fn a_connection_over_the_limit_gets_503_and_a_clean_close() {
-    let s = Server::start(&["--max-connections", "2"]);
-    // Two connections, each proven accepted and served by a complete exchange.
-    let mut held = [connect(&s), connect(&s)];
-    for stream in &mut held {
-        assert!(health(stream).starts_with("HTTP/1.1 200"));
-    }
-    let mut third = connect(&s);
-    third
-        .write_all(b"GET /v1/health HTTP/1.1\r\nhost: sluice\r\n\r\n")
-        .expect("write");
-    let answer = read_until_closed(&mut third).expect("closed cleanly, not reset");
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    let lower = answer.to_ascii_lowercase();
-    assert!(lower.contains("retry-after: 1"), "{answer}");
-    assert!(
-        lower.contains("content-type: application/problem+json"),
-        "{answer}"
-    );
-    assert!(
-        answer.contains("\"code\":\"too_many_connections\""),
-        "{answer}"
-    );
-    // The held connections are still served, and once one closes a new one is accepted.
-    assert!(health(&mut held[0]).starts_with("HTTP/1.1 200"));
-    drop(held);
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        // The permit comes back when the server notices the close: retry until it has.
-        let mut fresh = connect(&s);
-        fresh
-            .write_all(b"GET /v1/health HTTP/1.1\r\nhost: sluice\r\n\r\n")
-            .expect("write");
-        let mut buf = [0u8; 12];
-        fresh.read_exact(&mut buf).expect("an answer");
-        if &buf == b"HTTP/1.1 200" {
-            break;
-        }
-        assert_eq!(&buf, b"HTTP/1.1 503", "neither served nor refused");
-        assert!(Instant::now() < deadline, "a freed slot was never reused");
-    }
-}
-
 /// Reads one response with a Content-Length body; returns its head (lowercased) and body.
 fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
     let mut got = Vec::new();
@@ -163,6 +66,99 @@ fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
     (head, got[head_end..head_end + length].to_vec())
 }
 
+/// One complete keep-alive request for `/v1/health`; returns the answer's head
+/// (lowercased), after checking its body.
+fn health(stream: &mut TcpStream) -> String {
+    stream
+        .write_all(b"GET /v1/health HTTP/1.1\r\nhost: sluice\r\n\r\n")
+        .expect("write");
+    let (head, body) = read_response(stream);
+    assert_eq!(body, b"{\"status\":\"ok\"}", "{head}");
+    head
+}
+
+#[test]
+fn a_request_head_sent_too_slowly_is_cut_off() {
+    let timeout = Duration::from_millis(400);
+    let s = Server::start(&["--header-read-timeout", "400ms"]);
+    let mut stream = connect(&s);
+    let started = Instant::now();
+    stream
+        .write_all(b"POST /v1/events HTTP/1.1\r\nhost: sluice\r\n")
+        .expect("write half a head");
+    // The connection ends (closed, or reset by a server that drops unread bytes); either
+    // way not before the timeout and well within the patience.
+    let _ = read_until_closed(&mut stream);
+    let waited = started.elapsed();
+    assert!(
+        waited >= timeout,
+        "cut off after {waited:?}, before the timeout"
+    );
+    // And the server is still serving.
+    assert!(health(&mut connect(&s)).starts_with("http/1.1 200"));
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed() {
+    let timeout = Duration::from_millis(400);
+    let s = Server::start(&["--header-read-timeout", "400ms"]);
+    let mut stream = connect(&s);
+    assert!(health(&mut stream).starts_with("http/1.1 200"));
+    let idle_since = Instant::now();
+    let rest = read_until_closed(&mut stream).expect("an idle connection is closed, not reset");
+    assert!(rest.is_empty(), "unexpected bytes: {rest:?}");
+    let idle = idle_since.elapsed();
+    assert!(
+        idle >= timeout,
+        "closed after {idle:?} idle, before the timeout"
+    );
+}
+
+#[test]
+fn a_connection_over_the_limit_gets_503_and_a_clean_close() {
+    let s = Server::start(&["--max-connections", "2"]);
+    // Two connections, each proven accepted and served by a complete exchange.
+    let mut held = [connect(&s), connect(&s)];
+    for stream in &mut held {
+        assert!(health(stream).starts_with("http/1.1 200"));
+    }
+    let mut third = connect(&s);
+    third
+        .write_all(b"GET /v1/health HTTP/1.1\r\nhost: sluice\r\n\r\n")
+        .expect("write");
+    let answer = read_until_closed(&mut third).expect("closed cleanly, not reset");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains("retry-after: 1"), "{answer}");
+    assert!(
+        lower.contains("content-type: application/problem+json"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("\"code\":\"too_many_connections\""),
+        "{answer}"
+    );
+    // The held connections are still served, and once one closes a new one is accepted.
+    assert!(health(&mut held[0]).starts_with("http/1.1 200"));
+    drop(held);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        // The permit comes back when the server notices the close: retry until it has.
+        let mut fresh = connect(&s);
+        fresh
+            .write_all(b"GET /v1/health HTTP/1.1\r\nhost: sluice\r\n\r\n")
+            .expect("write");
+        let mut buf = [0u8; 12];
+        fresh.read_exact(&mut buf).expect("an answer");
+        if &buf == b"HTTP/1.1 200" {
+            break;
+        }
+        assert_eq!(&buf, b"HTTP/1.1 503", "neither served nor refused");
+        assert!(Instant::now() < deadline, "a freed slot was never reused");
+    }
+}
+
 #[test]
 fn a_body_refused_before_it_is_read_does_not_spoil_the_connection() {
     let s = Server::start(&[]);
@@ -186,7 +182,7 @@ fn a_body_refused_before_it_is_read_does_not_spoil_the_connection() {
     assert!(!head.contains("connection: close"), "{head}");
     assert!(String::from_utf8_lossy(&answer).contains("\"unauthorized\""));
     // The same connection carries the next request.
-    assert!(health(&mut stream).starts_with("HTTP/1.1 200"));
+    assert!(health(&mut stream).starts_with("http/1.1 200"));
 
     // A body declared past the drain bound is not read: the answer says so and the
     // connection closes cleanly.
@@ -240,5 +236,5 @@ fn a_request_body_that_stalls_gets_408_and_a_close() {
         // Then the connection ends (a reset is allowed: the client still owes bytes).
         let _ = read_until_closed(&mut stream);
     }
-    assert!(health(&mut connect(&s)).starts_with("HTTP/1.1 200"));
+    assert!(health(&mut connect(&s)).starts_with("http/1.1 200"));
 }
