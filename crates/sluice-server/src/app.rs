@@ -28,6 +28,7 @@ use sluice_store::{
 
 use crate::auth::{KeyCache, Principal};
 use crate::config::ServerConfig;
+use crate::cursor::{CursorKey, Listing};
 use crate::ingest;
 use crate::json::{rfc3339_ms, JsonWriter};
 use crate::metrics::{Metrics, Route};
@@ -75,6 +76,8 @@ pub struct App<S> {
     request_prefix: String,
     /// `/openapi.json`, rendered once at start.
     openapi: Bytes,
+    /// Signs and checks page cursors.
+    cursors: CursorKey,
 }
 
 impl<S: Store> App<S> {
@@ -90,6 +93,7 @@ impl<S: Store> App<S> {
             request_seq: AtomicU64::new(0),
             request_prefix: format!("req_{:06x}", rand::random::<u32>() & 0xFF_FFFF),
             openapi: crate::openapi::document(),
+            cursors: CursorKey::new(catalog.token_secret.as_bytes()),
         };
         Arc::new(app)
     }
@@ -503,13 +507,9 @@ impl<S: Store> App<S> {
                     )),
                 },
                 "cursor" if v.is_empty() => {}
-                "cursor" => match v.parse::<u64>() {
-                    Ok(seq) => query.after = Some(Sequence(seq)),
-                    Err(_) => errors.push(FieldError::new(
-                        "cursor",
-                        "must be a next_cursor value from a previous page",
-                    )),
-                },
+                "cursor" => {
+                    query.after = Some(self.cursors.decode(Listing::Inbox, who.tenant, &v)?)
+                }
                 "event_type" if v.is_empty() => {}
                 "event_type" if ingest::valid_event_type(&v) => {
                     query.event_type = Some(v.into_owned())
@@ -552,7 +552,10 @@ impl<S: Store> App<S> {
         }
         w.end_array();
         match page.next_cursor {
-            Some(c) => w.field_str("next_cursor", &c.0.to_string()),
+            Some(c) => w.field_str(
+                "next_cursor",
+                &self.cursors.encode(Listing::Inbox, who.tenant, c),
+            ),
             None => w.field_null("next_cursor"),
         }
         w.field_bool("has_more", page.has_more);

@@ -19,6 +19,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod cursor;
 pub mod ingest;
 pub mod json;
 pub mod listener;

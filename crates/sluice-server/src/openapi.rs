@@ -147,7 +147,7 @@ pub struct Problem {
     title: String,
     status: u16,
     detail: String,
-    /// Stable: malformed_json, validation_failed, unauthorized, forbidden, not_found,
+    /// Stable: malformed_json, validation_failed, invalid_cursor, unauthorized, forbidden, not_found,
     /// method_not_allowed, payload_too_large, unsupported_media_type, request_timeout,
     /// idempotency_key_reused, rate_limited, overloaded, too_many_connections,
     /// storage_unavailable, storage_full, conflict, internal_error.
@@ -267,10 +267,10 @@ mod paths {
     #[utoipa::path(get, path = "/v1/inbox", tag = "inbox",
         params(
             ("limit" = Option<u32>, Query, description = "1..=1000, default 100"),
-            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page, exactly as returned (opaque; an altered one is 400 invalid_cursor)"),
             ("event_type" = Option<String>, Query, description = "Only this type"),
             ("lease_seconds" = Option<u32>, Query, description = "Lease the returned events (1..=43200)")),
-        responses((status = 200, body = InboxPage), (status = 422, body = Problem)),
+        responses((status = 200, body = InboxPage), (status = 400, description = "invalid_cursor: not a cursor issued for this listing", body = Problem), (status = 422, body = Problem)),
         security(("bearer" = []), ("api_key" = [])))]
     fn inbox() {}
 

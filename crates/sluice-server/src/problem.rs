@@ -15,6 +15,9 @@ pub enum Code {
     MalformedJson,
     /// Well-formed JSON that breaks a rule; see `errors`.
     ValidationFailed,
+    /// A page cursor that Sluice did not issue for this listing (altered, truncated, or
+    /// another tenant's).
+    InvalidCursor,
     /// No key, or an unknown or revoked key.
     Unauthorized,
     /// The key lacks the scope this route needs.
@@ -53,6 +56,7 @@ impl Code {
         match self {
             Code::MalformedJson => "malformed_json",
             Code::ValidationFailed => "validation_failed",
+            Code::InvalidCursor => "invalid_cursor",
             Code::Unauthorized => "unauthorized",
             Code::Forbidden => "forbidden",
             Code::NotFound => "not_found",
@@ -76,6 +80,7 @@ impl Code {
         match self {
             Code::MalformedJson => StatusCode::BAD_REQUEST,
             Code::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::InvalidCursor => StatusCode::BAD_REQUEST,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::NotFound => StatusCode::NOT_FOUND,
@@ -98,6 +103,7 @@ impl Code {
         match self {
             Code::MalformedJson => "Malformed JSON",
             Code::ValidationFailed => "Validation failed",
+            Code::InvalidCursor => "Invalid cursor",
             Code::Unauthorized => "Unauthorized",
             Code::Forbidden => "Forbidden",
             Code::NotFound => "Not found",

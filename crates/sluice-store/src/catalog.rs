@@ -99,9 +99,22 @@ pub struct Catalog {
     pub tenants: Vec<Tenant>,
     /// All keys, revoked ones included (for audit).
     pub keys: Vec<ApiKeyRecord>,
+    /// 32 random bytes, hex, that key the MACs of the tokens Sluice hands to clients
+    /// (page cursors, lease ids), so that an altered or forged token is refused rather
+    /// than decoded into some other position. Kept with the catalog because every node
+    /// that serves a store must accept the tokens of every other; empty in a catalog
+    /// written before it existed, until the store fills it in at open.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token_secret: String,
 }
 
 impl Catalog {
+    /// A fresh token secret (see [`Catalog::token_secret`]).
+    pub fn new_token_secret() -> String {
+        let bytes: [u8; 32] = rand::random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Finds a tenant by name.
     pub fn tenant_by_name(&self, name: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|t| t.name == name)

@@ -264,9 +264,8 @@ pub async fn tenants_are_isolated<H: Harness>(h: H) {
     assert!(store.get(B, theirs[1]).await.expect("get").is_some());
 }
 
-/// Ids that were never issued find nothing. (Settling resolves an id by its store salt
-/// and sequence within the caller's own tenant; only reads also check the time part, as
-/// that check would cost a disk read per ack on the commit path.)
+/// Ids that were never issued find nothing, for reads and settles alike: an id must
+/// match an event's whole id (time part, sequence and salt), never its sequence alone.
 pub async fn unknown_ids_find_nothing<H: Harness>(h: H) {
     let store = h.store();
     let real = append_n(store, A, "t", 1).await[0];
@@ -283,9 +282,193 @@ pub async fn unknown_ids_find_nothing<H: Harness>(h: H) {
             "{id} was found"
         );
     }
-    for id in [other_salt, future] {
-        let out = store.settle(A, vec![id], Settle::Ack).await.expect("ack");
-        assert_eq!(out, vec![SettleOutcome::NotFound], "{id} was settled");
+    for id in [shifted_time, other_salt, future] {
+        for how in [Settle::Ack, Settle::Delete] {
+            let out = store.settle(A, vec![id], how).await.expect("settle");
+            assert_eq!(out, vec![SettleOutcome::NotFound], "{id} was settled");
+        }
+    }
+    let got = store.get(A, real).await.expect("get").expect("still there");
+    assert_eq!(got.state, EventState::Pending);
+}
+
+/// Random alterations of real ids (single characters, and each part of the id moved on
+/// its own) name no event on any id operation, and leave every real event's state and
+/// delivery count as they were; so do another tenant's ids. A property over a seeded
+/// random sample: [`mutate::variants`] says what is altered.
+pub async fn altered_ids_find_nothing<H: Harness>(h: H) {
+    let store = h.store();
+    // Events of both tenants over several commits (distinct receive times) and one
+    // batch (a shared receive time, so ids that differ only in their sequence).
+    let mut ours = append_n(store, A, "t", 6).await;
+    for _ in 0..3 {
+        ours.extend(append_n(store, A, "u", 1).await);
+    }
+    let theirs = append_n(store, B, "t", 4).await;
+    // Varied states: some leased (delivery count 1), one acked, one deleted.
+    let mut q = query(A, 3);
+    q.lease_ms = Some(60_000);
+    assert_eq!(store.list(q).await.expect("lease").events.len(), 3);
+    let out = store.settle(A, vec![ours[4]], Settle::Ack).await;
+    assert_eq!(out.expect("ack"), vec![SettleOutcome::Done]);
+    let out = store.settle(A, vec![ours[5]], Settle::Delete).await;
+    assert_eq!(out.expect("delete"), vec![SettleOutcome::Done]);
+    let mut bq = query(B, 1);
+    bq.lease_ms = Some(60_000);
+    assert_eq!(store.list(bq).await.expect("lease").events.len(), 1);
+
+    let all: Vec<(TenantId, EventId)> = ours
+        .iter()
+        .map(|i| (A, *i))
+        .chain(theirs.iter().map(|i| (B, *i)))
+        .collect();
+    let before = states_of(store, &all).await;
+    let real: HashSet<EventId> = ours.iter().copied().collect();
+    let mut tried = 0;
+    for (n, id) in ours.iter().chain(&theirs).enumerate() {
+        for text in mutate::variants(*id, 0x5EED_0000 + n as u64, 64) {
+            let Some(altered) = EventId::parse(&text) else {
+                continue; // not an id at all: the HTTP layer's 404, tested there
+            };
+            if real.contains(&altered) {
+                continue; // by chance (or by moving the sequence) another real id of ours
+            }
+            tried += 1;
+            assert!(
+                store.get(A, altered).await.expect("get").is_none(),
+                "{text} (altered from {id}) was found"
+            );
+            for how in [Settle::Ack, Settle::Delete] {
+                let out = store.settle(A, vec![altered], how).await.expect("settle");
+                assert_eq!(
+                    out,
+                    vec![SettleOutcome::NotFound],
+                    "{text} from {id}: {how:?}"
+                );
+            }
+        }
+    }
+    // Another tenant's real ids, for every operation.
+    for id in &theirs {
+        assert!(store.get(A, *id).await.expect("get").is_none());
+        for how in [Settle::Ack, Settle::Delete] {
+            let out = store.settle(A, vec![*id], how).await.expect("settle");
+            assert_eq!(out, vec![SettleOutcome::NotFound]);
+        }
+    }
+    assert!(tried > 300, "only {tried} altered ids parsed");
+    assert_eq!(states_of(store, &all).await, before, "a real event changed");
+    // An altered id in the same request as the real one: the real one's change, staged
+    // first, must not make the altered one look settled.
+    let real = ours[6];
+    let twin = EventId::new(real.millis() + 1, real.sequence(), real.salt());
+    for how in [Settle::Ack, Settle::Delete] {
+        let out = store
+            .settle(A, vec![real, twin], how)
+            .await
+            .expect("settle");
+        assert_eq!(out[1], SettleOutcome::NotFound, "{how:?}");
+    }
+}
+
+/// Each event's state and delivery count as its owner reads it (`None`: not readable).
+async fn states_of<S: Store>(
+    store: &S,
+    ids: &[(TenantId, EventId)],
+) -> Vec<Option<(EventState, u32)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for &(tenant, id) in ids {
+        let e = store.get(tenant, id).await.expect("get");
+        out.push(e.map(|e| (e.state, e.delivery_count)));
+    }
+    out
+}
+
+/// Alterations of a client-supplied id or token, for the property tests of every layer
+/// that resolves one (the store here, the HTTP API in the binary's tests).
+pub mod mutate {
+    use crate::{EventId, Sequence};
+
+    /// Characters a substitution draws from: the id alphabet, the characters it leaves
+    /// out on purpose (`I`, `L`, `O`, `U`), lower case, and separators.
+    const SUBSTITUTES: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZILOUaz_-.~ ";
+
+    /// A small xorshift: seeded, so a failure names its case.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// `count` random alterations of `id`'s text form, every one different from it:
+    /// half single-character substitutions anywhere (the prefix included), half
+    /// structural (the time part, the sequence or the salt moved alone by a small or a
+    /// large step, the case changed, a character dropped, added or swapped).
+    pub fn variants(id: EventId, seed: u64, count: usize) -> Vec<String> {
+        let mut rng = Rng(seed | 1);
+        let text = id.to_string();
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            let altered = if rng.below(2) == 0 {
+                let mut bytes = text.clone().into_bytes();
+                let at = rng.below(bytes.len() as u64) as usize;
+                bytes[at] = SUBSTITUTES[rng.below(SUBSTITUTES.len() as u64) as usize];
+                String::from_utf8_lossy(&bytes).into_owned()
+            } else {
+                structural(id, &text, &mut rng)
+            };
+            if altered != text {
+                out.push(altered);
+            }
+        }
+        out
+    }
+
+    fn structural(id: EventId, text: &str, rng: &mut Rng) -> String {
+        let step = |rng: &mut Rng| -> i64 {
+            let small = 1 + rng.below(3) as i64;
+            let big = 1 + rng.below(1 << 20) as i64;
+            let magnitude = if rng.below(2) == 0 { small } else { big };
+            if rng.below(2) == 0 {
+                magnitude
+            } else {
+                -magnitude
+            }
+        };
+        let (ms, seq, salt) = (id.millis(), id.sequence().0, id.salt());
+        match rng.below(8) {
+            0 => EventId::new((ms + step(rng)).max(0), id.sequence(), salt).to_string(),
+            1 => EventId::new(ms, Sequence(seq.wrapping_add_signed(step(rng))), salt).to_string(),
+            2 => EventId::new(
+                ms,
+                id.sequence(),
+                salt ^ (1 + rng.below(u16::MAX as u64) as u16),
+            )
+            .to_string(),
+            3 => text.to_ascii_lowercase(),
+            4 => text[..text.len() - 1].to_owned(),
+            5 => format!("{text}{}", SUBSTITUTES[rng.below(32) as usize] as char),
+            6 => {
+                let mut bytes = text.as_bytes().to_vec();
+                let at = 4 + rng.below(bytes.len() as u64 - 5) as usize;
+                bytes.swap(at, at + 1);
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            _ => text.replacen(
+                "evt_",
+                ["EVT_", "evt-", "ev_", "evt__"][rng.below(4) as usize],
+                1,
+            ),
+        }
     }
 }
 
@@ -475,7 +658,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@cases $harness;
             append_then_get_is_verbatim, inbox_pages_in_order, inbox_filters_by_type,
             leases_hide_then_expire, ack_is_idempotent, delete_removes, tenants_are_isolated,
-            unknown_ids_find_nothing, idempotency_replays_and_refuses,
+            unknown_ids_find_nothing, altered_ids_find_nothing, idempotency_replays_and_refuses,
             concurrent_keys_create_one_event, reopen_keeps_state, subscribers_see_commits,
             catalog_round_trips);
     };

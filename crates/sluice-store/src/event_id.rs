@@ -45,6 +45,12 @@ impl EventId {
     }
 
     /// Parses the `evt_…` text form; `None` for anything that is not exactly one.
+    ///
+    /// Only the canonical spelling is accepted: the prefix as written and the digits in
+    /// upper case, exactly as [`EventId::encode`] writes them. Crockford base32 would
+    /// also read lower case; accepting it would give each id many spellings, and an id
+    /// that is not byte for byte one Sluice issued must name no event (a client that
+    /// mangled an id must get a 404, never act on some event).
     pub fn parse(text: &str) -> Option<Self> {
         let body = text.strip_prefix(PREFIX)?.as_bytes();
         if body.len() != ENCODED_LEN {
@@ -76,7 +82,6 @@ impl EventId {
 }
 
 fn decode_digit(c: u8) -> Option<u8> {
-    let c = c.to_ascii_uppercase();
     ALPHABET.iter().position(|&a| a == c).map(|p| p as u8)
 }
 
@@ -118,5 +123,10 @@ mod tests {
         assert!(EventId::parse(&good.replace('0', "U")).is_none());
         // Overflowing 128 bits.
         assert!(EventId::parse("evt_ZZZZZZZZZZZZZZZZZZZZZZZZZZ").is_none());
+        // Another spelling of the same value is not the id.
+        let id = EventId::new(1_700_000_000_000, Sequence(0xABCDEF), 0xBEEF).to_string();
+        assert!(id.bytes().any(|b| b.is_ascii_uppercase()), "{id}");
+        assert!(EventId::parse(&id.to_ascii_lowercase()).is_none());
+        assert!(EventId::parse(&id.replacen("evt_", "EVT_", 1)).is_none());
     }
 }

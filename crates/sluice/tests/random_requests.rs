@@ -21,6 +21,7 @@ const REQUESTS: usize = 1_200;
 const CODES: &[(&str, u16)] = &[
     ("malformed_json", 400),
     ("validation_failed", 422),
+    ("invalid_cursor", 400),
     ("unauthorized", 401),
     ("forbidden", 403),
     ("not_found", 404),

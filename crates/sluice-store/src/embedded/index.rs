@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::pending::PendingQueue;
+use crate::event_id::EventId;
 use crate::types::{Sequence, TenantId, UnixMs};
 
 /// The event is waiting in its inbox.
@@ -227,6 +228,7 @@ impl Index {
         seg.received_last = seg.received_last.max(received_at);
         self.inboxes.entry(tenant).or_default().insert(
             seq.0,
+            received_at,
             Pending {
                 type_id,
                 delivery_count: 0,
@@ -235,11 +237,12 @@ impl Index {
         );
     }
 
-    /// Whether `seq` is pending in `tenant`'s inbox.
-    pub fn is_pending(&self, tenant: TenantId, seq: Sequence) -> bool {
+    /// The delivery state of `id` in `tenant`'s inbox, if it is pending there. The whole
+    /// id must match: sequence and receive time (the salt is the caller's to check).
+    pub fn pending(&self, tenant: TenantId, id: EventId) -> Option<&Pending> {
         self.inboxes
             .get(&tenant)
-            .is_some_and(|inbox| inbox.contains(seq.0))
+            .and_then(|inbox| inbox.get_exact(id.sequence().0, id.millis()))
     }
 
     /// Moves an event to `state` (acked or deleted). Returns whether anything changed.

@@ -95,7 +95,11 @@ impl EmbeddedStore {
         let lock = fsutil::lock_dir(&config.dir)?;
         let recovered = recovery::recover(&config)?;
         let catalog_file = CatalogFile::new(&config.dir);
-        let catalog = catalog_file.load()?;
+        let mut catalog = catalog_file.load()?;
+        if catalog.token_secret.is_empty() {
+            catalog.token_secret = Catalog::new_token_secret();
+            catalog_file.save(&catalog)?;
+        }
         let (notify, _) = broadcast::channel(NOTIFY_CAPACITY);
         let notes = recovered.notes.clone();
         let unverified = recovered.unverified.clone();
@@ -368,10 +372,7 @@ impl Store for EmbeddedStore {
             let Some(loc) = index.locate(seq) else {
                 return Ok(None);
             };
-            let pending = index
-                .inboxes
-                .get(&tenant)
-                .and_then(|inbox| inbox.get(seq.0).copied());
+            let pending = index.pending(tenant, id).copied();
             let (count, state) = match (loc.state, pending) {
                 (STATE_PENDING, Some(p)) if p.lease_until > now => (
                     p.delivery_count,

@@ -1,5 +1,9 @@
 //! One tenant's pending events, in sequence order.
 //!
+//! Each entry also carries its event's receive time (the time part of its id), so that
+//! a lookup matches a whole id, never a sequence alone: an id with the right sequence
+//! and another time part was never issued, and must name no event.
+//!
 //! The writer hands out sequences in increasing order, so a new pending event always
 //! goes at the end, and consumers mostly settle from the front. A `BTreeMap` paid a
 //! root-to-leaf descent and a share of node splits on every append: `perf` put 5–6 % of
@@ -20,16 +24,36 @@
 use std::collections::VecDeque;
 
 use super::index::Pending;
+use crate::types::UnixMs;
 
 /// Below this many entries, tombstones are left for the front to drop: compacting a
 /// small deque often would cost more than the space it saves.
 const COMPACT_MIN_ENTRIES: usize = 64;
 
+/// Receive times are kept to the 48 bits an [`crate::EventId`] holds.
+const MS_MASK: u64 = (1 << 48) - 1;
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     seq: u64,
+    /// The receive time's 48 bits, shifted up one, with the live flag in bit 0: one word
+    /// for both keeps the entry at 32 bytes.
+    stamp: u64,
     pending: Pending,
-    live: bool,
+}
+
+impl Entry {
+    fn live(&self) -> bool {
+        self.stamp & 1 == 1
+    }
+
+    fn kill(&mut self) {
+        self.stamp &= !1;
+    }
+
+    fn received_ms(&self) -> UnixMs {
+        (self.stamp >> 1) as UnixMs
+    }
 }
 
 /// Pending events by sequence; see the module docs.
@@ -40,20 +64,21 @@ pub struct PendingQueue {
 }
 
 impl PendingQueue {
-    /// Adds a pending event. Sequences come in increasing order from the writer and from
-    /// recovery; one that does not is still placed in order, at the cost of a shift.
-    pub fn insert(&mut self, seq: u64, pending: Pending) {
+    /// Adds a pending event received at `received_ms`. Sequences come in increasing
+    /// order from the writer and from recovery; one that does not is still placed in
+    /// order, at the cost of a shift.
+    pub fn insert(&mut self, seq: u64, received_ms: UnixMs, pending: Pending) {
         let entry = Entry {
             seq,
+            stamp: ((received_ms as u64 & MS_MASK) << 1) | 1,
             pending,
-            live: true,
         };
         match self.entries.back() {
             Some(last) if last.seq >= seq => {
                 let i = self.position(seq);
                 match self.entries.get_mut(i) {
                     Some(e) if e.seq == seq => {
-                        if !e.live {
+                        if !e.live() {
                             self.live += 1;
                         }
                         *e = entry;
@@ -71,21 +96,27 @@ impl PendingQueue {
     pub fn remove(&mut self, seq: u64) -> Option<Pending> {
         let i = self.find(seq)?;
         let entry = &mut self.entries[i];
-        entry.live = false;
+        entry.kill();
         let pending = entry.pending;
         self.live -= 1;
         self.drop_tombstones();
         Some(pending)
     }
 
-    /// The state of `seq`, if pending.
-    pub fn get(&self, seq: u64) -> Option<&Pending> {
-        self.find(seq).map(|i| &self.entries[i].pending)
+    /// The state of `seq`, if pending, with its receive time.
+    pub fn get(&self, seq: u64) -> Option<(UnixMs, &Pending)> {
+        self.find(seq).map(|i| {
+            let e = &self.entries[i];
+            (e.received_ms(), &e.pending)
+        })
     }
 
-    /// Whether `seq` is pending.
-    pub fn contains(&self, seq: u64) -> bool {
-        self.find(seq).is_some()
+    /// The state of the event whose id holds `seq` and `received_ms`, if pending: both
+    /// must match (see the module docs).
+    pub fn get_exact(&self, seq: u64, received_ms: UnixMs) -> Option<&Pending> {
+        self.get(seq)
+            .filter(|(ms, _)| *ms == received_ms)
+            .map(|(_, p)| p)
     }
 
     /// Pending events.
@@ -103,7 +134,7 @@ impl PendingQueue {
         let i = self.position(start);
         self.entries
             .range_mut(i..)
-            .filter(|e| e.live)
+            .filter(|e| e.live())
             .map(|e| (e.seq, &mut e.pending))
     }
 
@@ -115,8 +146,8 @@ impl PendingQueue {
         }
         let (from, to) = (self.position(lo), self.position(hi));
         let mut removed = Vec::new();
-        for e in self.entries.range_mut(from..to).filter(|e| e.live) {
-            e.live = false;
+        for e in self.entries.range_mut(from..to).filter(|e| e.live()) {
+            e.kill();
             removed.push(e.seq);
         }
         self.live -= removed.len();
@@ -133,17 +164,17 @@ impl PendingQueue {
         let i = self.position(seq);
         self.entries
             .get(i)
-            .is_some_and(|e| e.seq == seq && e.live)
+            .is_some_and(|e| e.seq == seq && e.live())
             .then_some(i)
     }
 
     fn drop_tombstones(&mut self) {
-        while self.entries.front().is_some_and(|e| !e.live) {
+        while self.entries.front().is_some_and(|e| !e.live()) {
             self.entries.pop_front();
         }
         let tombstones = self.entries.len() - self.live;
         if 2 * tombstones > self.live && self.entries.len() >= COMPACT_MIN_ENTRIES {
-            self.entries.retain(|e| e.live);
+            self.entries.retain(|e| e.live());
             self.entries.shrink_to(self.entries.len() * 2);
         }
     }
@@ -154,6 +185,10 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    fn ms(seq: u64) -> UnixMs {
+        1_700_000_000_000 + (seq / 3) as UnixMs
+    }
 
     fn pending(n: u64) -> Pending {
         Pending {
@@ -187,7 +222,7 @@ mod tests {
                         top + 1 + r % 3
                     };
                     top = top.max(seq);
-                    queue.insert(seq, pending(seq));
+                    queue.insert(seq, ms(seq), pending(seq));
                     model.insert(seq, pending(seq));
                 }
                 5..=7 => {
@@ -210,8 +245,10 @@ mod tests {
                 }
                 _ => {
                     let seq = next() % (top + 2);
-                    assert_eq!(queue.get(seq), model.get(&seq));
-                    assert_eq!(queue.contains(seq), model.contains_key(&seq));
+                    assert_eq!(queue.get(seq).map(|(_, p)| p), model.get(&seq));
+                    assert_eq!(queue.get_exact(seq, ms(seq)), model.get(&seq));
+                    // The right sequence with another time part is no event.
+                    assert_eq!(queue.get_exact(seq, ms(seq) + 1), None);
                     let from: Vec<u64> =
                         queue.iter_from_mut(seq).map(|(s, _)| s).take(20).collect();
                     let expected: Vec<u64> = model.range(seq..).map(|(&s, _)| s).take(20).collect();
@@ -234,7 +271,7 @@ mod tests {
     fn leases_taken_through_the_iterator_stick() {
         let mut queue = PendingQueue::default();
         for seq in 1..=5 {
-            queue.insert(seq, pending(seq));
+            queue.insert(seq, ms(seq), pending(seq));
         }
         queue.remove(2);
         for (_, p) in queue.iter_from_mut(2).take(2) {

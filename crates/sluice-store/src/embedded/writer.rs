@@ -131,8 +131,10 @@ struct Batch {
     /// This batch's ack and delete records, for the index and the checkpoint.
     settle_records: Vec<IndexedSettle>,
     /// The states this batch gives events, so that an ack staged after it, in it or in
-    /// the next batch while this one syncs, sees them before the index does.
-    overlay: HashMap<(TenantId, u64), u8>,
+    /// the next batch while this one syncs, sees them before the index does. Keyed by
+    /// the whole id: a lookup by sequence alone would let an id that shares only the
+    /// sequence of a staged event act on that event.
+    overlay: HashMap<(TenantId, EventId), u8>,
     wants_sync: bool,
     /// The active segment's length once this batch is written.
     end_pos: u64,
@@ -505,7 +507,7 @@ impl Writer {
         let mut undo = Vec::new();
         for &id in ids {
             let seq = id.sequence();
-            let key = (tenant, seq.0);
+            let key = (tenant, id);
             let staged = self.batch.overlay.get(&key).or_else(|| {
                 let syncing = self.in_flight.as_ref()?;
                 syncing.batch.overlay.get(&key)
@@ -533,10 +535,7 @@ impl Writer {
                 Some(_) => SettleOutcome::Done,
             };
             if outcome == SettleOutcome::Done {
-                undo.push((
-                    (tenant, seq.0),
-                    self.batch.overlay.insert((tenant, seq.0), target),
-                ));
+                undo.push((key, self.batch.overlay.insert(key, target)));
                 changed.push(seq);
             }
             outcomes.push(outcome);
@@ -554,12 +553,14 @@ impl Writer {
         Ok(outcomes)
     }
 
-    /// The committed state of `id` as seen by `tenant`; `None` if it is not theirs.
+    /// The committed state of `id` as seen by `tenant`; `None` if it is not theirs, or
+    /// if `id` is not exactly the id of an event (the caller checked the salt; here the
+    /// sequence and the time part must both match).
     fn current_state(&self, tenant: TenantId, id: EventId) -> Result<Option<u8>, StoreError> {
         let seq = id.sequence();
         let location = {
             let index = self.shared.index.lock();
-            if index.is_pending(tenant, seq) {
+            if index.pending(tenant, id).is_some() {
                 return Ok(Some(STATE_PENDING));
             }
             match index.locate(seq) {
