@@ -13,7 +13,7 @@
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sluice_server::ingest::{parse_batch, parse_event, split_batch, ItemPath};
+use sluice_server::envelope::{parse_batch, parse_event, split_batch, ItemPath};
 use sluice_server::json::JsonWriter;
 use sluice_store::{EventId, Sequence, TenantId};
 

@@ -1,6 +1,14 @@
 //! Sluice's HTTP layer: ingest, inbox, admin and operations endpoints over any
 //! [`sluice_store::Store`]. It knows nothing of file formats.
 //!
+//! - [`routes`]: the route table, from which [`router`], the metrics labels and the
+//!   OpenAPI paths are derived;
+//! - [`app`]: the request path (naming, routing, the caller, the handler, the answer);
+//! - `handlers`: one module per part of the API;
+//! - [`body`], [`reply`], [`access`]: reading bodies, writing answers, checking callers;
+//! - [`envelope`]: parsing and validating ingest bodies;
+//! - [`server`] and [`listener`]: connections.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use sluice_server::{App, ServerConfig, listener, serve};
@@ -15,20 +23,28 @@
 //! # Ok(()) }
 //! ```
 
-pub mod admin;
+#![warn(missing_docs)]
+
+pub mod access;
 pub mod app;
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod cursor;
-pub mod ingest;
+pub mod envelope;
+mod handlers;
 pub mod json;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+pub mod reply;
+pub mod router;
+pub mod routes;
 pub mod server;
 pub mod tenants;
 pub mod tls;
+pub mod validate;
 
 pub use app::App;
 pub use config::{Limits, ServerConfig};

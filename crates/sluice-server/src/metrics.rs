@@ -1,75 +1,26 @@
 //! Lock-free request metrics and their Prometheus text exposition.
 //!
 //! Why not `prometheus-client`: its `Histogram::observe` takes a lock, and DESIGN.md
-//! requires lock-free counters and histograms on the request path. Here every route has
-//! a fixed array of atomic counters per status and latency bucket, resolved without any
-//! lookup, and the text format is written only when `/metrics` is scraped.
+//! requires lock-free counters and histograms on the request path. Here every route of
+//! the route table has a fixed array of atomic counters per status and latency bucket,
+//! indexed without any lookup, and the text format is written only when `/metrics` is
+//! scraped. The routes come from the route table and the statuses from the problem
+//! codes, so a new route or a new code is counted without touching this file.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use sluice_store::{StoreStats, SYNC_LATENCY_BOUNDS_US};
+use sluice_store::exposition::Exposition;
+use sluice_store::StoreStats;
 
-/// The routes, as metric labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum Route {
-    Ingest,
-    IngestBatch,
-    Inbox,
-    InboxAck,
-    EventGet,
-    EventAck,
-    EventDelete,
-    Admin,
-    Health,
-    Ready,
-    Metrics,
-    OpenApi,
-    Unknown,
-}
+use crate::problem::Code;
+use crate::routes::{RouteId, ROUTES};
 
-const ROUTES: [Route; 13] = [
-    Route::Ingest,
-    Route::IngestBatch,
-    Route::Inbox,
-    Route::InboxAck,
-    Route::EventGet,
-    Route::EventAck,
-    Route::EventDelete,
-    Route::Admin,
-    Route::Health,
-    Route::Ready,
-    Route::Metrics,
-    Route::OpenApi,
-    Route::Unknown,
-];
+/// The statuses a success can have; with every [`Code`]'s status, the statuses with
+/// their own counter. Anything else is counted as "other".
+const SUCCESS_STATUSES: [u16; 5] = [200, 201, 202, 204, 207];
 
-impl Route {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Route::Ingest => "POST /v1/events",
-            Route::IngestBatch => "POST /v1/events/batch",
-            Route::Inbox => "GET /v1/inbox",
-            Route::InboxAck => "POST /v1/inbox/ack",
-            Route::EventGet => "GET /v1/events/{id}",
-            Route::EventAck => "POST /v1/events/{id}/ack",
-            Route::EventDelete => "DELETE /v1/events/{id}",
-            Route::Admin => "/v1/admin",
-            Route::Health => "GET /v1/health",
-            Route::Ready => "GET /v1/ready",
-            Route::Metrics => "GET /metrics",
-            Route::OpenApi => "GET /openapi.json",
-            Route::Unknown => "unknown",
-        }
-    }
-}
-
-/// Status codes with their own counter; anything else is counted as "other".
-const STATUSES: [u16; 17] = [
-    200, 201, 204, 207, 400, 401, 403, 404, 405, 413, 415, 422, 429, 500, 503, 507, 0,
-];
+/// Counters per route: the table's routes, then one for requests that matched none.
+const ROUTE_SLOTS_MAX: usize = 64;
 
 /// Latency bucket upper bounds in microseconds (the last is +Inf).
 const BUCKETS_US: [u64; 14] = [
@@ -92,17 +43,24 @@ const BUCKETS_US: [u64; 14] = [
 /// Batch-size bucket upper bounds (events per batch request).
 const BATCH_BUCKETS: [u64; 8] = [1, 10, 50, 100, 250, 500, 1000, u64::MAX];
 
+/// Status slots: every counted status, then "other".
+const STATUS_SLOTS_MAX: usize = 32;
+
 #[derive(Debug, Default)]
 struct RouteMetrics {
-    by_status: [AtomicU64; STATUSES.len()],
+    by_status: [AtomicU64; STATUS_SLOTS_MAX],
     latency_buckets: [AtomicU64; BUCKETS_US.len()],
     latency_sum_us: AtomicU64,
 }
 
 /// All request-path metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    routes: [RouteMetrics; ROUTES.len()],
+    routes: Box<[RouteMetrics]>,
+    /// The counted statuses, in slot order; the slot after the last is "other".
+    statuses: Vec<u16>,
+    /// Status → slot, for every status code (100..=599), so counting is an index.
+    slot_of: Box<[u8; 600]>,
     events_ingested: AtomicU64,
     events_replayed: AtomicU64,
     batch_buckets: [AtomicU64; BATCH_BUCKETS.len()],
@@ -111,22 +69,55 @@ pub struct Metrics {
     connections_open: AtomicU64,
 }
 
-fn route_index(route: Route) -> usize {
-    ROUTES
-        .iter()
-        .position(|r| *r == route)
-        .unwrap_or(ROUTES.len() - 1)
+impl Default for Metrics {
+    fn default() -> Self {
+        assert!(
+            ROUTES.len() < ROUTE_SLOTS_MAX,
+            "more routes than metrics slots"
+        );
+        let mut statuses: Vec<u16> = SUCCESS_STATUSES.to_vec();
+        for code in Code::ALL {
+            let status = code.status().as_u16();
+            if !statuses.contains(&status) {
+                statuses.push(status);
+            }
+        }
+        statuses.sort_unstable();
+        assert!(
+            statuses.len() < STATUS_SLOTS_MAX,
+            "more statuses than slots"
+        );
+        let other = statuses.len() as u8;
+        let mut slot_of = Box::new([other; 600]);
+        for (slot, status) in statuses.iter().enumerate() {
+            slot_of[*status as usize] = slot as u8;
+        }
+        Metrics {
+            routes: (0..=ROUTES.len())
+                .map(|_| RouteMetrics::default())
+                .collect(),
+            statuses,
+            slot_of,
+            events_ingested: AtomicU64::new(0),
+            events_replayed: AtomicU64::new(0),
+            batch_buckets: Default::default(),
+            batch_sum: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Metrics {
-    /// Counts a finished request.
-    pub fn observe(&self, route: Route, status: u16, latency_us: u64) {
-        let m = &self.routes[route_index(route)];
-        let s = STATUSES
-            .iter()
-            .position(|&c| c == status)
-            .unwrap_or(STATUSES.len() - 1);
-        m.by_status[s].fetch_add(1, Relaxed);
+    /// Counts a finished request; `route` is `None` for one that matched no route.
+    pub fn observe(&self, route: Option<RouteId>, status: u16, latency_us: u64) {
+        let m = &self.routes[route.map_or(ROUTES.len(), |r| r as usize)];
+        let slot = self
+            .slot_of
+            .get(status as usize)
+            .copied()
+            .unwrap_or(self.statuses.len() as u8);
+        m.by_status[slot as usize].fetch_add(1, Relaxed);
         let b = BUCKETS_US
             .iter()
             .position(|&ub| latency_us <= ub)
@@ -166,199 +157,132 @@ impl Metrics {
         self.connections_open.fetch_sub(1, Relaxed);
     }
 
-    /// Renders everything in the Prometheus text format.
-    pub fn render(&self, store: &StoreStats, pending: &[(String, u64)]) -> String {
-        let mut out = String::with_capacity(8192);
-        out.push_str("# HELP sluice_http_requests_total HTTP requests by route and status.\n# TYPE sluice_http_requests_total counter\n");
-        for (route, m) in ROUTES.iter().zip(&self.routes) {
-            for (status, count) in STATUSES.iter().zip(&m.by_status) {
+    /// The label of a route slot.
+    fn label(slot: usize) -> &'static str {
+        ROUTES.get(slot).map_or("unknown", |r| r.label)
+    }
+
+    /// The statuses counted per route, in slot order, as label values.
+    fn status_label(&self, slot: usize) -> String {
+        self.statuses
+            .get(slot)
+            .map_or_else(|| "other".to_owned(), u16::to_string)
+    }
+
+    /// Writes the request path's series and the store's neutral counters; `pending` is
+    /// each tenant's name and pending count.
+    pub fn write(&self, store: &StoreStats, pending: &[(String, u64)], out: &mut Exposition) {
+        out.family(
+            "sluice_http_requests_total",
+            "counter",
+            "HTTP requests by route and status.",
+        );
+        for (slot, m) in self.routes.iter().enumerate() {
+            for (status, count) in m.by_status.iter().enumerate() {
                 let n = count.load(Relaxed);
                 if n > 0 {
-                    let status = if *status == 0 {
-                        "other".to_owned()
-                    } else {
-                        status.to_string()
-                    };
-                    let _ = writeln!(
-                        out,
-                        "sluice_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                        route.as_str()
+                    let labels = format!(
+                        "route=\"{}\",status=\"{}\"",
+                        Self::label(slot),
+                        self.status_label(status)
                     );
+                    out.sample("sluice_http_requests_total", &labels, n);
                 }
             }
         }
-        out.push_str("# HELP sluice_http_request_duration_seconds Request latency by route.\n# TYPE sluice_http_request_duration_seconds histogram\n");
-        for (route, m) in ROUTES.iter().zip(&self.routes) {
+        out.family(
+            "sluice_http_request_duration_seconds",
+            "histogram",
+            "Request latency by route.",
+        );
+        for (slot, m) in self.routes.iter().enumerate() {
             // Routes never called are left out rather than listed as empty series.
             if m.latency_buckets.iter().all(|b| b.load(Relaxed) == 0) {
                 continue;
             }
-            let labels = format!("route=\"{}\"", route.as_str());
-            let sum = m.latency_sum_us.load(Relaxed);
-            let name = "sluice_http_request_duration_seconds";
-            histogram(
-                &mut out,
-                name,
-                &labels,
+            out.histogram(
+                "sluice_http_request_duration_seconds",
+                &format!("route=\"{}\"", Self::label(slot)),
                 &BUCKETS_US,
                 m.latency_buckets.iter().map(|c| c.load(Relaxed)),
-                sum,
+                m.latency_sum_us.load(Relaxed),
                 1e6,
             );
         }
-        counter(
-            &mut out,
+        out.counter(
             "sluice_events_ingested_total",
             "Events stored (idempotent replays excluded).",
             self.events_ingested.load(Relaxed),
         );
-        counter(
-            &mut out,
+        out.counter(
             "sluice_events_replayed_total",
             "Idempotent replays answered with the original event.",
             self.events_replayed.load(Relaxed),
         );
-        out.push_str("# HELP sluice_batch_size Events per batch request.\n# TYPE sluice_batch_size histogram\n");
-        let sum = self.batch_sum.load(Relaxed);
-        histogram(
-            &mut out,
+        out.family(
+            "sluice_batch_size",
+            "histogram",
+            "Events per batch request.",
+        );
+        out.histogram(
             "sluice_batch_size",
             "",
             &BATCH_BUCKETS,
             self.batch_buckets.iter().map(|c| c.load(Relaxed)),
-            sum,
+            self.batch_sum.load(Relaxed),
             1.0,
         );
-        counter(
-            &mut out,
+        out.counter(
             "sluice_connections_refused_total",
             "Connections answered 503 at the connection limit.",
             self.connections_refused.load(Relaxed),
         );
-        gauge(
-            &mut out,
+        out.gauge(
             "sluice_connections_open",
             "Open client connections.",
             self.connections_open.load(Relaxed),
         );
-        counter(
-            &mut out,
+        out.counter(
             "sluice_store_commits_total",
-            "Group commits (one write and one sync each).",
+            "Durable writes (group commits, or acknowledged publishes).",
             store.commits,
         );
-        out.push_str("# HELP sluice_store_fsync_seconds Latency of each group commit's fdatasync.\n# TYPE sluice_store_fsync_seconds histogram\n");
-        histogram(
-            &mut out,
-            "sluice_store_fsync_seconds",
-            "",
-            &SYNC_LATENCY_BOUNDS_US,
-            store.sync_latency_counts,
-            store.sync_micros_total,
-            1e6,
-        );
-        counter(
-            &mut out,
+        out.counter(
             "sluice_store_events_appended_total",
             "Events made durable by the store.",
             store.events_appended,
         );
-        gauge(
-            &mut out,
+        out.gauge(
             "sluice_store_commit_queue_depth",
-            "Commands waiting for the group-commit writer.",
+            "Writes waiting to be made durable.",
             store.queue_depth,
         );
-        counter(
-            &mut out,
+        out.counter(
             "sluice_store_overloaded_total",
-            "Appends refused because the commit queue was full.",
+            "Appends refused because the store was at capacity.",
             store.overloaded_total,
         );
-        gauge(
-            &mut out,
-            "sluice_store_segments",
-            "Log segments on disk.",
-            store.segments,
-        );
-        gauge(
-            &mut out,
-            "sluice_store_log_bytes",
-            "Bytes of log on disk.",
-            store.log_bytes,
-        );
-        gauge(
-            &mut out,
-            "sluice_store_pinned_bytes",
-            "Log bytes kept only because old segments hold pending events.",
-            store.pinned_bytes,
-        );
-        counter(
-            &mut out,
-            "sluice_store_segments_purged_total",
-            "Segments removed by retention.",
-            store.segments_purged,
-        );
-        counter(
-            &mut out,
+        out.counter(
             "sluice_store_pending_expired_total",
             "Pending events dropped after retention.pending.",
             store.pending_expired,
         );
-        out.push_str("# HELP sluice_pending_events Pending (unacked) events per tenant.\n# TYPE sluice_pending_events gauge\n");
-        for (tenant, n) in pending {
-            let _ = writeln!(out, "sluice_pending_events{{tenant=\"{tenant}\"}} {n}");
-        }
-        out
-    }
-}
-
-/// Writes one histogram series: cumulative `_bucket`s, `_sum` and `_count`. `labels` is
-/// empty or `key="value"`; bounds and sum are divided by `scale` (1e6: µs to seconds).
-fn histogram(
-    out: &mut String,
-    name: &str,
-    labels: &str,
-    bounds: &[u64],
-    counts: impl IntoIterator<Item = u64>,
-    sum: u64,
-    scale: f64,
-) {
-    let sep = if labels.is_empty() { "" } else { "," };
-    let mut cumulative = 0;
-    for (ub, count) in bounds.iter().zip(counts) {
-        cumulative += count;
-        let le = if *ub == u64::MAX {
-            "+Inf".to_owned()
-        } else {
-            format!("{}", *ub as f64 / scale)
-        };
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+        out.family(
+            "sluice_pending_events",
+            "gauge",
+            "Pending (unacked) events per tenant.",
         );
+        for (tenant, n) in pending {
+            out.sample(
+                "sluice_pending_events",
+                &format!(
+                    "tenant=\"{}\"",
+                    sluice_store::exposition::label_value(tenant)
+                ),
+                n,
+            );
+        }
     }
-    let braces = if labels.is_empty() {
-        String::new()
-    } else {
-        format!("{{{labels}}}")
-    };
-    let _ = writeln!(out, "{name}_sum{braces} {}", sum as f64 / scale);
-    let _ = writeln!(out, "{name}_count{braces} {cumulative}");
-}
-
-fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-    );
-}
-
-fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-    );
 }
 
 #[cfg(test)]
@@ -368,16 +292,12 @@ mod tests {
     #[test]
     fn renders_histograms_in_the_prometheus_text_format() {
         let m = Metrics::default();
-        m.observe(Route::Ingest, 201, 300);
-        m.observe(Route::Ingest, 201, 2_000_000);
+        m.observe(Some(RouteId::Ingest), 201, 300);
+        m.observe(Some(RouteId::Ingest), 201, 2_000_000);
         m.batch(100);
-        let mut store = StoreStats::default();
-        // Syncs of 150 µs, 150 µs and 60 ms: buckets are per-bucket counts in the
-        // store and cumulative on the wire.
-        store.sync_latency_counts[1] = 2;
-        store.sync_latency_counts[8] = 1;
-        store.sync_micros_total = 60_300;
-        let text = m.render(&store, &[]);
+        let mut out = Exposition::default();
+        m.write(&StoreStats::default(), &[], &mut out);
+        let text = out.finish();
         for line in [
             r#"sluice_http_requests_total{route="POST /v1/events",status="201"} 2"#,
             r#"sluice_http_request_duration_seconds_bucket{route="POST /v1/events",le="0.0001"} 0"#,
@@ -391,12 +311,6 @@ mod tests {
             r#"sluice_batch_size_bucket{le="+Inf"} 1"#,
             "sluice_batch_size_sum 100",
             "sluice_batch_size_count 1",
-            r#"sluice_store_fsync_seconds_bucket{le="0.0001"} 0"#,
-            r#"sluice_store_fsync_seconds_bucket{le="0.0002"} 2"#,
-            r#"sluice_store_fsync_seconds_bucket{le="0.05"} 3"#,
-            r#"sluice_store_fsync_seconds_bucket{le="+Inf"} 3"#,
-            "sluice_store_fsync_seconds_sum 0.0603",
-            "sluice_store_fsync_seconds_count 3",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -407,5 +321,19 @@ mod tests {
             !text.contains("GET /v1/inbox"),
             "routes never called are left out"
         );
+    }
+
+    #[test]
+    fn every_code_has_its_own_status_counter() {
+        let m = Metrics::default();
+        for code in Code::ALL {
+            let status = code.status().as_u16();
+            let slot = m.slot_of[status as usize] as usize;
+            assert_eq!(m.statuses.get(slot), Some(&status), "{code:?}");
+        }
+        for (i, spec) in ROUTES.iter().enumerate() {
+            assert_eq!(Metrics::label(i), spec.label);
+        }
+        assert_eq!(Metrics::label(ROUTES.len()), "unknown");
     }
 }

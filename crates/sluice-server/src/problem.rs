@@ -51,6 +51,28 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, for the metrics (each code's status is counted) and the docs.
+    pub const ALL: [Code; 18] = [
+        Code::MalformedJson,
+        Code::ValidationFailed,
+        Code::InvalidCursor,
+        Code::Unauthorized,
+        Code::Forbidden,
+        Code::NotFound,
+        Code::MethodNotAllowed,
+        Code::PayloadTooLarge,
+        Code::UnsupportedMediaType,
+        Code::RequestTimeout,
+        Code::IdempotencyKeyReused,
+        Code::RateLimited,
+        Code::Overloaded,
+        Code::TooManyConnections,
+        Code::StorageFull,
+        Code::StorageUnavailable,
+        Code::Conflict,
+        Code::Internal,
+    ];
+
     /// The wire value of `code`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -157,6 +179,8 @@ pub struct Problem {
     pub retry_after_s: Option<u64>,
     /// Methods the route accepts, sent as `Allow` with a 405.
     pub allow: Option<&'static str>,
+    /// Whether to send the bearer challenge (`WWW-Authenticate: Bearer`) with a 401.
+    pub challenge: bool,
 }
 
 impl Problem {
@@ -169,6 +193,7 @@ impl Problem {
             offset: None,
             retry_after_s: None,
             allow: None,
+            challenge: false,
         }
     }
 

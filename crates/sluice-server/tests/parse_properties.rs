@@ -18,7 +18,7 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use sluice_server::ingest::{parse_batch, parse_event, split_batch, ItemPath};
+use sluice_server::envelope::{parse_batch, parse_event, split_batch, ItemPath};
 use sluice_server::problem::{Code, Problem};
 use sluice_store::{NewEvent, TenantId};
 

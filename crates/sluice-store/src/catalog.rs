@@ -1,11 +1,10 @@
-//! The control plane: tenants and API keys.
+//! The control plane: tenants and API keys, as every backend stores them.
 //!
-//! The catalog is small and changes rarely, so it is kept apart from the event log as
-//! one JSON document that is replaced atomically (write, fsync, rename, fsync the
-//! directory). Readers get an `Arc<Catalog>` snapshot and never lock.
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
+//! The catalog is small and changes rarely, so backends keep it apart from the event
+//! log (the embedded engine as one JSON file replaced atomically, JetStream in a KV
+//! bucket). Readers get an `Arc<Catalog>` snapshot and never lock; changes are pure
+//! functions from one catalog to the next (`with_*`), so every backend applies the
+//! same rules.
 
 use serde::{Deserialize, Serialize};
 
@@ -192,52 +191,5 @@ impl Catalog {
             .ok_or_else(|| StoreError::NotFound(format!("key {key_id:?}")))?;
         key.revoked_at.get_or_insert(now);
         Ok(next)
-    }
-}
-
-/// The catalog's file inside a data directory.
-#[derive(Debug, Clone)]
-pub struct CatalogFile {
-    path: PathBuf,
-}
-
-impl CatalogFile {
-    /// The catalog of the data directory `dir`.
-    pub fn new(dir: &Path) -> Self {
-        CatalogFile {
-            path: dir.join("catalog.json"),
-        }
-    }
-
-    /// Reads the catalog; a missing file is an empty catalog (a fresh directory).
-    pub fn load(&self) -> Result<Catalog, StoreError> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                path: self.path.clone(),
-                offset: e.column() as u64,
-                reason: format!("catalog is not valid JSON: {e}"),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Catalog::default()),
-            Err(e) => Err(StoreError::io(&self.path, e)),
-        }
-    }
-
-    /// Replaces the catalog atomically: a crash leaves either the old or the new file.
-    pub fn save(&self, catalog: &Catalog) -> Result<(), StoreError> {
-        let tmp = self.path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(catalog).map_err(|e| StoreError::Io {
-            path: tmp.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            Ok(())
-        };
-        write().map_err(|e| StoreError::io(&tmp, e))?;
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        crate::embedded::fsutil::sync_dir(dir)
     }
 }

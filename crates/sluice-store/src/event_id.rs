@@ -76,8 +76,11 @@ impl EventId {
             out[4 + i] = ALPHABET[(value & 31) as usize];
             value >>= 5;
         }
-        // Every byte written above is ASCII from ALPHABET or PREFIX.
-        std::str::from_utf8(&out[..]).unwrap_or_default()
+        match std::str::from_utf8(&out[..]) {
+            Ok(text) => text,
+            // Every byte written above is ASCII, from ALPHABET or PREFIX.
+            Err(_) => unreachable!("an encoded id is ASCII"),
+        }
     }
 }
 

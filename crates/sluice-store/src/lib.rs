@@ -26,19 +26,24 @@
 //! # let _ = outcomes; Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod catalog;
 pub mod conformance;
 pub mod embedded;
 mod error;
 mod event_id;
+pub mod exposition;
+pub mod feed;
 mod store;
 mod types;
 
 pub use catalog::{ApiKeyRecord, Catalog, Scope, Tenant, TenantLimits};
 pub use error::StoreError;
 pub use event_id::EventId;
-pub use store::{Store, StoreStats, SYNC_LATENCY_BOUNDS_US};
+pub use store::{CatalogWatch, Store, StoreStats};
 pub use types::{
-    AppendOutcome, Committed, EventState, IdempotencyKey, InboxPage, InboxQuery, NewEvent,
-    Sequence, Settle, SettleOutcome, StoredEvent, TenantId, UnixMs,
+    now_ms, AppendOutcome, Committed, EventState, Health, IdempotencyKey, InboxPage, InboxQuery,
+    LogEvent, LogPage, LogQuery, NewEvent, Sequence, Settle, SettleOutcome, StoredEvent, TenantId,
+    UnixMs,
 };

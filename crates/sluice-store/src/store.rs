@@ -1,73 +1,53 @@
-//! The one storage trait that the HTTP layer is written against.
+//! The storage boundary: the one trait the HTTP layer, the dispatcher and the tail are
+//! written against.
+//!
+//! Its vocabulary is DESIGN.md's consumer model. A tenant's events form one ordered log
+//! ([`Store::append`], [`Store::read_log`], [`Store::feed`]); everything that reads it
+//! is a consumer with its own state: the inbox here ([`Store::list`], [`Store::settle`]),
+//! each subscription and each live tail. Positions in the log are [`Sequence`]s:
+//! increasing in commit order within a tenant's log, not necessarily dense (other
+//! tenants' events and deleted ones leave gaps).
 //!
 //! Two backends implement it: [`crate::embedded::EmbeddedStore`] (the default, in
-//! process) and, later, NATS JetStream for scale-out. Both must pass
-//! [`crate::conformance`]. Methods return `impl Future + Send` rather than boxed futures
-//! so the hot path pays no allocation for dynamic dispatch; the server is generic over
-//! `S: Store`.
+//! process) and, for scale-out, NATS JetStream. Both must pass [`crate::conformance`].
+//! Methods return `impl Future + Send` rather than boxed futures, so the hot path pays
+//! no allocation for the abstraction; `sluice serve` picks a backend at run time with
+//! an enum whose every method is one `match`.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 use crate::catalog::{ApiKeyRecord, Catalog, Tenant, TenantLimits};
 use crate::error::StoreError;
 use crate::event_id::EventId;
+use crate::exposition::Exposition;
+use crate::feed::CommitFeed;
 use crate::types::{
-    AppendOutcome, Committed, InboxPage, InboxQuery, NewEvent, Settle, SettleOutcome, StoredEvent,
-    TenantId,
+    AppendOutcome, Health, InboxPage, InboxQuery, LogPage, LogQuery, NewEvent, Sequence, Settle,
+    SettleOutcome, StoredEvent, TenantId,
 };
 
-/// Upper bounds, in microseconds, of the sync-latency buckets of
-/// [`StoreStats::sync_latency_counts`]; the last bucket is unbounded. From the cheapest
-/// sync of a fast disk to the stalls worth an alert.
-pub const SYNC_LATENCY_BOUNDS_US: [u64; 12] = [
-    100,
-    200,
-    500,
-    1_000,
-    2_000,
-    5_000,
-    10_000,
-    20_000,
-    50_000,
-    100_000,
-    250_000,
-    u64::MAX,
-];
-
-/// Counters and gauges a backend exposes for `/metrics`; all cheap to read.
+/// What every backend counts, for `/metrics` and the console. A backend's own figures
+/// (segments, fsync latencies, stream state) go through [`Store::write_metrics`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStats {
     /// Events made durable since start.
     pub events_appended: u64,
-    /// Group commits (write + sync) since start.
+    /// Durable writes since start (group commits, acknowledged publishes).
     pub commits: u64,
-    /// Sum of sync latencies in microseconds, for a mean.
-    pub sync_micros_total: u64,
-    /// Syncs by latency: how many fell in each bucket of [`SYNC_LATENCY_BOUNDS_US`]
-    /// (per bucket, not cumulative). A mean hides the stalls that set the p99 of
-    /// ingest; these show them.
-    pub sync_latency_counts: [u64; SYNC_LATENCY_BOUNDS_US.len()],
-    /// Commands waiting in the commit queue now.
+    /// Writes waiting to be made durable now.
     pub queue_depth: u64,
-    /// Appends refused because the queue was full.
+    /// Appends refused because the store was at capacity.
     pub overloaded_total: u64,
-    /// Segments on disk.
-    pub segments: u64,
-    /// Bytes of log on disk.
-    pub log_bytes: u64,
-    /// Bytes of log kept only because old segments still hold pending events (the
-    /// space that long-pending events pin; bounded by `retention.pending`).
-    pub pinned_bytes: u64,
-    /// Segments removed by retention since start.
-    pub segments_purged: u64,
     /// Pending events dropped because they outlived `retention.pending`.
     pub pending_expired: u64,
-    /// Sealed segments the background scrub found damaged (readiness turns off).
-    pub corrupt_segments: u64,
 }
+
+/// A live view of the catalog: every change, made on this node or (for a clustered
+/// backend) on another, is published here. Reading the current value never waits.
+pub type CatalogWatch = watch::Receiver<Arc<Catalog>>;
 
 /// Durable event storage plus the control-plane catalog; see the module docs.
 pub trait Store: Send + Sync + 'static {
@@ -79,12 +59,31 @@ pub trait Store: Send + Sync + 'static {
         events: Vec<NewEvent>,
     ) -> impl Future<Output = Result<Vec<AppendOutcome>, StoreError>> + Send;
 
+    /// Reads a page of a tenant's log after a position, in order, whatever any consumer
+    /// did with the events (deleted and expired ones are left out).
+    fn read_log(&self, query: LogQuery)
+        -> impl Future<Output = Result<LogPage, StoreError>> + Send;
+
+    /// The position of the latest event in the tenant's log, or one at least as recent
+    /// (`None` when nothing was ever committed): a reader that starts "from now"
+    /// subscribes to the [`Store::feed`] first, then takes this as its position.
+    fn log_position(
+        &self,
+        tenant: TenantId,
+    ) -> impl Future<Output = Result<Option<Sequence>, StoreError>> + Send;
+
+    /// A subscription to what is committed from now on. A reader that falls behind is
+    /// told so and reads the log instead (see [`crate::feed::LogFollower`]); the commit
+    /// path never waits for it.
+    fn feed(&self) -> impl Future<Output = Result<CommitFeed, StoreError>> + Send;
+
     /// Lists (and optionally leases) a page of a tenant's pending events.
     fn list(&self, query: InboxQuery)
         -> impl Future<Output = Result<InboxPage, StoreError>> + Send;
 
     /// Reads one event of this tenant. Another tenant's id answers `None`, exactly like
-    /// an unknown id. Acked events stay readable until retention; deleted ones do not.
+    /// an unknown id, and so does any id that is not exactly an event's own. Acked
+    /// events stay readable until retention; deleted ones do not.
     fn get(
         &self,
         tenant: TenantId,
@@ -99,25 +98,26 @@ pub trait Store: Send + Sync + 'static {
         how: Settle,
     ) -> impl Future<Output = Result<Vec<SettleOutcome>, StoreError>> + Send;
 
-    /// A stream of committed events, for the webhook dispatcher and the live tail.
-    /// A receiver that falls behind skips ahead (it sees `Lagged`), it never blocks
-    /// the commit path.
-    fn subscribe(&self) -> broadcast::Receiver<Arc<[Committed]>>;
+    /// Pending (unacked, undeleted) events per tenant, for metrics.
+    fn pending_counts(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(TenantId, u64)>, StoreError>> + Send;
 
-    /// Pending (unacked, undeleted) events of a tenant, for metrics.
-    fn pending_count(&self, tenant: TenantId) -> u64;
+    /// The neutral counters.
+    fn stats(&self) -> impl Future<Output = StoreStats> + Send;
 
-    /// Counters for metrics.
-    fn stats(&self) -> StoreStats;
+    /// Writes the backend's own series into a `/metrics` document. Names already in use
+    /// stay as they are: dashboards rely on them.
+    fn write_metrics(&self, out: &mut Exposition) -> impl Future<Output = ()> + Send;
 
-    /// Whether writes can currently succeed (readiness).
-    fn is_writable(&self) -> bool;
+    /// Whether the store can serve (readiness), and why not.
+    fn health(&self) -> impl Future<Output = Health> + Send;
 
-    /// Waits until everything accepted so far is on disk (used at shutdown).
+    /// Waits until everything accepted so far is durable (used at shutdown).
     fn sync(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The current catalog: a cheap, immutable snapshot.
-    fn catalog(&self) -> Arc<Catalog>;
+    /// The catalog, live.
+    fn catalog(&self) -> CatalogWatch;
 
     /// Creates a tenant; names are unique.
     fn create_tenant(

@@ -23,6 +23,13 @@ pub struct Sequence(pub u64);
 /// stores it that way and formatting belongs to the HTTP layer.
 pub type UnixMs = i64;
 
+/// The system clock, in [`UnixMs`]. A clock before the epoch reads as 0.
+pub fn now_ms() -> UnixMs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// The idempotency part of an append: the client's key plus a fingerprint of what the
 /// client sent with it, so that a reused key with a different body can be refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +150,7 @@ pub struct InboxQuery {
 }
 
 /// One page of an inbox listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InboxPage {
     /// The events, oldest first.
     pub events: Vec<StoredEvent>,
@@ -173,13 +180,89 @@ pub enum Settle {
     Delete,
 }
 
-/// One committed event, as announced to commit subscribers (dispatcher, live tail).
+/// One committed event, as the commit feed announces it (to the webhook dispatcher and
+/// the live tail).
+///
+/// The event's fields come along so that a reader that keeps up needs no read of the
+/// log; the payload comes too unless the commit was large (see
+/// [`Committed::payload`]), so that the feed's memory stays bounded by its capacity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
-    /// The event's id.
+    /// The event's id; its sequence is the event's position in the log.
     pub id: EventId,
     /// Its owner.
     pub tenant: TenantId,
     /// Its type, for subscription matching without a read.
     pub event_type: Bytes,
+    /// Its optional source.
+    pub source: Option<Bytes>,
+    /// Its optional producer timestamp, verbatim.
+    pub occurred_at: Option<Bytes>,
+    /// When the store received it.
+    pub received_at: UnixMs,
+    /// The payload, or `None` when its commit was too large to carry in the feed: the
+    /// reader then reads the event from the log.
+    pub payload: Option<Bytes>,
+}
+
+impl Committed {
+    /// The event's position in its tenant's log.
+    pub fn seq(&self) -> Sequence {
+        self.id.sequence()
+    }
+}
+
+/// An event as the log holds it, without any consumer's state: what the live tail, the
+/// dispatcher and replays read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    /// The event's id.
+    pub id: EventId,
+    /// Its owner.
+    pub tenant: TenantId,
+    /// Its type.
+    pub event_type: Bytes,
+    /// Its optional source.
+    pub source: Option<Bytes>,
+    /// Its optional producer timestamp, verbatim.
+    pub occurred_at: Option<Bytes>,
+    /// When the store received it.
+    pub received_at: UnixMs,
+    /// The payload, byte for byte as ingested.
+    pub payload: Bytes,
+}
+
+/// A read of a tenant's log, in sequence order, from a position on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Whose log.
+    pub tenant: TenantId,
+    /// Read events strictly after this position (`None`: from the oldest retained).
+    pub after: Option<Sequence>,
+    /// Most events to return, 1..=1000.
+    pub limit: usize,
+    /// Only events of this exact type.
+    pub event_type: Option<String>,
+}
+
+/// One page of a log read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPage {
+    /// The events, in sequence order. Deleted and expired events are left out.
+    pub events: Vec<LogEvent>,
+    /// The position the read got to: pass it as the next query's `after`. It can be
+    /// past the last event returned (events of other tenants and types are skipped
+    /// without being returned), so a reader never scans the same stretch twice.
+    pub position: Option<Sequence>,
+    /// Whether the log holds more after `position` (as of this read).
+    pub has_more: bool,
+}
+
+/// Whether the store can serve, for readiness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Reads and writes can succeed.
+    pub ready: bool,
+    /// Why not, for the operator, when not ready.
+    pub detail: Option<String>,
 }

@@ -28,7 +28,7 @@ impl Embedded {
 impl Harness for Embedded {
     type S = EmbeddedStore;
 
-    fn fresh() -> Self {
+    async fn fresh() -> Self {
         let (_, clock) = Clock::manual(1_700_000_000_000);
         let mut h = Embedded {
             dir: tempfile::tempdir().expect("tempdir"),
@@ -43,7 +43,7 @@ impl Harness for Embedded {
         self.store.as_ref().expect("store is open")
     }
 
-    fn reopen(&mut self) {
+    async fn reopen(&mut self) {
         if let Some(store) = self.store.take() {
             store.close();
         }

@@ -99,16 +99,16 @@ fn disk_full_fails_commits_loses_nothing_and_recovers() {
         }
         let err = full.expect("a 512 KiB file system must fill up");
         assert!(
-            matches!(err, StoreError::DiskFull { .. }),
-            "expected DiskFull, got {err:?}"
+            matches!(err, StoreError::Full(_)),
+            "expected Full, got {err:?}"
         );
         assert!(err.to_string().contains("disk full"), "{err}");
         assert!(acked.len() > 100, "only {} events fit", acked.len());
 
         // Still full: still a clean refusal, and the store is not halted.
         let again = store.append(vec![event(0)]).await.expect_err("still full");
-        assert!(matches!(again, StoreError::DiskFull { .. }), "{again:?}");
-        assert!(store.is_writable());
+        assert!(matches!(again, StoreError::Full(_)), "{again:?}");
+        assert!(store.health().await.ready);
         for (id, payload) in &acked {
             let got = store
                 .get(T, *id)

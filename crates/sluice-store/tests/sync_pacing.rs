@@ -62,7 +62,7 @@ fn concurrent_appends_share_syncs_that_start_a_floor_apart() {
         }
     });
     let elapsed = started.elapsed();
-    let stats = store.stats();
+    let stats = rt.block_on(store.stats());
     assert_eq!(stats.events_appended, (CLIENTS * ROUNDS) as u64);
     // Each sync after a group commit of two or more commands starts a floor after the
     // one before it. A sync after a lone command is not paced; allow a few of those
@@ -99,7 +99,11 @@ fn a_lone_client_is_not_held_back_by_the_floor() {
         }
     });
     let elapsed = started.elapsed();
-    assert_eq!(store.stats().commits, 5, "one sync per sequential append");
+    assert_eq!(
+        rt.block_on(store.stats()).commits,
+        5,
+        "one sync per sequential append"
+    );
     assert!(
         elapsed < Duration::from_secs(3),
         "five sequential appends took {elapsed:?}: the floor held a lone client back"
@@ -121,7 +125,7 @@ fn interval_mode_syncs_on_time_under_a_steady_stream() {
         .enable_all()
         .build()
         .expect("runtime");
-    let before = store.stats().commits;
+    let before = rt.block_on(store.stats()).commits;
     let started = Instant::now();
     let mut appended = 0;
     rt.block_on(async {
@@ -132,7 +136,7 @@ fn interval_mode_syncs_on_time_under_a_steady_stream() {
             appended += 1;
         }
     });
-    let syncs = store.stats().commits - before;
+    let syncs = rt.block_on(store.stats()).commits - before;
     let elapsed = started.elapsed();
     // One sync per interval is due; allow for a slow machine, but not for none.
     let due = (elapsed.as_millis() / EVERY.as_millis()) as u64;

@@ -13,7 +13,7 @@ use common::segments;
 use rand::{Rng, SeedableRng};
 use sluice_store::embedded::codec::{read_batch, BatchRead, SEGMENT_HEADER_LEN};
 use sluice_store::embedded::verify::verify_dir;
-use sluice_store::embedded::{EmbeddedConfig, EmbeddedStore};
+use sluice_store::embedded::{EmbeddedConfig, EmbeddedStore, EngineError};
 use sluice_store::{AppendOutcome, EventId, InboxQuery, NewEvent, Store, StoreError, TenantId};
 
 const T: TenantId = TenantId(1);
@@ -77,7 +77,7 @@ fn frames(path: &Path) -> Vec<(usize, usize)> {
     out
 }
 
-fn all_ids(dir: &Path, segment_bytes: u64, repair: bool) -> Result<Vec<EventId>, StoreError> {
+fn all_ids(dir: &Path, segment_bytes: u64, repair: bool) -> Result<Vec<EventId>, EngineError> {
     let mut c = config(dir, segment_bytes);
     c.repair = repair;
     let store = EmbeddedStore::open(c)?;
@@ -198,7 +198,7 @@ fn damage_before_valid_data_refuses_to_open_and_names_the_place() {
         let path = dir.path().join(seg.file_name().expect("name"));
         flip(&path, rng.gen_range(start..end));
         match all_ids(dir.path(), 1 << 20, false) {
-            Err(StoreError::Corrupt {
+            Err(EngineError::Corrupt {
                 path: p, offset, ..
             }) => {
                 assert_eq!(p, path);
@@ -244,9 +244,12 @@ fn corrupt_sealed_segment_is_reported_refused_without_checkpoint_and_repaired() 
     assert_eq!(report.damage.len(), 1, "{report:?}");
     assert_eq!(report.damage[0].path, *victim);
     assert_eq!(report.damage[0].offset, start as u64);
-    assert_eq!(store.stats().corrupt_segments, 1);
+    assert_eq!(store.gauges().corrupt_segments, 1);
+    // Through the store boundary the error is neutral, with the file in its message.
     match rt().block_on(store.get(T, damaged_id)) {
-        Err(StoreError::Corrupt { path, .. }) => assert_eq!(path, *victim),
+        Err(StoreError::Corrupt(detail)) => {
+            assert!(detail.contains(&victim.display().to_string()), "{detail}")
+        }
         other => panic!("reading a damaged event must fail loudly, got {other:?}"),
     }
     store.close();
@@ -306,6 +309,6 @@ fn zeroed_header_before_valid_data_is_corruption() {
     std::fs::write(seg, bytes).expect("write");
     assert!(matches!(
         all_ids(dir.path(), 1 << 20, false),
-        Err(StoreError::Corrupt { .. })
+        Err(EngineError::Corrupt { .. })
     ));
 }

@@ -132,6 +132,10 @@ pub struct ServeFlags {
     #[arg(long, env = "SLUICE_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// Storage backend: `embedded` (a log in --data-dir, in this process) [default: embedded]
+    #[arg(long, value_parser = ["embedded"])]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,5 +1,6 @@
 //! `sluice`: the binary that wires storage, HTTP and tools together.
 
+mod backend;
 mod bench;
 mod cli;
 mod offline;

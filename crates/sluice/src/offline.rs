@@ -5,10 +5,10 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use sluice_server::admin::{parse_scopes, valid_tenant_name};
 use sluice_server::auth::generate_key;
 use sluice_server::json::rfc3339_ms;
-use sluice_store::catalog::CatalogFile;
+use sluice_server::validate;
+use sluice_store::embedded::catalog_file::CatalogFile;
 use sluice_store::embedded::fsutil::lock_dir;
 use sluice_store::embedded::verify::verify_dir;
 use sluice_store::embedded::Clock;
@@ -35,7 +35,7 @@ pub fn tenants(cmd: TenantsCommand) -> anyhow::Result<ExitCode> {
             limits: l,
             dir,
         } => {
-            if !valid_tenant_name(&name) {
+            if !validate::tenant_name(&name) {
                 bail!("tenant names are 1 to 64 characters of a-z, 0-9, '_' or '-'");
             }
             let _lock = lock_dir(&dir.data_dir)?;
@@ -85,7 +85,7 @@ pub fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             scopes,
             dir,
         } => {
-            let scopes = parse_scopes(&scopes).map_err(|p| anyhow::anyhow!(p.detail))?;
+            let scopes = validate::scopes(&scopes).map_err(|p| anyhow::anyhow!(p.detail))?;
             let _lock = lock_dir(&dir.data_dir)?;
             let file = CatalogFile::new(&dir.data_dir);
             let catalog = file.load()?;

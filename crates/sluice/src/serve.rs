@@ -8,6 +8,7 @@ use sluice_server::{auth, listener, App};
 use sluice_store::embedded::EmbeddedStore;
 use sluice_store::{Scope, Store, TenantLimits};
 
+use crate::backend::Backend;
 use crate::cli::ServeFlags;
 use crate::settings::Settings;
 
@@ -24,17 +25,13 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let nofile = listener::raise_nofile_limit();
-        let store = EmbeddedStore::open(store_config.clone())
-            .with_context(|| format!("opening the data directory {}", settings.data_dir.display()))?;
-        for note in store.recovery_notes() {
-            tracing::warn!("recovery: {note}");
-        }
+        let store = open_backend(&settings, store_config)?;
         let store = Arc::new(store);
-        first_start(&store).await?;
+        first_start(&*store).await?;
 
         let (socket, report) = listener::bind(server_config.listen, server_config.backlog)
             .with_context(|| format!("listening on {}", server_config.listen))?;
-        let tenants = store.catalog().tenants.len();
+        let tenants = store.catalog().borrow().tenants.len();
         tracing::info!(
             address = %report.addr,
             data_dir = %settings.data_dir.display(),
@@ -61,6 +58,7 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         }
 
         let app = App::new(store.clone(), server_config.clone());
+        tokio::spawn(app.clone().follow_catalog());
         sluice_server::serve(app, socket, &server_config, tls, shutdown_signal()).await;
         tracing::info!("stopped accepting; syncing storage");
         store.sync().await.context("final sync")?;
@@ -69,18 +67,36 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Opens the backend `--store` names.
+fn open_backend(
+    settings: &Settings,
+    store_config: sluice_store::embedded::EmbeddedConfig,
+) -> anyhow::Result<Backend> {
+    match settings.store.as_str() {
+        "embedded" => {
+            let store = EmbeddedStore::open(store_config).with_context(|| {
+                format!("opening the data directory {}", settings.data_dir.display())
+            })?;
+            for note in store.recovery_notes() {
+                tracing::warn!("recovery: {note}");
+            }
+            Ok(Backend::Embedded(store))
+        }
+        other => anyhow::bail!("store must be embedded (got {other:?})"),
+    }
+}
+
 /// On an empty data directory: tenant "default" and one key with every scope, printed
 /// so a new user can curl at once.
-async fn first_start(store: &EmbeddedStore) -> anyhow::Result<()> {
-    if !store.catalog().tenants.is_empty() {
+async fn first_start(store: &impl Store) -> anyhow::Result<()> {
+    if !store.catalog().borrow().tenants.is_empty() {
         return Ok(());
     }
     let tenant = store
         .create_tenant("default", TenantLimits::default())
         .await
         .context("creating the default tenant")?;
-    let now = sluice_store::embedded::Clock::System.now_ms();
-    let key = auth::generate_key(tenant.id, Scope::ALL.to_vec(), now);
+    let key = auth::generate_key(tenant.id, Scope::ALL.to_vec(), sluice_store::now_ms());
     store
         .add_key(key.record)
         .await

@@ -26,6 +26,7 @@ pub struct Retention {
 /// `SLUICE_*` variables (such as `SLUICE_API_KEY` for `sluice bench`) do not break it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
+    pub store: String,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub durability: String,
@@ -55,6 +56,7 @@ impl Default for Settings {
     fn default() -> Self {
         let limits = Limits::default();
         Settings {
+            store: "embedded".into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./sluice-data"),
             durability: "fsync".into(),

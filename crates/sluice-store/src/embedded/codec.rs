@@ -254,6 +254,14 @@ impl BatchEncoder {
 
     fn close_record(&mut self, start: usize) -> usize {
         let body = &self.buf[start + RECORD_HEADER_LEN..];
+        // The reader refuses a record longer than RECORD_LEN_MAX as garbage: writing
+        // one would make valid data unreadable. The HTTP layer's limits keep records
+        // far below it; this is the trust boundary's own check (one compare a record).
+        assert!(
+            !body.is_empty() && body.len() <= RECORD_LEN_MAX,
+            "record of {} bytes is outside the format's bounds",
+            body.len()
+        );
         let len = body.len() as u32;
         let crc = crc32c::crc32c(body);
         self.buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
@@ -271,7 +279,13 @@ fn batch_crc(header12: &[u8], headers_crc: u32) -> u32 {
 }
 
 fn put_short(buf: &mut Vec<u8>, field: &[u8]) {
-    debug_assert!(field.len() <= u16::MAX as usize);
+    // A longer field would be written with a truncated length, and every field after it
+    // misread. Validation bounds these fields (type 256 bytes, source 1 KiB).
+    assert!(
+        field.len() <= u16::MAX as usize,
+        "short field of {} bytes",
+        field.len()
+    );
     buf.extend_from_slice(&(field.len() as u16).to_le_bytes());
     buf.extend_from_slice(field);
 }

@@ -41,9 +41,7 @@ impl Clock {
     /// Milliseconds since the Unix epoch.
     pub fn now_ms(&self) -> UnixMs {
         match self {
-            Clock::System => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
+            Clock::System => crate::types::now_ms(),
             Clock::Manual(cell) => cell.load(Ordering::Relaxed),
         }
     }

@@ -4,15 +4,15 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use crate::error::StoreError;
+use super::error::EngineError;
 
 /// fsyncs a directory, so that file creations, renames and removals in it survive a
 /// power loss. Without it a new segment can vanish after a crash even though its data
 /// was synced.
-pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub fn sync_dir(dir: &Path) -> Result<(), EngineError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io(dir, e))
+        .map_err(|e| EngineError::io(dir, e))
 }
 
 /// Reserves `len` bytes of disk for `file` so that appends inside the reservation never
@@ -85,26 +85,26 @@ pub fn lower_thread_priority() {
 /// the returned file is dropped. One process at a time may own a data directory: two
 /// writers would interleave segments, and an offline CLI edit of the catalog under a
 /// running server would be overwritten by it.
-pub fn lock_dir(dir: &Path) -> Result<File, StoreError> {
-    std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+pub fn lock_dir(dir: &Path) -> Result<File, EngineError> {
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
     let path = dir.join("LOCK");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| StoreError::io(&path, e))?;
+        .map_err(|e| EngineError::io(&path, e))?;
     // SAFETY: flock on a descriptor owned by `file`, which outlives the call.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Err(StoreError::Conflict(format!(
+            return Err(EngineError::Locked(format!(
                 "the data directory {} is in use by another Sluice process (stop it, or use the admin API)",
                 dir.display()
             )));
         }
-        return Err(StoreError::io(&path, err));
+        return Err(EngineError::io(&path, err));
     }
     Ok(file)
 }

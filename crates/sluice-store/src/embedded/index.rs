@@ -214,10 +214,15 @@ impl Index {
         received_at: UnixMs,
     ) {
         let type_id = self.types.intern(event_type);
-        let Some(seg) = self.segments.last_mut() else {
-            return;
-        };
-        debug_assert_eq!(
+        // There is always an active segment (recovery creates the first, a roll-over
+        // creates the next before it is used), and the writer indexes events in
+        // sequence order. An event indexed otherwise would be unreachable or found at
+        // the wrong offset: stop rather than serve a wrong index.
+        let seg = self
+            .segments
+            .last_mut()
+            .expect("an event is indexed with no segment to hold it");
+        assert_eq!(
             seg.end_seq(),
             seq.0,
             "events must be indexed in sequence order"

@@ -2,23 +2,34 @@
 //!
 //! - [`codec`]: the on-disk format;
 //! - [`segment`]: segment files;
-//! - [`writer`]: the group-commit thread, the only writer;
-//! - [`syncer`]: the thread that runs the writer's syncs, one at a time;
+//! - `writer`: the group-commit thread, the only writer (staging, commit, publication,
+//!   roll-over, each in its own module);
+//! - `commit_queue`: the bounded queue from requests to the writer, and its gauges;
+//! - `syncer`: the thread that runs the writer's syncs, one at a time;
+//! - `retention`: expiring pending events and removing old segments;
 //! - [`index`]: in-memory indexes shared with readers;
+//! - `reader`: reading records back, on the blocking pool;
 //! - [`idempotency`]: the dedup index, owned by the writer;
 //! - [`recovery`]: opening a directory, torn tails and corruption;
+//! - [`catalog_file`]: the catalog's file;
 //! - [`verify`]: `sluice check` and `sluice inspect`.
 
+pub mod catalog_file;
 pub mod codec;
+mod commit_queue;
 mod config;
+mod counters;
+mod error;
 pub mod fsutil;
-pub mod idempotency;
-pub mod index;
-pub mod pending;
-pub mod recovery;
-pub mod scan;
+pub(crate) mod idempotency;
+pub(crate) mod index;
+pub(crate) mod pending;
+mod reader;
+pub(crate) mod recovery;
+mod retention;
+pub(crate) mod scan;
 pub mod scrub;
-pub mod segment;
+pub(crate) mod segment;
 pub mod sidecar;
 mod spare;
 mod syncer;
@@ -26,72 +37,94 @@ mod type_names;
 pub mod verify;
 mod writer;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{oneshot, watch};
 
 pub use config::{Clock, Durability, EmbeddedConfig};
+pub use counters::{EngineGauges, SYNC_LATENCY_BOUNDS_US};
+pub use error::EngineError;
 
-use self::codec::Record;
-use self::index::{Index, Location, STATE_ACKED, STATE_PENDING};
-use self::writer::{Command, Writer};
-use crate::catalog::{ApiKeyRecord, Catalog, CatalogFile, Tenant, TenantLimits};
+use self::catalog_file::CatalogFile;
+use self::commit_queue::{QueueGauges, QueueSender};
+use self::counters::Counters;
+use self::index::{Index, STATE_ACKED, STATE_DELETED, STATE_EXPIRED, STATE_PENDING};
+use self::reader::{blocking, Span, Wanted, SPAN_BYTES_MAX};
+use self::writer::{Command, Links, Start, Writer};
+use crate::catalog::{ApiKeyRecord, Catalog, Tenant, TenantLimits};
 use crate::error::StoreError;
 use crate::event_id::EventId;
-use crate::store::{Store, StoreStats, SYNC_LATENCY_BOUNDS_US};
+use crate::exposition::Exposition;
+use crate::feed::{CommitFeed, FeedSender};
+use crate::store::{CatalogWatch, Store, StoreStats};
 use crate::types::{
-    AppendOutcome, Committed, EventState, InboxPage, InboxQuery, NewEvent, Sequence, Settle,
-    SettleOutcome, StoredEvent, TenantId,
+    AppendOutcome, EventState, Health, InboxPage, InboxQuery, LogPage, LogQuery, NewEvent,
+    Sequence, Settle, SettleOutcome, StoredEvent, TenantId,
 };
 
-/// Lock-free counters for `/metrics`.
-#[derive(Debug, Default)]
-struct Counters {
-    events_appended: AtomicU64,
-    commits: AtomicU64,
-    sync_micros_total: AtomicU64,
-    sync_latency: [AtomicU64; SYNC_LATENCY_BOUNDS_US.len()],
-    overloaded_total: AtomicU64,
-    segments_purged: AtomicU64,
-    pending_expired: AtomicU64,
+/// Events one log read looks at, at most, before it answers with how far it got: the
+/// bound on the work (and the index lock's hold) of one read, whatever the filter.
+const LOG_SCAN_EVENTS_MAX: usize = 4096;
+
+/// The catalog: its file, its current value for every reader, and the lock that makes
+/// changes one at a time.
+struct CatalogStore {
+    file: CatalogFile,
+    current: watch::Sender<Arc<Catalog>>,
+    /// Held across a change's file save: changes are rare and tiny, and one at a time
+    /// is what makes each a pure function of the one before. An async lock, so a
+    /// waiting change parks its task, not a worker thread.
+    writers: tokio::sync::Mutex<()>,
 }
 
-/// State shared by the handle, the readers and the writer thread.
-struct Shared {
-    config: EmbeddedConfig,
-    clock: Clock,
+impl CatalogStore {
+    /// Applies `change` to the current catalog, saves the result (on the blocking pool)
+    /// and publishes it; returns what `change` returned beside the new catalog.
+    async fn update<T>(
+        &self,
+        change: impl FnOnce(&Catalog) -> Result<(Catalog, T), StoreError>,
+    ) -> Result<T, StoreError> {
+        let _one_at_a_time = self.writers.lock().await;
+        let current = self.current.borrow().clone();
+        let (next, out) = change(&current)?;
+        let next = Arc::new(next);
+        let (file, saved) = (self.file.clone(), next.clone());
+        blocking(move || file.save(&saved)).await?;
+        self.current.send_replace(next);
+        Ok(out)
+    }
+}
+
+/// What the store's readers share: read-mostly, behind cheap clones.
+struct Inner {
     salt: u16,
-    index: Mutex<Index>,
-    catalog: Mutex<Arc<Catalog>>,
-    catalog_file: CatalogFile,
-    notify: broadcast::Sender<Arc<[Committed]>>,
-    stats: Counters,
-    queued_bytes: AtomicUsize,
-    queue_depth: AtomicUsize,
-    halted: AtomicBool,
+    clock: Clock,
+    index: Arc<Mutex<Index>>,
+    catalog: CatalogStore,
+    feed: FeedSender,
+    counters: Arc<Counters>,
+    queue: Arc<QueueGauges>,
+    halted: Arc<AtomicBool>,
     scrub: Arc<scrub::Scrub>,
 }
 
 /// The embedded [`Store`]: see the module docs. Dropping it drains the commit queue,
 /// syncs and stops the writer thread.
 pub struct EmbeddedStore {
-    shared: Arc<Shared>,
-    tx: Option<SyncSender<Command>>,
+    inner: Arc<Inner>,
+    queue: Option<QueueSender>,
     writer: Option<std::thread::JoinHandle<()>>,
     notes: Vec<String>,
     /// Held for the store's lifetime; see [`fsutil::lock_dir`].
     _lock: std::fs::File,
 }
 
-/// Commit notifications buffered for slow subscribers before they lag.
-const NOTIFY_CAPACITY: usize = 1024;
-
 impl EmbeddedStore {
-    /// Opens or creates the store in `config.dir`, running recovery.
-    pub fn open(config: EmbeddedConfig) -> Result<EmbeddedStore, StoreError> {
+    /// Opens or creates the store in `config.dir`, running recovery. Blocking: call it
+    /// at start-up, before serving.
+    pub fn open(config: EmbeddedConfig) -> Result<EmbeddedStore, EngineError> {
         let lock = fsutil::lock_dir(&config.dir)?;
         let recovered = recovery::recover(&config)?;
         let catalog_file = CatalogFile::new(&config.dir);
@@ -100,38 +133,58 @@ impl EmbeddedStore {
             catalog.token_secret = Catalog::new_token_secret();
             catalog_file.save(&catalog)?;
         }
-        let (notify, _) = broadcast::channel(NOTIFY_CAPACITY);
         let notes = recovered.notes.clone();
-        let unverified = recovered.unverified.clone();
-        let shared = Arc::new(Shared {
-            clock: config.clock.clone(),
+        let scrub: Arc<scrub::Scrub> = Arc::default();
+        scrub
+            .start(recovered.unverified.clone())
+            .map_err(|e| EngineError::io(&config.dir, e))?;
+        let (queue, queue_rx, queue_gauges) =
+            commit_queue::bounded(config.commit_queue_depth, config.commit_queue_bytes_max);
+        let syncer = syncer::Syncer::start(config.commit_delay)
+            .map_err(|e| EngineError::io(&config.dir, e))?;
+        let active_base = recovered
+            .index
+            .segments
+            .last()
+            .map_or(recovered.next_seq.0, |s| s.base_seq);
+        let inner = Arc::new(Inner {
             salt: recovered.salt,
-            index: Mutex::new(Index::default()),
-            catalog: Mutex::new(Arc::new(catalog)),
-            catalog_file,
-            notify,
-            stats: Counters::default(),
-            queued_bytes: AtomicUsize::new(0),
-            queue_depth: AtomicUsize::new(0),
-            halted: AtomicBool::new(false),
-            scrub: Arc::default(),
-            config,
+            clock: config.clock.clone(),
+            index: Arc::new(Mutex::new(recovered.index)),
+            catalog: CatalogStore {
+                file: catalog_file,
+                current: watch::Sender::new(Arc::new(catalog)),
+                writers: tokio::sync::Mutex::new(()),
+            },
+            feed: FeedSender::default(),
+            counters: Arc::default(),
+            queue: queue_gauges,
+            halted: Arc::default(),
+            scrub,
         });
-        shared
-            .scrub
-            .start(unverified)
-            .map_err(|e| StoreError::io(&shared.config.dir, e))?;
-        let (tx, rx) = sync_channel(shared.config.commit_queue_depth);
-        let syncer = syncer::Syncer::start(shared.config.commit_delay)
-            .map_err(|e| StoreError::io(&shared.config.dir, e))?;
-        let writer = Writer::new(shared.clone(), rx, recovered, syncer);
+        let links = Links {
+            index: inner.index.clone(),
+            feed: inner.feed.clone(),
+            counters: inner.counters.clone(),
+            halted: inner.halted.clone(),
+        };
+        let start = Start {
+            active: recovered.active,
+            active_base,
+            next_seq: recovered.next_seq.0,
+            last_ms: recovered.last_ms,
+            idempotency: recovered.idempotency,
+            salt: recovered.salt,
+        };
+        let dir = config.dir.clone();
+        let writer = Writer::new(config, links, queue_rx, start, syncer);
         let handle = std::thread::Builder::new()
             .name("sluice-writer".into())
             .spawn(move || writer.run())
-            .map_err(|e| StoreError::io(&shared.config.dir, e))?;
+            .map_err(|e| EngineError::io(&dir, e))?;
         Ok(EmbeddedStore {
-            shared,
-            tx: Some(tx),
+            inner,
+            queue: Some(queue),
             writer: Some(handle),
             notes,
             _lock: lock,
@@ -145,7 +198,31 @@ impl EmbeddedStore {
 
     /// Blocks until the background scrub of checkpointed segments has finished.
     pub fn wait_for_scrub(&self) -> scrub::ScrubReport {
-        self.shared.scrub.wait()
+        self.inner.scrub.wait()
+    }
+
+    /// The engine's gauges now (segments, bytes, pinned bytes, damage).
+    pub fn gauges(&self) -> EngineGauges {
+        let (segments, log_bytes, pinned_bytes) = {
+            let index = self.inner.index.lock();
+            let log: u64 = index.segments.iter().map(|s| s.bytes).sum();
+            // The prefix up to the last sealed segment holding a pending event cannot be
+            // removed (segments go oldest first): that is the space pending events pin.
+            let sealed = index.segments.len().saturating_sub(1);
+            let pinned = index.segments[..sealed]
+                .iter()
+                .rposition(|s| s.pending > 0)
+                .map_or(0, |last| {
+                    index.segments[..=last].iter().map(|s| s.bytes).sum()
+                });
+            (index.segments.len() as u64, log, pinned)
+        };
+        EngineGauges {
+            segments,
+            log_bytes,
+            pinned_bytes,
+            corrupt_segments: self.inner.scrub.damaged(),
+        }
     }
 
     /// Stops the writer after it has drained and synced everything queued.
@@ -154,114 +231,31 @@ impl EmbeddedStore {
     }
 
     fn stop(&mut self) {
-        self.shared.scrub.stop();
-        self.tx.take();
+        self.inner.scrub.stop();
+        self.queue.take();
         if let Some(handle) = self.writer.take() {
-            let _ = handle.join();
-        }
-    }
-
-    fn send(&self, cmd: Command, charged: usize) -> Result<(), StoreError> {
-        let shared = &self.shared;
-        if shared.halted.load(Ordering::Relaxed) {
-            return Err(StoreError::Halted);
-        }
-        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
-        let queued = shared.queued_bytes.fetch_add(charged, Ordering::Relaxed) + charged;
-        if queued > shared.config.commit_queue_bytes_max {
-            shared.queued_bytes.fetch_sub(charged, Ordering::Relaxed);
-            shared
-                .stats
-                .overloaded_total
-                .fetch_add(1, Ordering::Relaxed);
-            return Err(StoreError::Overloaded);
-        }
-        shared.queue_depth.fetch_add(1, Ordering::Relaxed);
-        match tx.try_send(cmd) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                shared.queued_bytes.fetch_sub(charged, Ordering::Relaxed);
-                shared.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                match e {
-                    TrySendError::Full(_) => {
-                        shared
-                            .stats
-                            .overloaded_total
-                            .fetch_add(1, Ordering::Relaxed);
-                        Err(StoreError::Overloaded)
-                    }
-                    TrySendError::Disconnected(_) => Err(StoreError::Closed),
-                }
+            if handle.join().is_err() {
+                tracing::error!("the writer thread panicked; the log is as it was last synced");
             }
         }
     }
 
-    /// Reads the records of `locations` (outside any lock) into events.
-    fn read_events(
+    /// Queues a command for the writer and waits for its answer.
+    async fn call<T>(
         &self,
-        tenant: TenantId,
-        found: Vec<(Sequence, Location, u32, EventState)>,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut out = Vec::with_capacity(found.len());
-        for (seq, loc, delivery_count, state) in found {
-            if let Some(event) = self.read_event(tenant, seq, &loc, delivery_count, state)? {
-                out.push(event);
-            }
+        command: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command,
+    ) -> Result<T, StoreError> {
+        if self.inner.halted.load(Ordering::Relaxed) {
+            return Err(EngineError::Halted.into());
         }
-        Ok(out)
-    }
-
-    fn read_event(
-        &self,
-        tenant: TenantId,
-        seq: Sequence,
-        loc: &Location,
-        delivery_count: u32,
-        state: EventState,
-    ) -> Result<Option<StoredEvent>, StoreError> {
-        let bytes = segment::read_record_at(&loc.file, &loc.path, loc.offset)?;
-        let Ok(Record::Event(e)) = codec::read_record(&bytes) else {
-            return Err(StoreError::Corrupt {
-                path: loc.path.clone(),
-                offset: loc.offset,
-                reason: "index points at a record that is not an event".into(),
-            });
-        };
-        if e.seq != seq {
-            return Err(StoreError::Corrupt {
-                path: loc.path.clone(),
-                offset: loc.offset,
-                reason: format!("index points at sequence {} instead of {}", e.seq.0, seq.0),
-            });
+        let queue = self.queue.as_ref().ok_or(EngineError::Closed)?;
+        let (done, rx) = oneshot::channel();
+        queue.send(command(done))?;
+        match rx.await {
+            Ok(result) => result.map_err(StoreError::from),
+            // The writer dropped the waiter without answering: it stopped.
+            Err(_) => Err(EngineError::Closed.into()),
         }
-        if e.tenant != tenant {
-            return Ok(None);
-        }
-        let slice = |field: &[u8]| bytes.slice_ref(field);
-        Ok(Some(StoredEvent {
-            id: EventId::new(e.received_at, e.seq, self.shared.salt),
-            tenant: e.tenant,
-            event_type: slice(e.event_type),
-            source: e.source.map(slice),
-            occurred_at: e.occurred_at.map(slice),
-            received_at: e.received_at,
-            payload: slice(e.payload),
-            delivery_count,
-            state,
-        }))
-    }
-
-    fn update_catalog(
-        &self,
-        change: impl FnOnce(&Catalog) -> Result<Catalog, StoreError>,
-    ) -> Result<(), StoreError> {
-        // The lock serialises catalog writers; the control plane is rare and tiny, so
-        // holding it across the small atomic file write is the simple, correct choice.
-        let mut current = self.shared.catalog.lock();
-        let next = change(&current)?;
-        self.shared.catalog_file.save(&next)?;
-        *current = Arc::new(next);
-        Ok(())
     }
 }
 
@@ -271,53 +265,120 @@ impl Drop for EmbeddedStore {
     }
 }
 
-async fn wait<T>(rx: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
-    rx.await.map_err(|_| StoreError::Closed)?
+/// An index entry that should exist and does not: the index contradicts itself.
+fn index_corrupt(what: String) -> StoreError {
+    StoreError::Corrupt(format!("the in-memory index is inconsistent: {what}"))
 }
 
 impl Store for EmbeddedStore {
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, StoreError> {
-        let charged = events.iter().map(NewEvent::queued_bytes).sum();
-        let (done, rx) = oneshot::channel();
-        self.send(
-            Command::Append {
-                events,
-                charged,
-                done,
-            },
-            charged,
-        )?;
-        wait(rx).await
+        self.call(|done| Command::Append { events, done }).await
+    }
+
+    async fn read_log(&self, query: LogQuery) -> Result<LogPage, StoreError> {
+        let limit = query.limit.clamp(1, 1000);
+        let start = query.after.map_or(0, |s| s.0.saturating_add(1));
+        let (spans, position, has_more) = {
+            let index = self.inner.index.lock();
+            let mut spans: Vec<Span> = Vec::new();
+            let mut scanned = 0usize;
+            let mut candidates = 0usize;
+            let mut position = query.after;
+            let first = index.segments.partition_point(|s| s.end_seq() <= start);
+            'segments: for seg in &index.segments[first..] {
+                let from = start.max(seg.base_seq);
+                let mut span: Option<Span> = None;
+                for seq in from..seg.end_seq() {
+                    if scanned == LOG_SCAN_EVENTS_MAX || candidates == limit {
+                        // Bounded work per read; the caller continues from `position`.
+                        if let Some(s) = span.take() {
+                            spans.push(s);
+                        }
+                        break 'segments;
+                    }
+                    let i = (seq - seg.base_seq) as usize;
+                    let offset = u64::from(seg.offsets[i]);
+                    let end = seg.offsets.get(i + 1).map_or(seg.bytes, |&o| u64::from(o));
+                    scanned += 1;
+                    position = Some(Sequence(seq));
+                    let live = !matches!(seg.states[i], STATE_DELETED | STATE_EXPIRED);
+                    let current = match span.take() {
+                        Some(s) if offset - s.start < SPAN_BYTES_MAX => s,
+                        other => {
+                            if let Some(s) = other {
+                                spans.push(s);
+                            }
+                            Span {
+                                file: seg.file.clone(),
+                                path: seg.path.clone(),
+                                start: offset,
+                                end: offset,
+                                records: Vec::new(),
+                            }
+                        }
+                    };
+                    let mut current = current;
+                    current.end = end;
+                    if live {
+                        current.records.push((Sequence(seq), offset));
+                        candidates += 1;
+                    }
+                    span = Some(current);
+                }
+                if let Some(s) = span.take() {
+                    spans.push(s);
+                }
+            }
+            let last = index.segments.last().map_or(0, |s| s.end_seq());
+            let has_more = position.map_or(0, |p| p.0 + 1) < last;
+            spans.retain(|s| !s.records.is_empty());
+            (spans, position, has_more)
+        };
+        let (salt, tenant) = (self.inner.salt, query.tenant);
+        let wanted = (spans, query.event_type.map(String::into_bytes));
+        let events = reader::read(wanted, move |(spans, event_type), mode| {
+            reader::read_spans(salt, tenant, event_type.as_deref(), spans, mode)
+        })
+        .await?;
+        // At most `limit` live records were read, so at most `limit` events came back.
+        debug_assert!(events.len() <= limit);
+        Ok(LogPage {
+            events,
+            position,
+            has_more,
+        })
+    }
+
+    async fn log_position(&self, _tenant: TenantId) -> Result<Option<Sequence>, StoreError> {
+        // One sequence for every tenant: the global latest is at least as recent as the
+        // tenant's own, which is all a reader starting "from now" needs.
+        let index = self.inner.index.lock();
+        let end = index.segments.last().map_or(0, |s| s.end_seq());
+        Ok(end.checked_sub(1).filter(|&s| s > 0).map(Sequence))
+    }
+
+    async fn feed(&self) -> Result<CommitFeed, StoreError> {
+        Ok(self.inner.feed.subscribe())
     }
 
     async fn list(&self, query: InboxQuery) -> Result<InboxPage, StoreError> {
-        let now = self.shared.clock.now_ms();
+        let now = self.inner.clock.now_ms();
         let limit = query.limit.clamp(1, 1000);
         let start = query.after.map_or(0, |s| s.0.saturating_add(1));
         let mut found = Vec::with_capacity(limit.min(128));
         let mut has_more = false;
         {
-            let mut guard = self.shared.index.lock();
+            let mut guard = self.inner.index.lock();
             let index = &mut *guard;
             let type_filter = match &query.event_type {
                 Some(t) => match index.types.get(t.as_bytes()) {
                     Some(id) => Some(id),
-                    None => {
-                        return Ok(InboxPage {
-                            events: Vec::new(),
-                            next_cursor: None,
-                            has_more: false,
-                        })
-                    }
+                    None => return Ok(InboxPage::default()),
                 },
                 None => None,
             };
             let Some(inbox) = index.inboxes.get_mut(&query.tenant) else {
-                return Ok(InboxPage {
-                    events: Vec::new(),
-                    next_cursor: None,
-                    has_more: false,
-                });
+                return Ok(InboxPage::default());
             };
             let segments = &index.segments;
             for (seq, pending) in inbox.iter_from_mut(start) {
@@ -331,6 +392,13 @@ impl Store for EmbeddedStore {
                     has_more = true;
                     break;
                 }
+                // A pending event is always in a stored segment: retention removes only
+                // segments with nothing pending, and expires pending events first.
+                let Some(location) = index::locate_in(segments, Sequence(seq)) else {
+                    return Err(index_corrupt(format!(
+                        "pending event {seq} is in no segment"
+                    )));
+                };
                 let state = match query.lease_ms {
                     Some(ms) => {
                         pending.lease_until = now + ms as i64;
@@ -344,16 +412,20 @@ impl Store for EmbeddedStore {
                     },
                     None => EventState::Pending,
                 };
-                // A pending event is always in a stored segment; if the index ever
-                // disagreed, skipping it beats reading a wrong offset.
-                let Some(loc) = index::locate_in(segments, Sequence(seq)) else {
-                    continue;
-                };
-                found.push((Sequence(seq), loc, pending.delivery_count, state));
+                found.push(Wanted {
+                    seq: Sequence(seq),
+                    location,
+                    delivery_count: pending.delivery_count,
+                    state,
+                });
             }
         }
-        let next_cursor = found.last().map(|(seq, ..)| *seq);
-        let events = self.read_events(query.tenant, found)?;
+        let next_cursor = found.last().map(|w| w.seq);
+        let (salt, tenant) = (self.inner.salt, query.tenant);
+        let events = reader::read(found, move |found, mode| {
+            reader::read_events(salt, tenant, found, mode)
+        })
+        .await?;
         Ok(InboxPage {
             events,
             next_cursor,
@@ -362,18 +434,18 @@ impl Store for EmbeddedStore {
     }
 
     async fn get(&self, tenant: TenantId, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        if id.salt() != self.shared.salt {
+        if id.salt() != self.inner.salt {
             return Ok(None);
         }
         let seq = id.sequence();
-        let now = self.shared.clock.now_ms();
-        let (loc, delivery_count, state) = {
-            let index = self.shared.index.lock();
-            let Some(loc) = index.locate(seq) else {
+        let now = self.inner.clock.now_ms();
+        let wanted = {
+            let index = self.inner.index.lock();
+            let Some(location) = index.locate(seq) else {
                 return Ok(None);
             };
             let pending = index.pending(tenant, id).copied();
-            let (count, state) = match (loc.state, pending) {
+            let (delivery_count, state) = match (location.state, pending) {
                 (STATE_PENDING, Some(p)) if p.lease_until > now => (
                     p.delivery_count,
                     EventState::Leased {
@@ -385,11 +457,20 @@ impl Store for EmbeddedStore {
                 // Another tenant's pending event, or deleted, or expired.
                 _ => return Ok(None),
             };
-            (loc, count, state)
+            Wanted {
+                seq,
+                location,
+                delivery_count,
+                state,
+            }
         };
-        let event = self.read_event(tenant, seq, &loc, delivery_count, state)?;
+        let salt = self.inner.salt;
+        let mut events = reader::read([wanted], move |wanted, mode| {
+            reader::read_events(salt, tenant, wanted, mode)
+        })
+        .await?;
         // An id whose time part does not match the record was never issued.
-        Ok(event.filter(|e| e.id == id))
+        Ok(events.pop().filter(|e| e.id == id))
     }
 
     async fn settle(
@@ -398,87 +479,73 @@ impl Store for EmbeddedStore {
         ids: Vec<EventId>,
         how: Settle,
     ) -> Result<Vec<SettleOutcome>, StoreError> {
-        let (done, rx) = oneshot::channel();
-        self.send(
-            Command::Settle {
-                tenant,
-                ids,
-                how,
-                done,
-            },
-            0,
-        )?;
-        wait(rx).await
+        self.call(|done| Command::Settle {
+            tenant,
+            ids,
+            how,
+            done,
+        })
+        .await
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Arc<[Committed]>> {
-        self.shared.notify.subscribe()
-    }
-
-    fn pending_count(&self, tenant: TenantId) -> u64 {
-        self.shared
-            .index
-            .lock()
+    async fn pending_counts(&self) -> Result<Vec<(TenantId, u64)>, StoreError> {
+        let index = self.inner.index.lock();
+        Ok(index
             .inboxes
-            .get(&tenant)
-            .map_or(0, |inbox| inbox.len() as u64)
+            .iter()
+            .map(|(tenant, inbox)| (*tenant, inbox.len() as u64))
+            .collect())
     }
 
-    fn stats(&self) -> StoreStats {
-        let c = &self.shared.stats;
-        let (segments, log_bytes, pinned_bytes) = {
-            let index = self.shared.index.lock();
-            let log: u64 = index.segments.iter().map(|s| s.bytes).sum();
-            // The prefix up to the last sealed segment holding a pending event cannot be
-            // removed (segments go oldest first): that is the space pending events pin.
-            let sealed = index.segments.len().saturating_sub(1);
-            let pinned = index.segments[..sealed]
-                .iter()
-                .rposition(|s| s.pending > 0)
-                .map_or(0, |last| {
-                    index.segments[..=last].iter().map(|s| s.bytes).sum()
-                });
-            (index.segments.len() as u64, log, pinned)
-        };
+    async fn stats(&self) -> StoreStats {
+        let c = &self.inner.counters;
         StoreStats {
             events_appended: c.events_appended.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
-            sync_micros_total: c.sync_micros_total.load(Ordering::Relaxed),
-            sync_latency_counts: std::array::from_fn(|i| c.sync_latency[i].load(Ordering::Relaxed)),
-            queue_depth: self.shared.queue_depth.load(Ordering::Relaxed) as u64,
-            overloaded_total: c.overloaded_total.load(Ordering::Relaxed),
-            segments,
-            log_bytes,
-            pinned_bytes,
-            segments_purged: c.segments_purged.load(Ordering::Relaxed),
+            queue_depth: self.inner.queue.depth() as u64,
+            overloaded_total: self.inner.queue.overloaded_total(),
             pending_expired: c.pending_expired.load(Ordering::Relaxed),
-            corrupt_segments: self.shared.scrub.damaged(),
         }
     }
 
-    fn is_writable(&self) -> bool {
-        !self.shared.halted.load(Ordering::Relaxed) && self.tx.is_some()
+    async fn write_metrics(&self, out: &mut Exposition) {
+        self.inner.counters.write(&self.gauges(), out);
+    }
+
+    async fn health(&self) -> Health {
+        let corrupt = self.inner.scrub.damaged();
+        if corrupt > 0 {
+            return Health {
+                ready: false,
+                detail: Some(format!("{corrupt} log segment(s) failed verification; see the server log, then run `sluice check`")),
+            };
+        }
+        if self.inner.halted.load(Ordering::Relaxed) || self.queue.is_none() {
+            return Health {
+                ready: false,
+                detail: Some("storage is not writable; see the server log".into()),
+            };
+        }
+        Health {
+            ready: true,
+            detail: None,
+        }
     }
 
     async fn sync(&self) -> Result<(), StoreError> {
-        let (done, rx) = oneshot::channel();
-        self.send(Command::Sync { done }, 0)?;
-        wait(rx).await
+        self.call(|done| Command::Sync { done }).await
     }
 
-    fn catalog(&self) -> Arc<Catalog> {
-        self.shared.catalog.lock().clone()
+    fn catalog(&self) -> CatalogWatch {
+        self.inner.catalog.current.subscribe()
     }
 
     async fn create_tenant(&self, name: &str, limits: TenantLimits) -> Result<Tenant, StoreError> {
-        let now = self.shared.clock.now_ms();
-        let mut created = None;
-        self.update_catalog(|c| {
-            let (next, tenant) = c.with_tenant(name, limits, now)?;
-            created = Some(tenant);
-            Ok(next)
-        })?;
-        created.ok_or(StoreError::Closed)
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .catalog
+            .update(|c| c.with_tenant(name, limits, now))
+            .await
     }
 
     async fn set_tenant_limits(
@@ -486,21 +553,24 @@ impl Store for EmbeddedStore {
         name: &str,
         limits: TenantLimits,
     ) -> Result<Tenant, StoreError> {
-        let mut updated = None;
-        self.update_catalog(|c| {
-            let (next, tenant) = c.with_limits(name, limits)?;
-            updated = Some(tenant);
-            Ok(next)
-        })?;
-        updated.ok_or(StoreError::Closed)
+        self.inner
+            .catalog
+            .update(|c| c.with_limits(name, limits))
+            .await
     }
 
     async fn add_key(&self, key: ApiKeyRecord) -> Result<(), StoreError> {
-        self.update_catalog(|c| c.with_key(key))
+        self.inner
+            .catalog
+            .update(|c| Ok((c.with_key(key)?, ())))
+            .await
     }
 
     async fn revoke_key(&self, key_id: &str) -> Result<(), StoreError> {
-        let now = self.shared.clock.now_ms();
-        self.update_catalog(|c| c.with_revoked(key_id, now))
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .catalog
+            .update(|c| Ok((c.with_revoked(key_id, now)?, ())))
+            .await
     }
 }

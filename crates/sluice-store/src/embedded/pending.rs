@@ -124,11 +124,6 @@ impl PendingQueue {
         self.live
     }
 
-    /// Whether nothing is pending.
-    pub fn is_empty(&self) -> bool {
-        self.live == 0
-    }
-
     /// Pending events from `start` on, in order, for a poll that may lease them.
     pub fn iter_from_mut(&mut self, start: u64) -> impl Iterator<Item = (u64, &mut Pending)> {
         let i = self.position(start);
@@ -284,7 +279,6 @@ mod tests {
             .collect();
         assert_eq!(leased, vec![3, 4]);
         assert!(queue.get(2).is_none());
-        assert!(!queue.is_empty());
         // An empty or inverted range removes nothing (and does not panic).
         assert!(queue.remove_range(4, 3).is_empty());
         assert!(queue.remove_range(4, 4).is_empty());

@@ -23,13 +23,13 @@ use std::sync::Arc;
 
 use super::codec::{Record, SegmentHeader, SEGMENT_HEADER_LEN};
 use super::config::EmbeddedConfig;
+use super::error::EngineError;
 use super::fsutil;
 use super::idempotency::IdempotencyIndex;
 use super::index::{Index, SegmentMeta, STATE_ACKED, STATE_DELETED};
 use super::scan;
 use super::segment;
 use super::sidecar::{self, Sidecar};
-use crate::error::StoreError;
 use crate::types::{Sequence, Settle, UnixMs};
 
 /// The writer's starting point.
@@ -55,9 +55,9 @@ pub struct Recovered {
 }
 
 /// Opens (creating if needed) the log in `config.dir`.
-pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, StoreError> {
+pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, EngineError> {
     let dir = &config.dir;
-    std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
     let mut segments = segment::list(dir)?;
     let now = config.clock.now_ms();
     if segments.is_empty() {
@@ -104,7 +104,7 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, StoreError> {
                 continue;
             }
         }
-        let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
+        let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
         let header = SegmentHeader::decode(&bytes).map_err(|reason| corrupt(path, 0, reason))?;
         let file = push_segment(&mut index, &mut salt, path, *base, header, 0, 0)?;
 
@@ -176,7 +176,7 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, StoreError> {
                     }
                 })
                 .and_then(|()| file.sync_all())
-                .map_err(|e| StoreError::io(path, e))?;
+                .map_err(|e| EngineError::io(path, e))?;
             end = d.offset;
         }
         if let Some(seg) = index.segments.last_mut() {
@@ -195,15 +195,17 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, StoreError> {
         }
     }
 
-    // Invariant: the list is never empty (a first segment was created above).
+    // Invariant: the list is never empty (a first segment was created above), and every
+    // segment's header names the salt.
     let last = index
         .segments
         .last()
         .ok_or_else(|| corrupt(dir, 0, "no segment after recovery"))?;
+    let salt = salt.ok_or_else(|| corrupt(dir, 0, "no segment header named the store's salt"))?;
     let capacity = last
         .file
         .metadata()
-        .map_err(|e| StoreError::io(&last.path, e))?
+        .map_err(|e| EngineError::io(&last.path, e))?
         .len()
         .max(config.segment_bytes);
     let next_seq = Sequence(last.end_seq());
@@ -213,7 +215,7 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, StoreError> {
         idempotency,
         next_seq,
         last_ms,
-        salt: salt.unwrap_or_default(),
+        salt,
         active,
         notes,
         unverified,
@@ -231,7 +233,7 @@ fn push_segment(
     header: SegmentHeader,
     events_hint: usize,
     bytes: u64,
-) -> Result<Arc<File>, StoreError> {
+) -> Result<Arc<File>, EngineError> {
     if header.base_seq != base {
         return Err(corrupt(
             path,
@@ -266,12 +268,12 @@ fn push_segment(
 
 /// Reads a sealed segment's header and its sidecar; `None` when there is no sidecar or
 /// it does not match the segment exactly (then the segment is walked instead).
-fn load_sidecar(path: &Path) -> Result<Option<(SegmentHeader, Sidecar, u64)>, StoreError> {
+fn load_sidecar(path: &Path) -> Result<Option<(SegmentHeader, Sidecar, u64)>, EngineError> {
     let Ok(bytes) = std::fs::read(sidecar::path_for(path)) else {
         return Ok(None);
     };
-    let file = std::fs::File::open(path).map_err(|e| StoreError::io(path, e))?;
-    let len = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
+    let file = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+    let len = file.metadata().map_err(|e| EngineError::io(path, e))?.len();
     let mut head = [0u8; SEGMENT_HEADER_LEN];
     if std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).is_err() {
         return Ok(None);
@@ -314,8 +316,8 @@ fn apply_sidecar(
     }
 }
 
-fn corrupt(path: &Path, offset: u64, reason: &str) -> StoreError {
-    StoreError::Corrupt {
+fn corrupt(path: &Path, offset: u64, reason: &str) -> EngineError {
+    EngineError::Corrupt {
         path: path.to_path_buf(),
         offset,
         reason: reason.to_owned(),

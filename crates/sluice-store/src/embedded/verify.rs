@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use super::codec::{Record, SegmentHeader};
+use super::error::EngineError;
 use super::scan::{self, Damage};
 use super::segment;
-use crate::error::StoreError;
 use crate::types::{Settle, UnixMs};
 
 /// What one segment holds.
@@ -71,9 +71,9 @@ impl DirReport {
 }
 
 /// Reads every segment of `dir` and verifies every checksum.
-pub fn verify_dir(dir: &Path) -> Result<DirReport, StoreError> {
+pub fn verify_dir(dir: &Path) -> Result<DirReport, EngineError> {
     if !dir.is_dir() {
-        return Err(StoreError::NotFound(format!(
+        return Err(EngineError::NotFound(format!(
             "data directory {}",
             dir.display()
         )));
@@ -82,7 +82,7 @@ pub fn verify_dir(dir: &Path) -> Result<DirReport, StoreError> {
     let listed = segment::list_readonly(dir)?;
     let count = listed.len();
     for (i, (base, path)) in listed.into_iter().enumerate() {
-        let bytes = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+        let bytes = std::fs::read(&path).map_err(|e| EngineError::io(&path, e))?;
         let mut seg = SegmentReport {
             path,
             base_seq: base.0,

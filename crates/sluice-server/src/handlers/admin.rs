@@ -1,16 +1,22 @@
-//! The admin API (`/v1/admin/...`): tenants, keys and limits. Control plane: rare,
-//! small, and free to allocate.
+//! The admin API (`/v1/admin/...`): tenants, keys and limits, behind the admin token.
+//! Control plane: rare, small, and free to allocate.
 
 use bytes::Bytes;
 use http::StatusCode;
-use http_body_util::Full;
 use serde::Deserialize;
-use sluice_store::{Catalog, Scope, Store, StoreError, Tenant, TenantLimits};
+use sluice_store::{Scope, Store, Tenant, TenantLimits};
 
-use crate::app::{json_reply, Reply};
+use super::store_problem;
+use crate::app::{App, Cx};
 use crate::auth::generate_key;
+use crate::body;
 use crate::json::{rfc3339_ms, JsonWriter};
 use crate::problem::{Code, FieldError, Problem};
+use crate::reply::{self, Reply};
+use crate::validate;
+
+/// The largest admin request body.
+const ADMIN_BODY_BYTES_MAX: usize = 64 << 10;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,51 +65,24 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> {
     })
 }
 
-/// Tenant names: 1–64 characters of `[a-z0-9_-]`, so they are safe in URLs and labels.
-pub fn valid_tenant_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-/// Parses scope names as the API and CLI accept them.
-pub fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, Problem> {
-    let mut scopes = Vec::new();
-    for name in names {
-        match Scope::parse(name) {
-            Some(s) if !scopes.contains(&s) => scopes.push(s),
-            Some(_) => {}
-            None => {
-                return Err(Problem::validation(vec![FieldError::new(
-                    "scopes",
-                    format!("unknown scope {name:?}; use ingest, consume or manage"),
-                )]))
-            }
-        }
+/// The body of an admin request: JSON if it has one.
+async fn read_body<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Bytes, Problem> {
+    let head = cx.head;
+    if head
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v != "0")
+        || head.headers.contains_key(http::header::CONTENT_TYPE)
+    {
+        body::require_json(head, false)?;
     }
-    if scopes.is_empty() {
-        return Err(Problem::validation(vec![FieldError::new(
-            "scopes",
-            "must name at least one scope",
-        )]));
-    }
-    Ok(scopes)
-}
-
-fn catalog_problem(e: StoreError) -> Problem {
-    match e {
-        StoreError::Conflict(m) => Problem::new(Code::Conflict, m),
-        StoreError::NotFound(m) => Problem::new(Code::NotFound, format!("{m} not found")),
-        other => {
-            tracing::error!(error = %other, "catalog update failed");
-            Problem::new(
-                Code::StorageUnavailable,
-                "could not save the catalog; see the server log",
-            )
-        }
-    }
+    body::read(
+        head,
+        cx.body,
+        ADMIN_BODY_BYTES_MAX,
+        app.config.body_read_timeout,
+    )
+    .await
 }
 
 fn write_tenant(w: &mut JsonWriter, t: &Tenant) {
@@ -126,11 +105,12 @@ fn write_tenant(w: &mut JsonWriter, t: &Tenant) {
 fn tenant_reply(status: StatusCode, t: &Tenant) -> Reply {
     let mut w = JsonWriter::with_capacity(256);
     write_tenant(&mut w, t);
-    json_reply(status, w.finish())
+    reply::json(status, w.finish())
 }
 
 /// `GET /v1/admin/tenants`
-pub fn list_tenants(catalog: &Catalog) -> Reply {
+pub(crate) async fn list_tenants<S: Store>(app: &App<S>, _: &mut Cx<'_>) -> Result<Reply, Problem> {
+    let catalog = app.store.catalog().borrow().clone();
     let mut w = JsonWriter::with_capacity(256 * catalog.tenants.len() + 32);
     w.begin_object();
     w.key("tenants");
@@ -140,38 +120,52 @@ pub fn list_tenants(catalog: &Catalog) -> Reply {
     }
     w.end_array();
     w.end_object();
-    json_reply(StatusCode::OK, w.finish())
+    Ok(reply::json(StatusCode::OK, w.finish()))
 }
 
 /// `POST /v1/admin/tenants {"name", "limits"?}`
-pub async fn create_tenant<S: Store>(store: &S, body: &[u8]) -> Result<Reply, Problem> {
-    let req: CreateTenant = parse(body)?;
-    if !valid_tenant_name(&req.name) {
+pub(crate) async fn create_tenant<S: Store>(
+    app: &App<S>,
+    cx: &mut Cx<'_>,
+) -> Result<Reply, Problem> {
+    let body = read_body(app, cx).await?;
+    let req: CreateTenant = parse(&body)?;
+    if !validate::tenant_name(&req.name) {
         return Err(Problem::validation(vec![FieldError::new(
             "name",
             "must be 1 to 64 characters of a-z, 0-9, '_' or '-'",
         )]));
     }
     let limits = req.limits.map(TenantLimits::from).unwrap_or_default();
-    let tenant = store
+    let tenant = app
+        .store
         .create_tenant(&req.name, limits)
         .await
-        .map_err(catalog_problem)?;
+        .map_err(store_problem)?;
+    app.refresh_catalog();
     Ok(tenant_reply(StatusCode::CREATED, &tenant))
 }
 
 /// `PATCH /v1/admin/tenants/{name} {"limits"}`
-pub async fn set_limits<S: Store>(store: &S, name: &str, body: &[u8]) -> Result<Reply, Problem> {
-    let req: PatchTenant = parse(body)?;
-    let tenant = store
-        .set_tenant_limits(name, req.limits.into())
+pub(crate) async fn patch_tenant<S: Store>(
+    app: &App<S>,
+    cx: &mut Cx<'_>,
+) -> Result<Reply, Problem> {
+    let body = read_body(app, cx).await?;
+    let req: PatchTenant = parse(&body)?;
+    let tenant = app
+        .store
+        .set_tenant_limits(cx.param("name"), req.limits.into())
         .await
-        .map_err(catalog_problem)?;
+        .map_err(store_problem)?;
+    app.refresh_catalog();
     Ok(tenant_reply(StatusCode::OK, &tenant))
 }
 
 /// `GET /v1/admin/tenants/{name}/keys`
-pub fn list_keys(catalog: &Catalog, name: &str) -> Result<Reply, Problem> {
+pub(crate) async fn list_keys<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
+    let name = cx.param("name");
+    let catalog = app.store.catalog().borrow().clone();
     let tenant = catalog
         .tenant_by_name(name)
         .ok_or_else(|| Problem::new(Code::NotFound, format!("no tenant {name:?}")))?;
@@ -195,30 +189,33 @@ pub fn list_keys(catalog: &Catalog, name: &str) -> Result<Reply, Problem> {
     }
     w.end_array();
     w.end_object();
-    Ok(json_reply(StatusCode::OK, w.finish()))
+    Ok(reply::json(StatusCode::OK, w.finish()))
 }
 
 /// `POST /v1/admin/tenants/{name}/keys {"scopes"}` → the key, shown once.
-pub async fn create_key<S: Store>(store: &S, name: &str, body: &[u8]) -> Result<Reply, Problem> {
+pub(crate) async fn create_key<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
+    let body = read_body(app, cx).await?;
     let req: CreateKey = if body.is_empty() {
         CreateKey { scopes: None }
     } else {
-        parse(body)?
+        parse(&body)?
     };
     let scopes = match req.scopes {
-        Some(names) => parse_scopes(&names)?,
+        Some(names) => validate::scopes(&names)?,
         None => Scope::ALL.to_vec(),
     };
-    let catalog = store.catalog();
+    let name = cx.param("name");
+    let catalog = app.store.catalog().borrow().clone();
     let tenant = catalog
         .tenant_by_name(name)
         .ok_or_else(|| Problem::new(Code::NotFound, format!("no tenant {name:?}")))?;
-    let now = sluice_store::embedded::Clock::System.now_ms();
+    let now = sluice_store::now_ms();
     let key = generate_key(tenant.id, scopes, now);
-    store
+    app.store
         .add_key(key.record.clone())
         .await
-        .map_err(catalog_problem)?;
+        .map_err(store_problem)?;
+    app.refresh_catalog();
     let mut w = JsonWriter::with_capacity(256);
     w.begin_object();
     w.field_str("key", &key.secret);
@@ -232,13 +229,15 @@ pub async fn create_key<S: Store>(store: &S, name: &str, body: &[u8]) -> Result<
     w.end_array();
     w.field_str("created_at", &rfc3339_ms(now));
     w.end_object();
-    Ok(json_reply(StatusCode::CREATED, w.finish()))
+    Ok(reply::json(StatusCode::CREATED, w.finish()))
 }
 
 /// `DELETE /v1/admin/keys/{key_id}`
-pub async fn revoke_key<S: Store>(store: &S, key_id: &str) -> Result<Reply, Problem> {
-    store.revoke_key(key_id).await.map_err(catalog_problem)?;
-    let mut r = http::Response::new(Full::new(Bytes::new()));
-    *r.status_mut() = StatusCode::NO_CONTENT;
-    Ok(r)
+pub(crate) async fn revoke_key<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
+    app.store
+        .revoke_key(cx.param("key_id"))
+        .await
+        .map_err(store_problem)?;
+    app.refresh_catalog();
+    Ok(reply::empty(StatusCode::NO_CONTENT))
 }

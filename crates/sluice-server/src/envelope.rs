@@ -16,7 +16,6 @@ use crate::problem::{Code, FieldError, Problem};
 
 /// Events one batch request may carry.
 pub const BATCH_EVENTS_MAX: usize = 1000;
-const EVENT_TYPE_CHARS_MAX: usize = 256;
 const SOURCE_BYTES_MAX: usize = 1024;
 const IDEMPOTENCY_KEY_CHARS_MAX: usize = 255;
 
@@ -229,11 +228,11 @@ fn validate(
             errors.push(FieldError::new(field("event_type"), "is required"));
             None
         }
-        Field::Str(t) if valid_event_type(&t) => Some(to_bytes(body, t)),
+        Field::Str(t) if crate::validate::event_type(&t) => Some(to_bytes(body, t)),
         Field::Str(_) => {
             errors.push(FieldError::new(
                 field("event_type"),
-                "must be 1 to 256 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'",
+                crate::validate::EVENT_TYPE_RULE,
             ));
             None
         }
@@ -487,14 +486,6 @@ fn valid_key(key: &str) -> Result<(), &'static str> {
         return Err("must be 1 to 255 characters");
     }
     Ok(())
-}
-
-/// `event_type`: 1–256 characters from `[A-Za-z0-9._:-]`.
-pub fn valid_event_type(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= EVENT_TYPE_CHARS_MAX
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// RFC 3339 `date-time`: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, with real ranges.

@@ -1,0 +1,83 @@
+//! The handlers, one module per part of the API. Each is an `async fn(&App, &mut Cx)`
+//! named in the route table; what several share (mapping store errors, writing an
+//! event) is here.
+
+pub(crate) mod admin;
+pub(crate) mod events;
+pub(crate) mod inbox;
+pub(crate) mod ingest;
+pub(crate) mod ops;
+
+use bytes::Bytes;
+use sluice_store::{EventId, EventState, StoreError, StoredEvent};
+
+use crate::json::{rfc3339_ms, JsonWriter};
+use crate::problem::{Code, Problem};
+
+/// Lease length bounds, in seconds.
+pub(crate) const LEASE_SECONDS_MAX: u64 = 12 * 3600;
+
+/// Maps storage failures to what a client can act on.
+pub(crate) fn store_problem(e: StoreError) -> Problem {
+    match e {
+        StoreError::Overloaded => {
+            Problem::new(Code::Overloaded, "the server is at capacity; retry shortly")
+                .retry_after(1)
+        }
+        StoreError::Full(_) => Problem::new(
+            Code::StorageFull,
+            "the server's storage is full; nothing was stored",
+        )
+        .retry_after(30),
+        StoreError::Unavailable(detail) => {
+            tracing::error!(%detail, "storage unavailable");
+            Problem::new(
+                Code::StorageUnavailable,
+                "storage is unavailable; nothing was stored",
+            )
+            .retry_after(5)
+        }
+        StoreError::Conflict(m) => Problem::new(Code::Conflict, m),
+        StoreError::NotFound(m) => Problem::new(Code::NotFound, format!("{m} not found")),
+        StoreError::Corrupt(detail) => {
+            tracing::error!(%detail, "storage found corrupt data");
+            Problem::new(
+                Code::Internal,
+                "stored data failed a check; the operator has been told (see the server log)",
+            )
+        }
+    }
+}
+
+/// The 404 for an event id that names none of the tenant's events.
+pub(crate) fn not_found_event(id: &str) -> Problem {
+    Problem::new(Code::NotFound, format!("no event {id} for this tenant"))
+}
+
+/// The event an id names, parsed; a malformed id names no event.
+pub(crate) fn event_id(text: &str) -> Result<EventId, Problem> {
+    EventId::parse(text).ok_or_else(|| not_found_event(text))
+}
+
+/// Writes an event with its delivery state, as the inbox and the event routes show it.
+pub(crate) fn write_event(w: &mut JsonWriter, e: &StoredEvent) {
+    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+    let mut buf = [0u8; 30];
+    w.begin_object();
+    w.field_token("event_id", e.id.encode(&mut buf));
+    w.field_str("event_type", &text(&e.event_type));
+    w.field_opt_str("source", e.source.as_ref().map(text).as_deref());
+    w.key("payload");
+    w.raw(&e.payload);
+    w.field_timestamp("received_at", e.received_at);
+    w.field_opt_str("occurred_at", e.occurred_at.as_ref().map(text).as_deref());
+    w.field_u64("delivery_count", e.delivery_count as u64);
+    let (state, lease) = match e.state {
+        EventState::Pending => ("pending", None),
+        EventState::Leased { until } => ("leased", Some(until)),
+        EventState::Acked => ("acked", None),
+    };
+    w.field_str("state", state);
+    w.field_opt_str("lease_expires_at", lease.map(rfc3339_ms).as_deref());
+    w.end_object();
+}

@@ -1,0 +1,70 @@
+//! Operations: liveness, readiness, `/metrics` and the OpenAPI document.
+
+use bytes::Bytes;
+use http::StatusCode;
+use sluice_store::exposition::Exposition;
+use sluice_store::Store;
+
+use crate::app::{App, Cx};
+use crate::problem::{Code, Problem};
+use crate::reply::{self, Reply};
+
+/// `GET /v1/health`: the process is up.
+pub(crate) async fn health<S: Store>(_: &App<S>, _: &mut Cx<'_>) -> Result<Reply, Problem> {
+    Ok(reply::json(
+        StatusCode::OK,
+        Bytes::from_static(b"{\"status\":\"ok\"}"),
+    ))
+}
+
+/// `GET /v1/ready`: the store can serve.
+pub(crate) async fn ready<S: Store>(app: &App<S>, _: &mut Cx<'_>) -> Result<Reply, Problem> {
+    let health = app.store.health().await;
+    if health.ready {
+        return Ok(reply::json(
+            StatusCode::OK,
+            Bytes::from_static(b"{\"status\":\"ready\"}"),
+        ));
+    }
+    let detail = health
+        .detail
+        .unwrap_or_else(|| "storage is not ready; see the server log".into());
+    Err(Problem::new(Code::StorageUnavailable, detail).retry_after(5))
+}
+
+/// `GET /metrics`: the request path's metrics, the store's neutral counters, then the
+/// backend's own series.
+pub(crate) async fn metrics<S: Store>(app: &App<S>, _: &mut Cx<'_>) -> Result<Reply, Problem> {
+    let catalog = app.store.catalog().borrow().clone();
+    let stats = app.store.stats().await;
+    let pending: Vec<(String, u64)> = match app.store.pending_counts().await {
+        Ok(counts) => catalog
+            .tenants
+            .iter()
+            .map(|t| {
+                let n = counts
+                    .iter()
+                    .find(|(id, _)| *id == t.id)
+                    .map_or(0, |(_, n)| *n);
+                (t.name.clone(), n)
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: pending counts unavailable");
+            Vec::new()
+        }
+    };
+    let mut out = Exposition::with_capacity(16 << 10);
+    app.metrics.write(&stats, &pending, &mut out);
+    app.store.write_metrics(&mut out).await;
+    Ok(reply::with_type(
+        StatusCode::OK,
+        "text/plain; version=0.0.4",
+        Bytes::from(out.finish()),
+    ))
+}
+
+/// `GET /openapi.json`
+pub(crate) async fn openapi<S: Store>(app: &App<S>, _: &mut Cx<'_>) -> Result<Reply, Problem> {
+    Ok(reply::json(StatusCode::OK, app.openapi.clone()))
+}

@@ -1,0 +1,78 @@
+//! The route table: every route of the API, one declaration each.
+//!
+//! A declaration names the route, its method and path pattern, who may call it, its
+//! handler and its OpenAPI operation (the `#[utoipa::path]` in [`crate::openapi`]).
+//! Routing, the `404` and `405` answers, scope checks, the metrics labels and the
+//! OpenAPI paths are all derived from this table; adding a route touches this table,
+//! its handler module and its OpenAPI operation, and nothing else.
+//!
+//! The handlers are dispatched by one generated `match`, not through boxed function
+//! pointers: a boxed future per request would be an allocation on the ingest path.
+
+use sluice_store::Scope::{Consume, Ingest, Manage};
+use sluice_store::Store;
+
+use crate::access::Access::{self, Admin, Key, Open};
+use crate::app::{App, Cx};
+use crate::handlers::{admin, events, inbox, ingest, ops};
+use crate::openapi::paths as doc;
+use crate::problem::Problem;
+use crate::reply::Reply;
+use crate::router::{operation, RouteSpec};
+
+/// Declares the table: the `RouteId` enum, `ROUTES`, and `dispatch`.
+macro_rules! route_table {
+    ($( $id:ident: $method:ident $path:literal, $access:expr, $handler:path, $doc:ident; )*) => {
+        /// A route of the API; its discriminant is its index in [`ROUTES`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[allow(missing_docs)]
+        pub enum RouteId { $($id,)* }
+
+        /// Every route, in declaration order.
+        pub static ROUTES: &[RouteSpec] = &[$(
+            RouteSpec {
+                id: RouteId::$id,
+                method: http::Method::$method,
+                path: $path,
+                access: $access,
+                label: concat!(stringify!($method), " ", $path),
+                openapi: operation::<doc::$doc>,
+            },
+        )*];
+
+        /// Runs the route's handler.
+        pub(crate) async fn dispatch<S: Store>(
+            id: RouteId,
+            app: &App<S>,
+            cx: &mut Cx<'_>,
+        ) -> Result<Reply, Problem> {
+            match id {
+                $(RouteId::$id => $handler(app, cx).await,)*
+            }
+        }
+    };
+}
+
+const INGEST: Access = Key(&[Ingest]);
+const CONSUME: Access = Key(&[Consume]);
+const READ: Access = Key(&[Consume, Manage]);
+
+route_table! {
+    Ingest: POST "/v1/events", INGEST, ingest::single, __path_ingest;
+    IngestBatch: POST "/v1/events/batch", INGEST, ingest::batch, __path_ingest_batch;
+    Inbox: GET "/v1/inbox", CONSUME, inbox::list, __path_inbox;
+    InboxAck: POST "/v1/inbox/ack", CONSUME, inbox::ack_many, __path_inbox_ack;
+    EventGet: GET "/v1/events/{id}", READ, events::get, __path_get_event;
+    EventAck: POST "/v1/events/{id}/ack", CONSUME, inbox::ack_one, __path_ack_event;
+    EventDelete: DELETE "/v1/events/{id}", CONSUME, events::delete, __path_delete_event;
+    Health: GET "/v1/health", Open, ops::health, __path_health;
+    Ready: GET "/v1/ready", Open, ops::ready, __path_ready;
+    Metrics: GET "/metrics", Open, ops::metrics, __path_metrics;
+    OpenApi: GET "/openapi.json", Open, ops::openapi, __path_openapi;
+    AdminListTenants: GET "/v1/admin/tenants", Admin, admin::list_tenants, __path_list_tenants;
+    AdminCreateTenant: POST "/v1/admin/tenants", Admin, admin::create_tenant, __path_create_tenant;
+    AdminPatchTenant: PATCH "/v1/admin/tenants/{name}", Admin, admin::patch_tenant, __path_patch_tenant;
+    AdminListKeys: GET "/v1/admin/tenants/{name}/keys", Admin, admin::list_keys, __path_list_keys;
+    AdminCreateKey: POST "/v1/admin/tenants/{name}/keys", Admin, admin::create_key, __path_create_key;
+    AdminRevokeKey: DELETE "/v1/admin/keys/{key_id}", Admin, admin::revoke_key, __path_revoke_key;
+}

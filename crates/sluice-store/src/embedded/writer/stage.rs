@@ -1,0 +1,225 @@
+//! Staging: each command becomes records in the batch being encoded, with what its
+//! waiter will be told once the batch is durable.
+//!
+//! This is where sequences are assigned and idempotency keys resolved, on the one writer
+//! thread, so one key never yields two events. Settles are checked here against the
+//! state their events will have once everything staged before them lands.
+
+use std::sync::atomic::Ordering;
+
+use super::batch::{Announced, NewIndexEntry, Staged};
+use super::{Command, Writer};
+use crate::embedded::codec::{self, EventRecord, IdempotencyHashes, Record};
+use crate::embedded::error::EngineError;
+use crate::embedded::idempotency::key_hash;
+use crate::embedded::index::{STATE_ACKED, STATE_DELETED, STATE_EXPIRED, STATE_PENDING};
+use crate::embedded::segment;
+use crate::embedded::sidecar::IndexedSettle;
+use crate::event_id::EventId;
+use crate::types::{AppendOutcome, NewEvent, Sequence, Settle, SettleOutcome, TenantId, UnixMs};
+
+impl Writer {
+    /// Adds one command to the batch, or sets it aside as `carry` when it would not fit
+    /// in the active segment (it then starts the next batch, after a roll-over).
+    pub(super) fn stage(&mut self, cmd: Command) {
+        let needed = cmd.charged_bytes();
+        let room = self.active.capacity - self.active.write_pos;
+        if (self.encoder.len() + needed) as u64 > room {
+            if !self.encoder.is_empty() {
+                self.carry = Some(cmd);
+                return;
+            }
+            if self.active.write_pos > codec::SEGMENT_HEADER_LEN as u64 {
+                if let Err(e) = self.roll_segment() {
+                    return cmd.fail(e);
+                }
+            }
+        }
+        if self.links.halted.load(Ordering::Relaxed) {
+            return cmd.fail(EngineError::Halted);
+        }
+        match cmd {
+            Command::Append { events, done } => {
+                // One receive time per command: its events arrived together.
+                let received_at = self.now();
+                let announce = self.links.feed.has_readers();
+                let outcomes = events
+                    .iter()
+                    .map(|e| self.stage_event(e, received_at, announce))
+                    .collect();
+                self.batch.staged.push(Staged::Append { outcomes, done });
+            }
+            Command::Settle {
+                tenant,
+                ids,
+                how,
+                done,
+            } => match self.stage_settle(tenant, &ids, how) {
+                Ok(outcomes) => self.batch.staged.push(Staged::Settle { outcomes, done }),
+                Err(e) => drop(done.send(Err(e))),
+            },
+            Command::Sync { done } => {
+                self.batch.wants_sync = true;
+                self.batch.staged.push(Staged::Sync { done });
+            }
+        }
+    }
+
+    fn stage_event(&mut self, e: &NewEvent, received_at: UnixMs, announce: bool) -> AppendOutcome {
+        let salt = self.salt;
+        let hashes = e.idempotency.as_ref().map(|k| IdempotencyHashes {
+            key_hash: key_hash(e.tenant, &k.key),
+            fingerprint: k.fingerprint,
+        });
+        if let Some(h) = &hashes {
+            if let Some(prior) = self.idempotency.get(&h.key_hash) {
+                let id = EventId::new(prior.received_at, prior.seq, salt);
+                return if prior.fingerprint == h.fingerprint {
+                    AppendOutcome::Replayed {
+                        id,
+                        received_at: prior.received_at,
+                    }
+                } else {
+                    AppendOutcome::KeyReused { id }
+                };
+            }
+        }
+        let seq = Sequence(self.next_seq);
+        self.next_seq += 1;
+        let offset = self.active.write_pos as usize
+            + self.encoder.push_event(&EventRecord {
+                seq,
+                tenant: e.tenant,
+                received_at,
+                event_type: &e.event_type,
+                source: e.source.as_deref(),
+                occurred_at: e.occurred_at.as_deref(),
+                idempotency: hashes,
+                payload: &e.payload,
+            });
+        // The write position is checked against the segment's capacity before staging
+        // (`stage`), and capacities are far below 4 GiB, so every record offset fits the
+        // index's u32. A violation would index events at wrong offsets: stop here.
+        assert!(
+            offset <= u32::MAX as usize,
+            "record offset {offset} does not fit the index"
+        );
+        if let Some(h) = hashes {
+            self.idempotency
+                .insert(h.key_hash, seq, received_at, h.fingerprint);
+            self.batch.new_keys.push(h.key_hash);
+        }
+        self.batch.payload_bytes += e.payload.len();
+        self.batch.new_events.push(NewIndexEntry {
+            seq,
+            tenant: e.tenant,
+            event_type: self.type_names.shared(&e.event_type),
+            offset: offset as u32,
+            received_at,
+            idempotency: hashes,
+            announce: announce.then(|| Announced {
+                source: e.source.clone(),
+                occurred_at: e.occurred_at.clone(),
+                payload: e.payload.clone(),
+            }),
+        });
+        AppendOutcome::Created {
+            id: EventId::new(received_at, seq, salt),
+            received_at,
+        }
+    }
+
+    fn stage_settle(
+        &mut self,
+        tenant: TenantId,
+        ids: &[EventId],
+        how: Settle,
+    ) -> Result<Vec<SettleOutcome>, EngineError> {
+        let target = settled_state(how);
+        let mut outcomes = Vec::with_capacity(ids.len());
+        let mut changed = Vec::new();
+        let mut undo = Vec::new();
+        for &id in ids {
+            let seq = id.sequence();
+            let key = (tenant, id);
+            let staged = self.batch.overlay.get(&key).or_else(|| {
+                let syncing = self.in_flight.as_ref()?;
+                syncing.batch.overlay.get(&key)
+            });
+            let state = match staged {
+                Some(&s) => Some(s),
+                None if id.salt() != self.salt => None,
+                None => match self.current_state(tenant, id) {
+                    Ok(state) => state,
+                    Err(e) => {
+                        // This command is refused whole: undo what it staged so far.
+                        for (key, prior) in undo {
+                            match prior {
+                                Some(p) => self.batch.overlay.insert(key, p),
+                                None => self.batch.overlay.remove(&key),
+                            };
+                        }
+                        return Err(e);
+                    }
+                },
+            };
+            let outcome = match state {
+                None | Some(STATE_DELETED) | Some(STATE_EXPIRED) => SettleOutcome::NotFound,
+                Some(s) if s == target => SettleOutcome::AlreadyDone,
+                Some(_) => SettleOutcome::Done,
+            };
+            if outcome == SettleOutcome::Done {
+                undo.push((key, self.batch.overlay.insert(key, target)));
+                changed.push(seq);
+            }
+            outcomes.push(outcome);
+        }
+        if !changed.is_empty() {
+            let at = self.now();
+            self.encoder.push_settle(how, tenant, at, &changed);
+            self.batch.settle_records.push(IndexedSettle {
+                how,
+                tenant,
+                at,
+                seqs: changed,
+            });
+        }
+        Ok(outcomes)
+    }
+
+    /// The committed state of `id` as seen by `tenant`; `None` if it is not theirs, or
+    /// if `id` is not exactly the id of an event (the caller checked the salt; here the
+    /// sequence and the time part must both match).
+    fn current_state(&self, tenant: TenantId, id: EventId) -> Result<Option<u8>, EngineError> {
+        let seq = id.sequence();
+        let location = {
+            let index = self.links.index.lock();
+            if index.pending(tenant, id).is_some() {
+                return Ok(Some(STATE_PENDING));
+            }
+            match index.locate(seq) {
+                Some(loc) if loc.state == STATE_ACKED => loc,
+                // Pending under another tenant, deleted, expired, or unknown.
+                _ => return Ok(None),
+            }
+        };
+        // Acked events are not in any inbox, so ownership is read from the record
+        // itself (a rare path: re-acks, and deletes of acked events). This thread may
+        // block on the read: it is the writer's own, not an async worker.
+        let bytes = segment::read_record_at(&location.file, &location.path, location.offset)?;
+        match codec::read_record(&bytes) {
+            Ok(Record::Event(e)) if e.tenant == tenant && e.received_at == id.millis() => {
+                Ok(Some(STATE_ACKED))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The index state an ack or a delete leaves an event in.
+pub(super) fn settled_state(how: Settle) -> u8 {
+    match how {
+        Settle::Ack => STATE_ACKED,
+        Settle::Delete => STATE_DELETED,
+    }
+}
