@@ -35,6 +35,8 @@ pub(crate) struct Counters {
     pub(crate) sync_latency: [AtomicU64; SYNC_LATENCY_BOUNDS_US.len()],
     pub(crate) segments_purged: AtomicU64,
     pub(crate) pending_expired: AtomicU64,
+    /// Reads that missed the page cache and went to the blocking pool.
+    pub(crate) reads_uncached: AtomicU64,
 }
 
 /// The engine's own figures at one moment, for `/metrics`.
@@ -86,6 +88,11 @@ impl Counters {
             "sluice_store_segments_purged_total",
             "Segments removed by retention.",
             self.segments_purged.load(Ordering::Relaxed),
+        );
+        out.counter(
+            "sluice_store_reads_uncached_total",
+            "Reads of records that were not in the page cache (served on the blocking pool).",
+            self.reads_uncached.load(Ordering::Relaxed),
         );
         out.gauge(
             "sluice_store_corrupt_segments",

@@ -336,9 +336,13 @@ impl Store for EmbeddedStore {
         };
         let (salt, tenant) = (self.inner.salt, query.tenant);
         let wanted = (spans, query.event_type.map(String::into_bytes));
-        let events = reader::read(wanted, move |(spans, event_type), mode| {
-            reader::read_spans(salt, tenant, event_type.as_deref(), spans, mode)
-        })
+        let events = reader::read(
+            &self.inner.counters,
+            wanted,
+            move |(spans, event_type), mode| {
+                reader::read_spans(salt, tenant, event_type.as_deref(), spans, mode)
+            },
+        )
         .await?;
         // At most `limit` live records were read, so at most `limit` events came back.
         debug_assert!(events.len() <= limit);
@@ -422,7 +426,7 @@ impl Store for EmbeddedStore {
         }
         let next_cursor = found.last().map(|w| w.seq);
         let (salt, tenant) = (self.inner.salt, query.tenant);
-        let events = reader::read(found, move |found, mode| {
+        let events = reader::read(&self.inner.counters, found, move |found, mode| {
             reader::read_events(salt, tenant, found, mode)
         })
         .await?;
@@ -465,7 +469,7 @@ impl Store for EmbeddedStore {
             }
         };
         let salt = self.inner.salt;
-        let mut events = reader::read([wanted], move |wanted, mode| {
+        let mut events = reader::read(&self.inner.counters, [wanted], move |wanted, mode| {
             reader::read_events(salt, tenant, wanted, mode)
         })
         .await?;

@@ -12,7 +12,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use std::sync::atomic::Ordering;
+
 use super::codec::{self, Record, RECORD_HEADER_LEN};
+use super::counters::Counters;
 use super::error::EngineError;
 use super::index::Location;
 use super::segment::{self, ReadMode};
@@ -22,14 +25,17 @@ use crate::types::{EventState, LogEvent, Sequence, StoredEvent, TenantId};
 
 /// Reads `data` with `read`: from the page cache at once if it is all there, else on
 /// the blocking pool (see the module docs).
-pub(crate) async fn read<D, T, F>(data: D, read: F) -> Result<T, StoreError>
+pub(crate) async fn read<D, T, F>(counters: &Counters, data: D, read: F) -> Result<T, StoreError>
 where
     D: Send + 'static,
     T: Send + 'static,
     F: Fn(&D, ReadMode) -> Result<T, EngineError> + Send + 'static,
 {
     match read(&data, ReadMode::Cached) {
-        Err(EngineError::NotCached) => blocking(move || read(&data, ReadMode::Wait)).await,
+        Err(EngineError::NotCached) => {
+            counters.reads_uncached.fetch_add(1, Ordering::Relaxed);
+            blocking(move || read(&data, ReadMode::Wait)).await
+        }
         other => other.map_err(StoreError::from),
     }
 }

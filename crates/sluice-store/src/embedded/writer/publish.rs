@@ -58,16 +58,18 @@ impl Writer {
         if batch.new_events.is_empty() || !self.links.feed.has_readers() {
             return;
         }
-        let inline = batch.payload_bytes <= FEED_INLINE_BYTES_MAX;
+        // Staged before the first reader subscribed, the events were kept without
+        // their fields: announced without a payload, they are read from the log.
+        let fields = batch.announced.len() == batch.new_events.len();
+        let inline = fields && batch.payload_bytes <= FEED_INLINE_BYTES_MAX;
         let salt = self.salt;
+        let mut announced = batch.announced.drain(..);
         let committed: Arc<[Committed]> = batch
             .new_events
-            .iter_mut()
+            .iter()
             .map(|e| {
-                // Staged before the first reader subscribed: announced without its
-                // fields, which tells a reader to read it from the log.
-                let announced = e.announce.take();
-                let (source, occurred_at, payload) = match announced {
+                let a = if fields { announced.next() } else { None };
+                let (source, occurred_at, payload) = match a {
                     Some(a) => (a.source, a.occurred_at, inline.then_some(a.payload)),
                     None => (None, None, None),
                 };
@@ -82,6 +84,7 @@ impl Writer {
                 }
             })
             .collect();
+        drop(announced);
         self.links.feed.send(committed);
     }
 

@@ -117,12 +117,14 @@ impl Writer {
             offset: offset as u32,
             received_at,
             idempotency: hashes,
-            announce: announce.then(|| Announced {
+        });
+        if announce {
+            self.batch.announced.push(Announced {
                 source: e.source.clone(),
                 occurred_at: e.occurred_at.clone(),
                 payload: e.payload.clone(),
-            }),
-        });
+            });
+        }
         AppendOutcome::Created {
             id: EventId::new(received_at, seq, salt),
             received_at,

@@ -1,0 +1,122 @@
+//! Reads of events that are not in the page cache: served correctly, on the blocking
+//! pool (an async worker never waits on the disk), and counted.
+//!
+//! The segments' pages are dropped from the page cache with `posix_fadvise(DONTNEED)`
+//! after the events are synced (clean pages go at once), so the first reads must miss.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+
+use bytes::Bytes;
+use common::segments;
+use sluice_store::embedded::{EmbeddedConfig, EmbeddedStore};
+use sluice_store::exposition::Exposition;
+use sluice_store::{AppendOutcome, InboxQuery, LogQuery, NewEvent, Store, TenantId};
+
+const T: TenantId = TenantId(1);
+
+fn event(n: usize) -> NewEvent {
+    NewEvent {
+        tenant: T,
+        event_type: Bytes::from_static(b"cold"),
+        source: None,
+        occurred_at: None,
+        idempotency: None,
+        payload: Bytes::from(format!(r#"{{"n":{n},"pad":"{}"}}"#, "y".repeat(3000))),
+    }
+}
+
+fn drop_cache(dir: &std::path::Path) {
+    for seg in segments(dir) {
+        let file = std::fs::File::open(&seg).expect("open segment");
+        // SAFETY: fadvise on a descriptor owned by `file` for the call's duration.
+        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0, "posix_fadvise");
+    }
+}
+
+async fn uncached(store: &EmbeddedStore) -> u64 {
+    let mut out = Exposition::default();
+    store.write_metrics(&mut out).await;
+    let text = out.finish();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("sluice_store_reads_uncached_total "))
+        .expect("the counter is exposed");
+    line.split(' ')
+        .nth(1)
+        .expect("value")
+        .parse()
+        .expect("number")
+}
+
+#[test]
+fn reads_outside_the_page_cache_are_served_from_the_blocking_pool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).expect("open");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let events: Vec<NewEvent> = (0..200).map(event).collect();
+        let outcomes = store.append(events.clone()).await.expect("append");
+        let ids: Vec<_> = outcomes
+            .iter()
+            .map(|o| match o {
+                AppendOutcome::Created { id, .. } => *id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        store.sync().await.expect("sync");
+        assert_eq!(uncached(&store).await, 0, "everything was just written");
+
+        drop_cache(dir.path());
+        let got = store.get(T, ids[150]).await.expect("get").expect("found");
+        assert_eq!(got.payload, events[150].payload);
+        let after_get = uncached(&store).await;
+        assert!(after_get >= 1, "the get missed the cache and was counted");
+
+        drop_cache(dir.path());
+        let page = store
+            .list(InboxQuery {
+                tenant: T,
+                limit: 1000,
+                after: None,
+                event_type: None,
+                lease_ms: None,
+            })
+            .await
+            .expect("list");
+        assert_eq!(page.events.len(), 200);
+        for (e, sent) in page.events.iter().zip(&events) {
+            assert_eq!(e.payload, sent.payload);
+        }
+        let after_list = uncached(&store).await;
+        assert!(after_list > after_get, "the list missed the cache");
+
+        drop_cache(dir.path());
+        let log = store
+            .read_log(LogQuery {
+                tenant: T,
+                after: None,
+                limit: 1000,
+                event_type: None,
+            })
+            .await
+            .expect("read log");
+        assert_eq!(log.events.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
+        assert!(
+            uncached(&store).await > after_list,
+            "the log read missed the cache"
+        );
+
+        // Cached again now: the same reads stay on the worker.
+        let before = uncached(&store).await;
+        store.get(T, ids[3]).await.expect("get").expect("found");
+        assert_eq!(uncached(&store).await, before);
+    });
+    store.close();
+}
