@@ -15,16 +15,20 @@ pub enum Workload {
     Mixed,
     /// `GET` the URL: any server, for reference measurements.
     Get,
+    /// Push delivery end to end: receivers, subscriptions, batch ingest, and the
+    /// ingest→delivery latency (see [`crate::webhook`]).
+    Webhook,
 }
 
 impl Workload {
     /// Every workload, in the order `--help` lists them.
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 6] = [
         Workload::Ingest,
         Workload::Batch,
         Workload::Consume,
         Workload::Mixed,
         Workload::Get,
+        Workload::Webhook,
     ];
 
     /// Parses the CLI spelling.
@@ -40,6 +44,7 @@ impl Workload {
             Workload::Consume => "consume",
             Workload::Mixed => "mixed",
             Workload::Get => "get",
+            Workload::Webhook => "webhook",
         }
     }
 
@@ -47,7 +52,7 @@ impl Workload {
     fn default_path(self) -> &'static str {
         match self {
             Workload::Ingest | Workload::Mixed => "/v1/events",
-            Workload::Batch => "/v1/events/batch",
+            Workload::Batch | Workload::Webhook => "/v1/events/batch",
             Workload::Consume => "/v1/inbox",
             Workload::Get => "/",
         }
@@ -182,7 +187,7 @@ impl BenchConfig {
                 .consumers
                 .unwrap_or(self.connections / 10)
                 .clamp(1, self.connections.saturating_sub(1).max(1)),
-            Workload::Ingest | Workload::Batch | Workload::Get => 0,
+            Workload::Ingest | Workload::Batch | Workload::Get | Workload::Webhook => 0,
         }
     }
 
@@ -191,7 +196,7 @@ impl BenchConfig {
         match self.workload {
             Workload::Get | Workload::Consume => 0,
             Workload::Ingest | Workload::Mixed => 1,
-            Workload::Batch => self.batch_size.max(1) as u64,
+            Workload::Batch | Workload::Webhook => self.batch_size.max(1) as u64,
         }
     }
 

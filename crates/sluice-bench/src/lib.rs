@@ -36,6 +36,7 @@ mod pacer;
 mod plot;
 mod runner;
 mod stats;
+pub mod webhook;
 mod worker;
 
 pub use config::{BenchConfig, Protocol, SweepAxis, Workload};

@@ -120,7 +120,7 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(histogram: &Histogram<u64>) -> Percentiles {
+    pub(crate) fn of(histogram: &Histogram<u64>) -> Percentiles {
         let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
         Percentiles {
             p50: ms(0.5),

@@ -191,7 +191,9 @@ async fn produce(
     let path = &ctx.path;
     let (method, body, key): (_, &[u8], _) = match ctx.config.workload {
         Workload::Get => ("GET", &[], None),
-        Workload::Batch => ("POST", &ctx.bodies.batch, None),
+        // The webhook workload runs its own producers (see `webhook`); here it would
+        // post batches like `batch`.
+        Workload::Batch | Workload::Webhook => ("POST", &ctx.bodies.batch, None),
         Workload::Ingest => {
             let key = ctx.idempotency_key(scratch);
             ("POST", &ctx.bodies.single, key)

@@ -18,6 +18,7 @@ use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::request::Parts;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
+use sluice_push::Dispatcher;
 use sluice_store::Store;
 
 use crate::access::{self, Access};
@@ -51,6 +52,8 @@ pub struct App<S> {
     pub(crate) openapi: Bytes,
     /// Signs and checks page cursors.
     pub(crate) cursors: CursorKey,
+    /// The webhook dispatcher (started by whoever serves, with [`App::push`]).
+    pub(crate) push: Arc<Dispatcher<S>>,
 }
 
 /// Who is calling, once the route's access checked out.
@@ -108,6 +111,7 @@ impl<S: Store> App<S> {
             keys: ArcSwap::from_pointee(KeyCache::build(&catalog)),
             tenants: ArcSwap::from_pointee(TenantTable::build(&catalog, &config.limits, None)),
             cursors: CursorKey::new(catalog.token_secret.as_bytes()),
+            push: Dispatcher::new(store.clone(), config.push.clone()),
             store,
             config,
             metrics: Metrics::default(),
@@ -122,6 +126,12 @@ impl<S: Store> App<S> {
     /// The store.
     pub fn store(&self) -> &Arc<S> {
         &self.store
+    }
+
+    /// The webhook dispatcher: run it beside the server (`Dispatcher::run`), and stop
+    /// it at shutdown before the store's final sync (`Dispatcher::stop`).
+    pub fn push(&self) -> &Arc<Dispatcher<S>> {
+        &self.push
     }
 
     /// The metrics, for the connection layer.

@@ -58,6 +58,8 @@ pub struct ServerConfig {
     pub access_log_sample: u64,
     /// Time allowed at shutdown for in-flight requests to finish.
     pub shutdown_grace: Duration,
+    /// Push delivery's settings.
+    pub push: sluice_push::PushConfig,
 }
 
 impl ServerConfig {
@@ -74,6 +76,7 @@ impl ServerConfig {
             admin_token: None,
             access_log_sample: 0,
             shutdown_grace: Duration::from_secs(30),
+            push: sluice_push::PushConfig::default(),
         }
     }
 }

@@ -9,7 +9,14 @@
 //!
 //! ```text
 //! cursor := "cur_" base64url(seq u64 BE | tag 12)      (31 characters)
-//! tag    := HMAC-SHA256(secret, "sluice-cursor-v1" | listing u8 | tenant u32 BE | seq u64 BE)[..12]
+//! tag    := HMAC-SHA256(secret, "sluice-cursor-v1" | listing u8 | scope u32 BE | tenant u32 BE
+//!                   | seq u64 BE)[..12]
+//! ```
+//!
+//! `scope` is the subscription (or consumer) a listing belongs to, so a cursor of one
+//! subscription's attempts does not page another's.
+//!
+//! ```text
 //! ```
 //!
 //! 96 bits of tag: a forgery has one chance in 2^96 per try.
@@ -34,12 +41,18 @@ const DOMAIN: &[u8] = b"sluice-cursor-v1";
 pub enum Listing {
     /// `GET /v1/inbox`.
     Inbox,
+    /// `GET /v1/subscriptions/{id}/attempts` of the subscription with this key.
+    Attempts(u32),
+    /// `GET /v1/subscriptions/{id}/dead-letters` of the subscription with this key.
+    DeadLetters(u32),
 }
 
 impl Listing {
-    fn domain_byte(self) -> u8 {
+    fn domain(self) -> (u8, u32) {
         match self {
-            Listing::Inbox => 1,
+            Listing::Inbox => (1, 0),
+            Listing::Attempts(sub) => (2, sub),
+            Listing::DeadLetters(sub) => (3, sub),
         }
     }
 }
@@ -76,7 +89,9 @@ impl CursorKey {
     fn tag(&self, listing: Listing, tenant: TenantId, seq: Sequence) -> [u8; TAG_BYTES] {
         let mut mac = self.mac.clone();
         mac.update(DOMAIN);
-        mac.update(&[listing.domain_byte()]);
+        let (kind, scope) = listing.domain();
+        mac.update(&[kind]);
+        mac.update(&scope.to_be_bytes());
         mac.update(&tenant.0.to_be_bytes());
         mac.update(&seq.0.to_be_bytes());
         let full = mac.finalize().into_bytes();
@@ -144,6 +159,14 @@ mod tests {
             Some(Sequence(42))
         );
         assert!(key.decode(Listing::Inbox, TenantId(2), &text).is_err());
+        assert!(key
+            .decode(Listing::Attempts(0), TenantId(1), &text)
+            .is_err());
+        let sub = key.encode(Listing::Attempts(7), TenantId(1), Sequence(42));
+        assert!(key.decode(Listing::Attempts(8), TenantId(1), &sub).is_err());
+        assert!(key
+            .decode(Listing::DeadLetters(7), TenantId(1), &sub)
+            .is_err());
         assert!(CursorKey::new(b"other")
             .decode(Listing::Inbox, TenantId(1), &text)
             .is_err());

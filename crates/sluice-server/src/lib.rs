@@ -7,6 +7,7 @@
 //! - `handlers`: one module per part of the API;
 //! - [`body`], [`reply`], [`access`]: reading bodies, writing answers, checking callers;
 //! - [`envelope`]: parsing and validating ingest bodies;
+//! - `json`: [`sluice_wire::json`], the JSON writer the answers use;
 //! - [`server`] and [`listener`]: connections.
 //!
 //! ```no_run
@@ -32,8 +33,8 @@ pub mod body;
 pub mod config;
 pub mod cursor;
 pub mod envelope;
+pub use sluice_wire::json;
 mod handlers;
-pub mod json;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;

@@ -149,7 +149,7 @@ pub struct Problem {
     title: String,
     status: u16,
     detail: String,
-    /// Stable: malformed_json, validation_failed, invalid_cursor, unauthorized, forbidden, not_found,
+    /// Stable: malformed_json, validation_failed, target_not_allowed, invalid_cursor, unauthorized, forbidden, not_found,
     /// method_not_allowed, payload_too_large, unsupported_media_type, request_timeout,
     /// idempotency_key_reused, rate_limited, overloaded, too_many_connections,
     /// storage_unavailable, storage_full, conflict, internal_error.
@@ -158,6 +158,134 @@ pub struct Problem {
     /// Byte offset of a JSON syntax error.
     offset: Option<u64>,
     errors: Option<Vec<FieldError>>,
+}
+
+/// A webhook subscription to create.
+#[derive(ToSchema)]
+pub struct SubscriptionIn {
+    /// http:// or https:// URL; private and local addresses are refused (target_not_allowed).
+    #[schema(example = "https://hooks.example.com/sluice")]
+    target_url: String,
+    /// Exact event types, or prefixes ending in `.*`; absent or empty: every type.
+    event_types: Option<Vec<String>>,
+    description: Option<String>,
+    /// `fifo` (default: one delivery in flight, in order) or `none`.
+    ordering: Option<String>,
+    /// 1..=1000, default 16 (with `ordering: none`).
+    max_in_flight: Option<u32>,
+    /// Extra headers sent with every delivery.
+    #[schema(value_type = Object)]
+    headers: Option<()>,
+}
+
+/// A subscription, with its delivery state when read one at a time.
+#[derive(ToSchema)]
+pub struct Subscription {
+    /// `sub_` + 24 hex characters.
+    id: String,
+    target_url: String,
+    event_types: Vec<String>,
+    description: Option<String>,
+    ordering: String,
+    max_in_flight: u32,
+    #[schema(value_type = Object)]
+    headers: (),
+    /// `active`, `paused` or `disabled`.
+    status: String,
+    /// `gone` (the endpoint answered 410) or `failing` (nothing but failures for webhook_disable_after).
+    disabled_reason: Option<String>,
+    created_at: String,
+    /// Only in the answer to a creation: `whsec_…`, shown once.
+    secret: Option<String>,
+    /// Events not yet delivered (GET one, PATCH).
+    backlog: Option<u64>,
+    in_flight: Option<u32>,
+    retrying: Option<u32>,
+    dead_letters: Option<u64>,
+    last_success_at: Option<String>,
+    last_failure_at: Option<String>,
+}
+
+/// A tenant's subscriptions (without secrets).
+#[derive(ToSchema)]
+pub struct Subscriptions {
+    subscriptions: Vec<Subscription>,
+}
+
+/// A change to a subscription; absent fields stay as they are.
+#[derive(ToSchema)]
+pub struct SubscriptionPatch {
+    target_url: Option<String>,
+    event_types: Option<Vec<String>>,
+    /// `null` clears it.
+    description: Option<String>,
+    /// `active` (re-enables a disabled subscription) or `paused`.
+    status: Option<String>,
+}
+
+/// A new signing secret; the previous one keeps signing beside it for 24 h.
+#[derive(ToSchema)]
+pub struct SecretOut {
+    secret: String,
+}
+
+/// One delivery attempt.
+#[derive(ToSchema)]
+pub struct AttemptOut {
+    /// `att_` + 16 hex characters.
+    attempt_id: String,
+    event_id: String,
+    /// From 1.
+    attempt: u32,
+    started_at: String,
+    latency_ms: u32,
+    response_status: Option<u16>,
+    error: Option<String>,
+    /// `delivered`, `failed` (a retry is scheduled) or `dead`.
+    outcome: String,
+}
+
+/// A page of attempts, newest first.
+#[derive(ToSchema)]
+pub struct Attempts {
+    attempts: Vec<AttemptOut>,
+    next_cursor: Option<String>,
+    has_more: bool,
+}
+
+/// A dead letter: an event whose last attempt failed.
+#[derive(ToSchema)]
+pub struct DeadLetter {
+    event: Event,
+    dead_at: String,
+    attempts: u32,
+}
+
+/// A page of dead letters, oldest first.
+#[derive(ToSchema)]
+pub struct DeadLetters {
+    dead_letters: Vec<DeadLetter>,
+    next_cursor: Option<String>,
+    has_more: bool,
+}
+
+/// What to deliver again: a time range, or ids.
+#[derive(ToSchema)]
+pub struct ReplayIn {
+    /// RFC 3339: replay the matching events received from here on.
+    since: Option<String>,
+    /// RFC 3339: and before this.
+    until: Option<String>,
+    /// Or these events (1 to 1000).
+    event_ids: Option<Vec<String>>,
+}
+
+/// How many events a replay queued.
+#[derive(ToSchema)]
+pub struct Queued {
+    queued: u64,
+    /// Whether the range held more than the 10,000 a replay queues.
+    truncated: bool,
 }
 
 /// Liveness or readiness.
@@ -301,6 +429,73 @@ pub(crate) mod paths {
         security(("bearer" = []), ("api_key" = [])))]
     fn delete_event() {}
 
+    /// Create a webhook subscription; it starts at the next event committed.
+    #[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions", request_body = SubscriptionIn,
+        responses((status = 201, description = "Created; the secret is shown only here", body = Subscription),
+            (status = 422, description = "validation_failed, or target_not_allowed", body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn create_subscription() {}
+
+    /// List the tenant's subscriptions.
+    #[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions",
+        responses((status = 200, body = Subscriptions)), security(("bearer" = []), ("api_key" = [])))]
+    fn list_subscriptions() {}
+
+    /// A subscription and its delivery state.
+    #[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
+        responses((status = 200, body = Subscription), (status = 404, description = "Unknown, or another tenant's", body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn get_subscription() {}
+
+    /// Change a subscription (status active re-enables a disabled one).
+    #[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
+        request_body = SubscriptionPatch,
+        responses((status = 200, body = Subscription), (status = 404, body = Problem), (status = 422, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn patch_subscription() {}
+
+    /// Delete a subscription.
+    #[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions", params(("id" = String, Path)),
+        responses((status = 204, description = "Deleted"), (status = 404, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn delete_subscription() {}
+
+    /// A new signing secret; the old one signs beside it for 24 h.
+    #[utoipa::path(post, path = "/v1/subscriptions/{id}/rotate-secret", tag = "subscriptions", params(("id" = String, Path)),
+        responses((status = 200, body = SecretOut), (status = 404, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn rotate_secret() {}
+
+    /// The attempts log, newest first.
+    #[utoipa::path(get, path = "/v1/subscriptions/{id}/attempts", tag = "subscriptions",
+        params(("id" = String, Path), ("limit" = Option<u32>, Query, description = "1..=1000, default 100"),
+            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+            ("outcome" = Option<String>, Query, description = "delivered, failed or dead")),
+        responses((status = 200, body = Attempts), (status = 400, description = "invalid_cursor", body = Problem), (status = 404, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn list_attempts() {}
+
+    /// Dead letters, oldest first.
+    #[utoipa::path(get, path = "/v1/subscriptions/{id}/dead-letters", tag = "subscriptions",
+        params(("id" = String, Path), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+        responses((status = 200, body = DeadLetters), (status = 400, description = "invalid_cursor", body = Problem), (status = 404, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn list_dead_letters() {}
+
+    /// Deliver events again: a time range or ids (dead letters leave the dead letters).
+    #[utoipa::path(post, path = "/v1/subscriptions/{id}/replay", tag = "subscriptions", params(("id" = String, Path)),
+        request_body = ReplayIn,
+        responses((status = 202, body = Queued), (status = 404, body = Problem), (status = 422, body = Problem),
+            (status = 503, description = "The replay queue is full (Retry-After)", body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn replay() {}
+
+    /// Send one sluice.test event to the endpoint now, and answer the attempt.
+    #[utoipa::path(post, path = "/v1/subscriptions/{id}/test", tag = "subscriptions", params(("id" = String, Path)),
+        responses((status = 200, body = AttemptOut), (status = 404, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn test_subscription() {}
+
     /// Liveness.
     #[utoipa::path(get, path = "/v1/health", tag = "operations", responses((status = 200, body = Status)))]
     fn health() {}
@@ -373,9 +568,11 @@ impl Modify for Security {
     info(title = "Sluice", description = "Durable event ingestion: producers POST events, made durable before the answer; consumers pull from a per-tenant inbox with leases and acks."),
     components(schemas(EventIn, Receipt, BatchItem, BatchResults, Event, InboxPage, AckRequest, AckResult, AckResults,
                        Acked, FieldError, Problem, Status, Limits, TenantIn, Tenant, TenantPatch, Tenants, KeyIn,
-                       KeyCreated, KeyInfo, Keys)),
+                       KeyCreated, KeyInfo, Keys, SubscriptionIn, Subscription, Subscriptions,
+                       SubscriptionPatch, SecretOut, AttemptOut, Attempts, DeadLetter, DeadLetters,
+                       ReplayIn, Queued)),
     modifiers(&Security),
-    tags((name = "ingest"), (name = "inbox"), (name = "operations"), (name = "admin", description = "Guarded by the admin token"))
+    tags((name = "ingest"), (name = "inbox"), (name = "subscriptions", description = "Webhooks: scope manage"), (name = "operations"), (name = "admin", description = "Guarded by the admin token"))
 )]
 struct ApiDoc;
 

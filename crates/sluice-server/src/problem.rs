@@ -15,6 +15,8 @@ pub enum Code {
     MalformedJson,
     /// Well-formed JSON that breaks a rule; see `errors`.
     ValidationFailed,
+    /// A webhook target that is not allowed (a private, loopback or local address).
+    TargetNotAllowed,
     /// A page cursor that Sluice did not issue for this listing (altered, truncated, or
     /// another tenant's).
     InvalidCursor,
@@ -52,9 +54,10 @@ pub enum Code {
 
 impl Code {
     /// Every code, for the metrics (each code's status is counted) and the docs.
-    pub const ALL: [Code; 18] = [
+    pub const ALL: [Code; 19] = [
         Code::MalformedJson,
         Code::ValidationFailed,
+        Code::TargetNotAllowed,
         Code::InvalidCursor,
         Code::Unauthorized,
         Code::Forbidden,
@@ -79,6 +82,7 @@ impl Code {
             Code::MalformedJson => "malformed_json",
             Code::ValidationFailed => "validation_failed",
             Code::InvalidCursor => "invalid_cursor",
+            Code::TargetNotAllowed => "target_not_allowed",
             Code::Unauthorized => "unauthorized",
             Code::Forbidden => "forbidden",
             Code::NotFound => "not_found",
@@ -103,6 +107,7 @@ impl Code {
             Code::MalformedJson => StatusCode::BAD_REQUEST,
             Code::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Code::InvalidCursor => StatusCode::BAD_REQUEST,
+            Code::TargetNotAllowed => StatusCode::UNPROCESSABLE_ENTITY,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::NotFound => StatusCode::NOT_FOUND,
@@ -126,6 +131,7 @@ impl Code {
             Code::MalformedJson => "Malformed JSON",
             Code::ValidationFailed => "Validation failed",
             Code::InvalidCursor => "Invalid cursor",
+            Code::TargetNotAllowed => "Target not allowed",
             Code::Unauthorized => "Unauthorized",
             Code::Forbidden => "Forbidden",
             Code::NotFound => "Not found",

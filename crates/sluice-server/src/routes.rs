@@ -14,7 +14,7 @@ use sluice_store::Store;
 
 use crate::access::Access::{self, Admin, Key, Open};
 use crate::app::{App, Cx};
-use crate::handlers::{admin, events, inbox, ingest, ops};
+use crate::handlers::{admin, events, inbox, ingest, ops, subscriptions as subs};
 use crate::openapi::paths as doc;
 use crate::problem::Problem;
 use crate::reply::Reply;
@@ -56,6 +56,7 @@ macro_rules! route_table {
 const INGEST: Access = Key(&[Ingest]);
 const CONSUME: Access = Key(&[Consume]);
 const READ: Access = Key(&[Consume, Manage]);
+const MANAGE: Access = Key(&[Manage]);
 
 route_table! {
     Ingest: POST "/v1/events", INGEST, ingest::single, __path_ingest;
@@ -65,6 +66,16 @@ route_table! {
     EventGet: GET "/v1/events/{id}", READ, events::get, __path_get_event;
     EventAck: POST "/v1/events/{id}/ack", CONSUME, inbox::ack_one, __path_ack_event;
     EventDelete: DELETE "/v1/events/{id}", CONSUME, events::delete, __path_delete_event;
+    SubCreate: POST "/v1/subscriptions", MANAGE, subs::create, __path_create_subscription;
+    SubList: GET "/v1/subscriptions", MANAGE, subs::list, __path_list_subscriptions;
+    SubGet: GET "/v1/subscriptions/{id}", MANAGE, subs::get, __path_get_subscription;
+    SubPatch: PATCH "/v1/subscriptions/{id}", MANAGE, subs::patch, __path_patch_subscription;
+    SubDelete: DELETE "/v1/subscriptions/{id}", MANAGE, subs::delete, __path_delete_subscription;
+    SubRotate: POST "/v1/subscriptions/{id}/rotate-secret", MANAGE, subs::rotate_secret, __path_rotate_secret;
+    SubAttempts: GET "/v1/subscriptions/{id}/attempts", MANAGE, subs::attempts, __path_list_attempts;
+    SubDeadLetters: GET "/v1/subscriptions/{id}/dead-letters", MANAGE, subs::dead_letters, __path_list_dead_letters;
+    SubReplay: POST "/v1/subscriptions/{id}/replay", MANAGE, subs::replay, __path_replay;
+    SubTest: POST "/v1/subscriptions/{id}/test", MANAGE, subs::test, __path_test_subscription;
     Health: GET "/v1/health", Open, ops::health, __path_health;
     Ready: GET "/v1/ready", Open, ops::ready, __path_ready;
     Metrics: GET "/metrics", Open, ops::metrics, __path_metrics;

@@ -15,10 +15,13 @@ use std::future::Future;
 use bytes::Bytes;
 
 use crate::catalog::{ApiKeyRecord, Scope, TenantLimits};
+use crate::catalog::{CatalogChange, Changed, NewSubscription, Ordering, SubKey, Subscription};
+use crate::delivery::{Attempt, AttemptOutcome, AttemptQuery, Next, Replay, Settled};
 use crate::feed::{FeedItem, LogFollower, TypeFilter, FEED_CAPACITY};
+use crate::types::UnixMs;
 use crate::{
-    AppendOutcome, EventId, EventState, IdempotencyKey, InboxQuery, LogQuery, NewEvent, Settle,
-    SettleOutcome, Store, TenantId,
+    AppendOutcome, CatalogOps, EventId, EventState, IdempotencyKey, InboxQuery, LogQuery, NewEvent,
+    Settle, SettleOutcome, Store, TenantId,
 };
 
 /// How the suite drives one backend.
@@ -34,6 +37,17 @@ pub trait Harness: Sized + Send {
     /// Moves the clock the store's own deadlines (leases, retention, the dedup window)
     /// are measured on.
     fn advance_ms(&mut self, ms: i64);
+    /// That clock's time now.
+    fn now_ms(&self) -> UnixMs;
+}
+
+/// Awaits `f`, failing the case after 30 s: a case that waits on the store must not
+/// hang the suite when the store never answers.
+async fn within<F: Future>(what: &str, f: F) -> F::Output {
+    match tokio::time::timeout(std::time::Duration::from_secs(30), f).await {
+        Ok(out) => out,
+        Err(_) => panic!("{what}: no answer within 30 s"),
+    }
 }
 
 /// Pending events of one tenant, from [`Store::pending_counts`].
@@ -599,7 +613,7 @@ pub async fn subscribers_see_commits<H: Harness>(h: H) {
     let ids = append_n(store, A, "seen", 3).await;
     let mut got = Vec::new();
     while got.len() < ids.len() {
-        match feed.next().await {
+        match within("the feed", feed.next()).await {
             FeedItem::Commit(commit) => {
                 for c in commit.iter() {
                     assert_eq!(c.tenant, A);
@@ -639,7 +653,7 @@ pub async fn lagging_follower_reads_everything<H: Harness>(h: H) {
     }
     let mut got = Vec::with_capacity(expected.len());
     while got.len() < expected.len() {
-        let e = follower.next().await.expect("next");
+        let e = within("the follower", follower.next()).await.expect("next");
         assert_eq!(e.tenant, A, "another tenant's event");
         got.push(e.id);
     }
@@ -652,9 +666,21 @@ pub async fn lagging_follower_reads_everything<H: Harness>(h: H) {
     let mut live = append_n(store, A, "t", 2).await;
     let wanted = append_n(store, A, "u", 1).await[0];
     live.push(wanted);
-    assert_eq!(typed.next().await.expect("next").id, wanted);
+    assert_eq!(
+        within("the typed follower", typed.next())
+            .await
+            .expect("next")
+            .id,
+        wanted
+    );
     for id in live {
-        assert_eq!(follower.next().await.expect("next").id, id);
+        assert_eq!(
+            within("the follower", follower.next())
+                .await
+                .expect("next")
+                .id,
+            id
+        );
     }
 }
 
@@ -704,6 +730,429 @@ pub async fn log_reads_page_in_order<H: Harness>(h: H) {
         .await
         .expect("read");
     assert!(page.events.is_empty() && !page.has_more);
+}
+
+/// The tenants A and B, in the catalog (subscriptions need their owner to exist).
+async fn ensure_tenants<S: Store>(store: &S) {
+    for name in ["a", "b"] {
+        if store.catalog().borrow().tenant_by_name(name).is_none() {
+            store
+                .create_tenant(name, TenantLimits::default())
+                .await
+                .expect("tenant");
+        }
+    }
+    assert_eq!(
+        store.catalog().borrow().tenant_by_name("a").map(|t| t.id),
+        Some(A)
+    );
+}
+
+/// A subscription of tenant A.
+async fn subscribe<S: Store>(
+    store: &S,
+    event_types: &[&str],
+    ordering: Ordering,
+    max_in_flight: u32,
+) -> Subscription {
+    ensure_tenants(store).await;
+    let n = store.catalog().borrow().subscriptions.len();
+    let change = CatalogChange::CreateSubscription(NewSubscription {
+        id: format!("sub_conformance_{n}"),
+        tenant: A,
+        target_url: "https://example.com/hook".into(),
+        event_types: event_types.iter().map(|t| t.to_string()).collect(),
+        description: None,
+        ordering,
+        max_in_flight,
+        headers: Default::default(),
+        secret: "whsec_test".into(),
+    });
+    match store.change_catalog(change).await.expect("subscribe") {
+        Changed::Subscription(sub) => *sub,
+        other => panic!("expected a subscription, got {other:?}"),
+    }
+}
+
+/// How an attempt on `event` at `at` ended.
+fn settled(event: EventId, attempt: u32, next: Next, at: UnixMs) -> Settled {
+    Settled {
+        seq: Some(event.sequence()),
+        replay: false,
+        next,
+        attempt: Attempt {
+            serial: 0,
+            event_id: event,
+            attempt,
+            started_at: at,
+            latency_ms: 3,
+            status: Some(if next == Next::Delivered { 200 } else { 503 }),
+            error: (next != Next::Delivered).then(|| "service unavailable".to_owned()),
+            outcome: match next {
+                Next::Delivered => AttemptOutcome::Delivered,
+                Next::RetryAt(_) => AttemptOutcome::Failed,
+                Next::Dead => AttemptOutcome::Dead,
+            },
+        },
+    }
+}
+
+async fn fetch_ids<S: Store>(store: &S, sub: SubKey, max: usize) -> Vec<(EventId, u32)> {
+    store
+        .fetch_deliveries(sub, max)
+        .await
+        .expect("fetch")
+        .deliveries
+        .into_iter()
+        .map(|d| (d.event.id, d.attempt))
+        .collect()
+}
+
+/// A subscription delivers the matching events committed after it was created, in
+/// order, with their payloads; nothing before it, nothing of another tenant or type.
+pub async fn subscriptions_start_after_creation_and_match<H: Harness>(h: H) {
+    let store = h.store();
+    append_n(store, A, "order.created", 3).await;
+    let sub = subscribe(store, &["order.*", "user"], Ordering::None, 100).await;
+    let mut wanted = Vec::new();
+    for i in 0..4 {
+        wanted.extend(append_n(store, A, "order.created", 1).await);
+        append_n(store, A, "orders.x", 1).await;
+        append_n(store, B, "order.created", 1).await;
+        if i == 2 {
+            wanted.extend(append_n(store, A, "user", 1).await);
+        }
+    }
+    let fetched = store.fetch_deliveries(sub.key, 100).await.expect("fetch");
+    let ids: Vec<EventId> = fetched.deliveries.iter().map(|d| d.event.id).collect();
+    assert_eq!(ids, wanted);
+    assert!(fetched
+        .deliveries
+        .iter()
+        .all(|d| d.attempt == 1 && !d.replay));
+    assert_eq!(
+        fetched.deliveries[0].event.payload,
+        event(A, "order.created", 0).payload
+    );
+    let state = store.delivery_state(sub.key).await.expect("state");
+    assert_eq!((state.in_flight, state.backlog), (5, 5));
+    // Handed out once: a second fetch gives nothing new.
+    assert!(fetch_ids(store, sub.key, 100).await.is_empty());
+    let now = h.now_ms();
+    let all = ids
+        .iter()
+        .map(|id| settled(*id, 1, Next::Delivered, now))
+        .collect();
+    store.settle_deliveries(sub.key, all).await.expect("settle");
+    let state = store.delivery_state(sub.key).await.expect("state");
+    assert_eq!(
+        (state.in_flight, state.backlog, state.dead_letters),
+        (0, 0, 0)
+    );
+    assert_eq!(state.last_success_at, Some(now));
+    assert!(state.position >= ids[4].sequence());
+}
+
+/// FIFO: one delivery at a time, in order, and a retry holds the ones behind it.
+pub async fn fifo_holds_order_through_retries<H: Harness>(mut h: H) {
+    let sub = subscribe(h.store(), &[], Ordering::Fifo, 1).await;
+    let ids = append_n(h.store(), A, "t", 3).await;
+    assert_eq!(fetch_ids(h.store(), sub.key, 10).await, vec![(ids[0], 1)]);
+    assert!(
+        fetch_ids(h.store(), sub.key, 10).await.is_empty(),
+        "one in flight"
+    );
+    let now = h.now_ms();
+    let retry = settled(ids[0], 1, Next::RetryAt(now + 1000), now);
+    h.store()
+        .settle_deliveries(sub.key, vec![retry])
+        .await
+        .expect("settle");
+    let waiting = h
+        .store()
+        .fetch_deliveries(sub.key, 10)
+        .await
+        .expect("fetch");
+    assert!(
+        waiting.deliveries.is_empty(),
+        "nothing passes a retrying event"
+    );
+    assert_eq!(waiting.next_due_at, Some(now + 1000));
+    h.advance_ms(1000);
+    assert_eq!(fetch_ids(h.store(), sub.key, 10).await, vec![(ids[0], 2)]);
+    let now = h.now_ms();
+    let ok = settled(ids[0], 2, Next::Delivered, now);
+    h.store()
+        .settle_deliveries(sub.key, vec![ok])
+        .await
+        .expect("settle");
+    assert_eq!(fetch_ids(h.store(), sub.key, 10).await, vec![(ids[1], 1)]);
+}
+
+/// Without ordering, up to max_in_flight at once, each retried on its own.
+pub async fn unordered_deliveries_run_in_parallel_up_to_the_cap<H: Harness>(h: H) {
+    let store = h.store();
+    let sub = subscribe(store, &[], Ordering::None, 4).await;
+    let ids = append_n(store, A, "t", 10).await;
+    let first = fetch_ids(store, sub.key, 100).await;
+    assert_eq!(
+        first.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        ids[..4]
+    );
+    let now = h.now_ms();
+    let results = vec![
+        settled(ids[0], 1, Next::RetryAt(now + 60_000), now),
+        settled(ids[1], 1, Next::Delivered, now),
+    ];
+    store
+        .settle_deliveries(sub.key, results)
+        .await
+        .expect("settle");
+    // One slot freed (ids[1]); ids[0] keeps its slot while it waits.
+    assert_eq!(fetch_ids(store, sub.key, 100).await, vec![(ids[4], 1)]);
+    let state = store.delivery_state(sub.key).await.expect("state");
+    assert_eq!((state.in_flight, state.retrying), (3, 1));
+    assert!(
+        state.position < ids[0].sequence(),
+        "the retrying event holds the position"
+    );
+}
+
+/// The last attempt makes a dead letter; the queue moves on; a replay takes it back.
+pub async fn dead_letters_and_replays<H: Harness>(h: H) {
+    let store = h.store();
+    let sub = subscribe(store, &[], Ordering::Fifo, 1).await;
+    let ids = append_n(store, A, "t", 2).await;
+    assert_eq!(fetch_ids(store, sub.key, 1).await, vec![(ids[0], 1)]);
+    let now = h.now_ms();
+    let dead = settled(ids[0], 1, Next::Dead, now);
+    store
+        .settle_deliveries(sub.key, vec![dead])
+        .await
+        .expect("settle");
+    let page = store
+        .dead_letters(sub.key, None, 10)
+        .await
+        .expect("dead letters");
+    assert_eq!(
+        page.dead.iter().map(|d| d.event.id).collect::<Vec<_>>(),
+        vec![ids[0]]
+    );
+    assert_eq!(page.dead[0].attempts, 1);
+    assert_eq!(
+        fetch_ids(store, sub.key, 1).await,
+        vec![(ids[1], 1)],
+        "FIFO moved on"
+    );
+    let ok = settled(ids[1], 1, Next::Delivered, now);
+    store
+        .settle_deliveries(sub.key, vec![ok])
+        .await
+        .expect("settle");
+    // Another tenant's id and an unknown one queue nothing.
+    let theirs = append_n(store, B, "t", 1).await[0];
+    let unknown = EventId::new(ids[0].millis() + 1, ids[0].sequence(), ids[0].salt());
+    let queued = store
+        .replay(sub.key, Replay::Ids(vec![ids[0], theirs, unknown]))
+        .await
+        .expect("replay");
+    assert_eq!(queued, 1);
+    assert!(store
+        .dead_letters(sub.key, None, 10)
+        .await
+        .expect("dead")
+        .dead
+        .is_empty());
+    let again = store.fetch_deliveries(sub.key, 1).await.expect("fetch");
+    assert_eq!(again.deliveries.len(), 1);
+    assert_eq!(again.deliveries[0].event.id, ids[0]);
+    assert!(again.deliveries[0].replay);
+    assert_eq!(
+        again.deliveries[0].attempt, 1,
+        "a replay counts its attempts anew"
+    );
+    // A time range replays the matching events received in it.
+    let since = h.now_ms();
+    let later = append_n(store, A, "t", 3).await;
+    let queued = store
+        .replay(sub.key, Replay::Range { since, until: None })
+        .await
+        .expect("replay");
+    assert!(queued >= 3, "{queued}");
+    let _ = later;
+}
+
+/// The attempts log: newest first, pages, filters by outcome; bounded.
+pub async fn attempts_log_pages_newest_first<H: Harness>(h: H) {
+    let store = h.store();
+    let sub = subscribe(store, &[], Ordering::None, 10).await;
+    let ids = append_n(store, A, "t", 5).await;
+    fetch_ids(store, sub.key, 10).await;
+    let now = h.now_ms();
+    let results: Vec<Settled> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let next = if i % 2 == 0 {
+                Next::Delivered
+            } else {
+                Next::RetryAt(now + 10)
+            };
+            settled(*id, 1, next, now + i as i64)
+        })
+        .collect();
+    store
+        .settle_deliveries(sub.key, results)
+        .await
+        .expect("settle");
+    let all = store
+        .attempts(
+            sub.key,
+            AttemptQuery {
+                before: None,
+                limit: 2,
+                outcome: None,
+            },
+        )
+        .await
+        .expect("attempts");
+    assert_eq!(all.attempts.len(), 2);
+    assert!(all.has_more);
+    assert_eq!(all.attempts[0].event_id, ids[4], "newest first");
+    assert!(all.attempts[0].serial > all.attempts[1].serial);
+    let next = store
+        .attempts(
+            sub.key,
+            AttemptQuery {
+                before: Some(all.attempts[1].serial),
+                limit: 10,
+                outcome: None,
+            },
+        )
+        .await
+        .expect("attempts");
+    assert_eq!(next.attempts.len(), 3);
+    assert!(!next.has_more);
+    let failed = store
+        .attempts(
+            sub.key,
+            AttemptQuery {
+                before: None,
+                limit: 10,
+                outcome: Some(AttemptOutcome::Failed),
+            },
+        )
+        .await
+        .expect("attempts");
+    assert_eq!(
+        failed
+            .attempts
+            .iter()
+            .map(|a| a.event_id)
+            .collect::<Vec<_>>(),
+        vec![ids[3], ids[1]]
+    );
+    assert!(failed
+        .attempts
+        .iter()
+        .all(|a| a.status == Some(503) && a.error.is_some()));
+}
+
+/// A settle for a delivery not handed out, or settled already, changes nothing.
+pub async fn stale_settles_change_nothing<H: Harness>(h: H) {
+    let store = h.store();
+    let sub = subscribe(store, &[], Ordering::None, 10).await;
+    let ids = append_n(store, A, "t", 3).await;
+    assert_eq!(fetch_ids(store, sub.key, 1).await.len(), 1);
+    let now = h.now_ms();
+    // ids[1] was never handed out; ids[0] is settled twice.
+    let results = vec![
+        settled(ids[1], 1, Next::Dead, now),
+        settled(ids[0], 1, Next::Delivered, now),
+        settled(ids[0], 1, Next::Dead, now),
+    ];
+    store
+        .settle_deliveries(sub.key, results)
+        .await
+        .expect("settle");
+    let state = store.delivery_state(sub.key).await.expect("state");
+    assert_eq!(state.dead_letters, 0);
+    let log = store
+        .attempts(
+            sub.key,
+            AttemptQuery {
+                before: None,
+                limit: 10,
+                outcome: None,
+            },
+        )
+        .await
+        .expect("attempts");
+    assert_eq!(log.attempts.len(), 1, "only the real settle is logged");
+    assert_eq!(
+        fetch_ids(store, sub.key, 10)
+            .await
+            .iter()
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>(),
+        ids[1..]
+    );
+}
+
+/// Delivery state is durable: after a reopen, what was settled stays settled, retries
+/// keep their attempt counts and times, dead letters and attempts stay, and only what
+/// was in flight is handed out again.
+pub async fn delivery_state_survives_reopen<H: Harness>(mut h: H) {
+    let sub = subscribe(h.store(), &[], Ordering::None, 20).await;
+    let ids = append_n(h.store(), A, "t", 8).await;
+    assert_eq!(fetch_ids(h.store(), sub.key, 20).await.len(), 8);
+    let now = h.now_ms();
+    let results = vec![
+        settled(ids[0], 1, Next::Delivered, now),
+        settled(ids[1], 1, Next::Delivered, now),
+        settled(ids[3], 1, Next::Delivered, now),
+        settled(ids[2], 3, Next::RetryAt(now + 5_000), now),
+        settled(ids[4], 1, Next::Dead, now),
+    ];
+    h.store()
+        .settle_deliveries(sub.key, results)
+        .await
+        .expect("settle");
+    h.store().sync().await.expect("sync");
+    h.reopen().await;
+    // In flight at the "crash": 5, 6, 7. Settled: 0, 1, 3 (delivered), 4 (dead).
+    let again = fetch_ids(h.store(), sub.key, 20).await;
+    assert_eq!(again, vec![(ids[5], 1), (ids[6], 1), (ids[7], 1)]);
+    h.advance_ms(5_000);
+    assert_eq!(
+        fetch_ids(h.store(), sub.key, 20).await,
+        vec![(ids[2], 4)],
+        "the retry kept its count"
+    );
+    let dead = h
+        .store()
+        .dead_letters(sub.key, None, 10)
+        .await
+        .expect("dead");
+    assert_eq!(
+        dead.dead.iter().map(|d| d.event.id).collect::<Vec<_>>(),
+        vec![ids[4]]
+    );
+    let log = h
+        .store()
+        .attempts(
+            sub.key,
+            AttemptQuery {
+                before: None,
+                limit: 100,
+                outcome: None,
+            },
+        )
+        .await
+        .expect("attempts");
+    assert_eq!(log.attempts.len(), 5);
+    let state = h.store().delivery_state(sub.key).await.expect("state");
+    assert_eq!(state.last_success_at, Some(now));
 }
 
 /// The catalog: unique tenant names, keys, revocation, persistence.
@@ -779,7 +1228,11 @@ macro_rules! conformance_tests {
             leases_hide_then_expire, ack_is_idempotent, delete_removes, tenants_are_isolated,
             unknown_ids_find_nothing, altered_ids_find_nothing, idempotency_replays_and_refuses,
             concurrent_keys_create_one_event, reopen_keeps_state, subscribers_see_commits,
-            lagging_follower_reads_everything, log_reads_page_in_order, catalog_round_trips);
+            lagging_follower_reads_everything, log_reads_page_in_order, catalog_round_trips,
+            subscriptions_start_after_creation_and_match, fifo_holds_order_through_retries,
+            unordered_deliveries_run_in_parallel_up_to_the_cap, dead_letters_and_replays,
+            attempts_log_pages_newest_first, stale_settles_change_nothing,
+            delivery_state_survives_reopen);
     };
     (@cases $harness:ty; $($case:ident),* $(,)?) => {
         $(

@@ -29,6 +29,16 @@ impl EventId {
         EventId((ms << 80) | ((seq.0 as u128) << 16) | salt as u128)
     }
 
+    /// The id's 128 bits, for a binary record.
+    pub fn to_u128(self) -> u128 {
+        self.0
+    }
+
+    /// An id from its 128 bits, as [`EventId::to_u128`] gave them.
+    pub fn from_u128(bits: u128) -> EventId {
+        EventId(bits)
+    }
+
     /// The sequence that locates the event.
     pub fn sequence(self) -> Sequence {
         Sequence((self.0 >> 16) as u64)

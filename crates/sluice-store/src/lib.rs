@@ -30,6 +30,7 @@
 
 pub mod catalog;
 pub mod conformance;
+pub mod delivery;
 pub mod embedded;
 mod error;
 mod event_id;
@@ -38,10 +39,13 @@ pub mod feed;
 mod store;
 mod types;
 
-pub use catalog::{ApiKeyRecord, Catalog, Scope, Tenant, TenantLimits};
+pub use catalog::{
+    ApiKeyRecord, Catalog, CatalogChange, Changed, NewSubscription, Ordering, Scope, SigningSecret,
+    SubKey, Subscription, SubscriptionPatch, SubscriptionStatus, Tenant, TenantLimits,
+};
 pub use error::StoreError;
 pub use event_id::EventId;
-pub use store::{CatalogWatch, Store, StoreStats};
+pub use store::{CatalogOps, CatalogWatch, Store, StoreStats};
 pub use types::{
     now_ms, AppendOutcome, Committed, EventState, Health, IdempotencyKey, InboxPage, InboxQuery,
     LogEvent, LogPage, LogQuery, NewEvent, Sequence, Settle, SettleOutcome, StoredEvent, TenantId,

@@ -19,7 +19,10 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::catalog::{ApiKeyRecord, Catalog, Tenant, TenantLimits};
+use crate::catalog::{ApiKeyRecord, Catalog, CatalogChange, Changed, SubKey, Tenant, TenantLimits};
+use crate::delivery::{
+    AttemptPage, AttemptQuery, DeadLetterPage, DeliveryState, Fetched, Replay, Settled,
+};
 use crate::error::StoreError;
 use crate::event_id::EventId;
 use crate::exposition::Exposition;
@@ -119,23 +122,122 @@ pub trait Store: Send + Sync + 'static {
     /// The catalog, live.
     fn catalog(&self) -> CatalogWatch;
 
+    /// What a subscription should deliver now: due retries and replays first, then
+    /// the next events of its tenant's log that match it, up to `max` and to its own
+    /// `max_in_flight` (one with FIFO ordering, where nothing new goes out while an
+    /// event waits for its retry). What is handed out is in flight until it is settled.
+    fn fetch_deliveries(
+        &self,
+        sub: SubKey,
+        max: usize,
+    ) -> impl Future<Output = Result<Fetched, StoreError>> + Send;
+
+    /// Records how deliveries ended (durably: this answers once the record is), and
+    /// their attempts in the attempts log. Answers each attempt's serial, in order, or
+    /// `None` for a settle that was stale (not handed out, or settled already) and
+    /// changed nothing.
+    fn settle_deliveries(
+        &self,
+        sub: SubKey,
+        settled: Vec<Settled>,
+    ) -> impl Future<Output = Result<Vec<Option<u64>>, StoreError>> + Send;
+
+    /// A subscription's delivery state.
+    fn delivery_state(
+        &self,
+        sub: SubKey,
+    ) -> impl Future<Output = Result<DeliveryState, StoreError>> + Send;
+
+    /// A page of a subscription's attempts log, newest first.
+    fn attempts(
+        &self,
+        sub: SubKey,
+        query: AttemptQuery,
+    ) -> impl Future<Output = Result<AttemptPage, StoreError>> + Send;
+
+    /// A page of a subscription's dead letters, oldest first.
+    fn dead_letters(
+        &self,
+        sub: SubKey,
+        after: Option<Sequence>,
+        limit: usize,
+    ) -> impl Future<Output = Result<DeadLetterPage, StoreError>> + Send;
+
+    /// Queues events to be delivered again; answers how many were queued (matching
+    /// events of the subscription's tenant, still retained). A dead letter replayed
+    /// leaves the dead letters.
+    fn replay(
+        &self,
+        sub: SubKey,
+        what: Replay,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Applies one change to the catalog (see [`Catalog::apply`], whose rules every
+    /// backend shares), durably, and publishes the result on the [`Store::catalog`]
+    /// watch before returning, so this node reads its own write at once.
+    fn change_catalog(
+        &self,
+        change: CatalogChange,
+    ) -> impl Future<Output = Result<Changed, StoreError>> + Send;
+}
+
+/// The catalog changes callers make most, as typed calls over
+/// [`Store::change_catalog`]; implemented for every store.
+pub trait CatalogOps: Store {
     /// Creates a tenant; names are unique.
     fn create_tenant(
         &self,
         name: &str,
         limits: TenantLimits,
-    ) -> impl Future<Output = Result<Tenant, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Tenant, StoreError>> + Send {
+        let change = CatalogChange::CreateTenant {
+            name: name.to_owned(),
+            limits,
+        };
+        async move { tenant_of(self.change_catalog(change).await?) }
+    }
 
     /// Replaces a tenant's limits.
     fn set_tenant_limits(
         &self,
         name: &str,
         limits: TenantLimits,
-    ) -> impl Future<Output = Result<Tenant, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Tenant, StoreError>> + Send {
+        let change = CatalogChange::SetTenantLimits {
+            name: name.to_owned(),
+            limits,
+        };
+        async move { tenant_of(self.change_catalog(change).await?) }
+    }
 
     /// Stores a new API key record (the key itself is never stored, only its hash).
-    fn add_key(&self, key: ApiKeyRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn add_key(&self, key: ApiKeyRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            self.change_catalog(CatalogChange::AddKey(key))
+                .await
+                .map(drop)
+        }
+    }
 
     /// Revokes a key by id.
-    fn revoke_key(&self, key_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn revoke_key(&self, key_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let change = CatalogChange::RevokeKey {
+            key_id: key_id.to_owned(),
+        };
+        async move { self.change_catalog(change).await.map(drop) }
+    }
+}
+
+impl<S: Store> CatalogOps for S {}
+
+/// The tenant a tenant change made. [`Catalog::apply`] answers a tenant change with a
+/// tenant; anything else is a backend's bug, reported as such rather than as some
+/// other failure.
+fn tenant_of(changed: Changed) -> Result<Tenant, StoreError> {
+    match changed {
+        Changed::Tenant(t) => Ok(t),
+        other => Err(StoreError::Corrupt(format!(
+            "a tenant change was answered with {other:?}"
+        ))),
+    }
 }

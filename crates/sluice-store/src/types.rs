@@ -7,7 +7,17 @@ use crate::event_id::EventId;
 /// A tenant's compact numeric identity. Names live in the catalog; the data plane only
 /// carries this 4-byte id so that per-event records and index entries stay small.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(transparent)]
 pub struct TenantId(pub u32);
@@ -16,7 +26,20 @@ pub struct TenantId(pub u32);
 ///
 /// Sequences are monotonic across restarts, so they double as inbox cursors and as the
 /// tie-breaker that keeps per-tenant order equal to ingest order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Sequence(pub u64);
 
 /// Milliseconds since the Unix epoch. Kept as a plain integer because every backend

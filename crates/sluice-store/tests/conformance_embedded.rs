@@ -53,6 +53,10 @@ impl Harness for Embedded {
     fn advance_ms(&mut self, ms: i64) {
         self.clock.fetch_add(ms, Ordering::Relaxed);
     }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.load(Ordering::Relaxed)
+    }
 }
 
 sluice_store::conformance_tests!(Embedded);

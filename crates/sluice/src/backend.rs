@@ -4,13 +4,16 @@
 //! the hot path pays a branch, not an allocation or an indirect call, and the server
 //! stays generic over one concrete type.
 
+use sluice_store::delivery::{
+    AttemptPage, AttemptQuery, DeadLetterPage, DeliveryState, Fetched, Replay, Settled,
+};
 use sluice_store::embedded::EmbeddedStore;
 use sluice_store::exposition::Exposition;
 use sluice_store::feed::CommitFeed;
 use sluice_store::{
-    ApiKeyRecord, AppendOutcome, CatalogWatch, EventId, Health, InboxPage, InboxQuery, LogPage,
-    LogQuery, NewEvent, Sequence, Settle, SettleOutcome, Store, StoreError, StoreStats,
-    StoredEvent, Tenant, TenantId, TenantLimits,
+    AppendOutcome, CatalogChange, CatalogWatch, Changed, EventId, Health, InboxPage, InboxQuery,
+    LogPage, LogQuery, NewEvent, Sequence, Settle, SettleOutcome, Store, StoreError, StoreStats,
+    StoredEvent, SubKey, TenantId,
 };
 
 /// One of the storage backends.
@@ -86,23 +89,40 @@ impl Store for Backend {
         on!(self, s => s.catalog())
     }
 
-    async fn create_tenant(&self, name: &str, limits: TenantLimits) -> Result<Tenant, StoreError> {
-        on!(self, s => s.create_tenant(name, limits).await)
+    async fn fetch_deliveries(&self, sub: SubKey, max: usize) -> Result<Fetched, StoreError> {
+        on!(self, s => s.fetch_deliveries(sub, max).await)
     }
 
-    async fn set_tenant_limits(
+    async fn settle_deliveries(
         &self,
-        name: &str,
-        limits: TenantLimits,
-    ) -> Result<Tenant, StoreError> {
-        on!(self, s => s.set_tenant_limits(name, limits).await)
+        sub: SubKey,
+        settled: Vec<Settled>,
+    ) -> Result<Vec<Option<u64>>, StoreError> {
+        on!(self, s => s.settle_deliveries(sub, settled).await)
     }
 
-    async fn add_key(&self, key: ApiKeyRecord) -> Result<(), StoreError> {
-        on!(self, s => s.add_key(key).await)
+    async fn delivery_state(&self, sub: SubKey) -> Result<DeliveryState, StoreError> {
+        on!(self, s => s.delivery_state(sub).await)
     }
 
-    async fn revoke_key(&self, key_id: &str) -> Result<(), StoreError> {
-        on!(self, s => s.revoke_key(key_id).await)
+    async fn attempts(&self, sub: SubKey, query: AttemptQuery) -> Result<AttemptPage, StoreError> {
+        on!(self, s => s.attempts(sub, query).await)
+    }
+
+    async fn dead_letters(
+        &self,
+        sub: SubKey,
+        after: Option<Sequence>,
+        limit: usize,
+    ) -> Result<DeadLetterPage, StoreError> {
+        on!(self, s => s.dead_letters(sub, after, limit).await)
+    }
+
+    async fn replay(&self, sub: SubKey, what: Replay) -> Result<u64, StoreError> {
+        on!(self, s => s.replay(sub, what).await)
+    }
+
+    async fn change_catalog(&self, change: CatalogChange) -> Result<Changed, StoreError> {
+        on!(self, s => s.change_catalog(change).await)
     }
 }

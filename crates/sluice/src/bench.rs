@@ -7,12 +7,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use sluice_bench::webhook::WebhookOptions;
 use sluice_bench::{BenchConfig, Protocol, Report, SweepAxis, Workload};
 
 use crate::cli::BenchFlags;
 
 pub fn run(flags: BenchFlags) -> anyhow::Result<ExitCode> {
     let config = config(&flags)?;
+    let hooks = WebhookOptions {
+        endpoints: flags.endpoints.max(1),
+        max_in_flight: flags.max_in_flight.clamp(1, 1000),
+        receiver_delay: duration("--receiver-delay", &flags.receiver_delay)?,
+        ..WebhookOptions::default()
+    };
     let axis = match flags.sweep_over.as_str() {
         "rate" => SweepAxis::Rate,
         _ => SweepAxis::Connections,
@@ -55,7 +62,7 @@ pub fn run(flags: BenchFlags) -> anyhow::Result<ExitCode> {
     let mut reports = Vec::with_capacity(points.len());
     for (i, point) in points.iter().enumerate() {
         let label = (points.len() > 1).then(|| format!("[{}/{}] ", i + 1, points.len()));
-        let report = run_point(point, flags.json, label.as_deref().unwrap_or(""))?;
+        let report = run_point(point, &hooks, flags.json, label.as_deref().unwrap_or(""))?;
         if !flags.json {
             println!("{}", report.table_row());
         }
@@ -78,7 +85,14 @@ pub fn run(flags: BenchFlags) -> anyhow::Result<ExitCode> {
                 String::new()
             };
             println!("{at}{}", r.error_breakdown());
-            if let Some(line) = r.end_to_end_line() {
+            if r.shape.workload == "webhook" {
+                if let Some(e) = r.end_to_end_ms {
+                    println!(
+                        "{at}delivered {:.0} deliveries/s ({:.2} % of events × endpoints); ingest→delivery latency: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
+                        r.consumed_per_s, r.success_pct, e.p50, e.p90, e.p99, e.p999, e.max
+                    );
+                }
+            } else if let Some(line) = r.end_to_end_line() {
                 println!("{at}{line}");
             }
             if r.counts.empty_polls > 0 {
@@ -169,7 +183,21 @@ fn print_heading(config: &BenchConfig, points: usize, axis: SweepAxis) {
 }
 
 /// Runs one load with a live progress line on stderr (unless `quiet`).
-fn run_point(config: &BenchConfig, quiet: bool, label: &str) -> anyhow::Result<Report> {
+fn run_point(
+    config: &BenchConfig,
+    hooks: &WebhookOptions,
+    quiet: bool,
+    label: &str,
+) -> anyhow::Result<Report> {
+    if config.workload == Workload::Webhook {
+        if !quiet {
+            eprintln!(
+                "{label}webhook: {} endpoints, ingesting for {:?}, then draining",
+                hooks.endpoints, config.duration
+            );
+        }
+        return Ok(sluice_bench::webhook::run_webhook(config, hooks)?);
+    }
     let progress = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let ticker = (!quiet).then(|| {

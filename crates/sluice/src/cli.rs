@@ -49,6 +49,7 @@ SLUICE_DATA_DIR, SLUICE_RETENTION__ACKED). Precedence: file < environment < flag
   sluice bench --url http://127.0.0.1:8080 --workload mixed --connections 50    # ingest→consume latency
   sluice bench --url http://127.0.0.1:8080 --sweep 10,100,1000,10000 --plot sweep.svg
   sluice bench --url http://127.0.0.1:9000/ --workload get --protocol http2 --streams 10
+  sluice bench --url http://127.0.0.1:8080 --workload webhook --endpoints 4 --rate 10000
 
 A URL without a path gets the workload's own: /v1/events, /v1/events/batch or /v1/inbox.
 Connections past the open-files limit are refused up front; the limit is raised to the
@@ -66,8 +67,11 @@ pub struct BenchFlags {
     pub api_key: Option<String>,
     /// ingest: one event per POST; batch: --batch-size events per POST; consume: poll the
     /// inbox with a lease, then ack; mixed: producers and --consumers at once, with
-    /// ingest→consume latency; get: GET the URL (any server)
-    #[arg(long, default_value = "ingest", value_parser = ["ingest", "batch", "consume", "mixed", "get"])]
+    /// ingest→consume latency; get: GET the URL (any server); webhook: start --endpoints
+    /// receivers here, subscribe each, ingest batches, and report deliveries/s and
+    /// ingest→delivery latency (the key needs the manage scope, and the server
+    /// --allow-private-targets, since the receivers are on this machine)
+    #[arg(long, default_value = "ingest", value_parser = ["ingest", "batch", "consume", "mixed", "get", "webhook"])]
     pub workload: String,
     /// HTTP version: http1 (keep-alive) or http2 (h2c, prior knowledge)
     #[arg(long, default_value = "http1", value_parser = ["http1", "http2"])]
@@ -106,6 +110,15 @@ pub struct BenchFlags {
     /// Lease each poll takes, in seconds (consume and mixed)
     #[arg(long, default_value_t = 30)]
     pub lease_seconds: u32,
+    /// Receivers (and subscriptions) of --workload webhook; each event goes to every one
+    #[arg(long, default_value_t = 4)]
+    pub endpoints: usize,
+    /// Each webhook subscription's max_in_flight (--workload webhook)
+    #[arg(long, default_value_t = 64)]
+    pub max_in_flight: u32,
+    /// How long each webhook receiver takes to answer, e.g. 5ms (--workload webhook)
+    #[arg(long, default_value = "0ms")]
+    pub receiver_delay: String,
     /// A request without an answer after this long is a timeout
     #[arg(long, default_value = "10s")]
     pub timeout: String,
@@ -229,6 +242,29 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip)]
     pub retention_pending: Option<String>,
+    /// Allow webhook targets on private, loopback and local addresses (tests, private
+    /// networks). Without it they are refused at creation and at every connect
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_private_targets: bool,
+    /// Waits before each webhook retry, comma-separated; the attempt after the last
+    /// step is the last (its failure makes a dead letter) [default: 5s,5m,30m,2h,5h,10h,10h]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_retry_schedule: Option<String>,
+    /// How long a webhook attempt may take, connect to answer [default: 15s]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_timeout: Option<String>,
+    /// Disable a subscription that has had nothing but failures for this long [default: 5d]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_disable_after: Option<String>,
+    /// How long an endpoint's circuit breaker first stays open after 5 failures in a
+    /// row (it doubles on each failed probe, up to 10 min) [default: 30s]
+    #[arg(long, hide = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_breaker_open: Option<String>,
     /// Log one request in N (0: no access log) [default: 0]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

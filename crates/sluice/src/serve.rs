@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use sluice_server::{auth, listener, App};
 use sluice_store::embedded::EmbeddedStore;
-use sluice_store::{Scope, Store, TenantLimits};
+use sluice_store::{CatalogOps, Scope, Store, TenantLimits};
 
 use crate::backend::Backend;
 use crate::cli::ServeFlags;
@@ -43,11 +43,17 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
             rate_per_second = server_config.limits.rate_per_second,
             tenants,
             admin_api = server_config.admin_token.is_some(),
+            webhook_retry_schedule = %settings.webhook_retry_schedule,
+            webhook_timeout = %settings.webhook_timeout,
+            private_targets = settings.allow_private_targets,
             "sluice listening on {}://{} ({})",
             if tls.is_some() { "https" } else { "http" },
             report.addr,
             if tls.is_some() { "TLS with ALPN: h2, http/1.1" } else { "HTTP/1.1 and h2c" }
         );
+        if settings.allow_private_targets {
+            tracing::warn!("--allow-private-targets: webhooks may reach loopback, private and metadata addresses (SSRF protection is off)");
+        }
         if let Err(e) = &nofile {
             tracing::warn!(error = %e, "could not raise the open-files limit");
         }
@@ -59,8 +65,13 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
 
         let app = App::new(store.clone(), server_config.clone());
         tokio::spawn(app.clone().follow_catalog());
+        let dispatcher = app.push().clone();
+        let dispatching = tokio::spawn(dispatcher.clone().run());
         sluice_server::serve(app, socket, &server_config, tls, shutdown_signal()).await;
-        tracing::info!("stopped accepting; syncing storage");
+        tracing::info!("stopped accepting; finishing webhook attempts in flight");
+        dispatcher.stop().await;
+        let _ = dispatching.await;
+        tracing::info!("syncing storage");
         store.sync().await.context("final sync")?;
         tracing::info!("shutdown complete");
         Ok(ExitCode::SUCCESS)

@@ -48,6 +48,11 @@ pub struct Settings {
     pub dedup_window: String,
     pub retention: Retention,
     pub access_log_sample: u64,
+    pub allow_private_targets: bool,
+    pub webhook_retry_schedule: String,
+    pub webhook_timeout: String,
+    pub webhook_disable_after: String,
+    pub webhook_breaker_open: String,
     pub repair: bool,
     pub commit_delay: String,
 }
@@ -81,6 +86,11 @@ impl Default for Settings {
                 pending: "30d".into(),
             },
             access_log_sample: 0,
+            allow_private_targets: false,
+            webhook_retry_schedule: sluice_push::schedule::DEFAULT_SCHEDULE.into(),
+            webhook_timeout: "15s".into(),
+            webhook_disable_after: "5d".into(),
+            webhook_breaker_open: "30s".into(),
             repair: false,
             commit_delay: "0ms".into(),
         }
@@ -164,7 +174,26 @@ impl Settings {
         };
         c.admin_token = self.admin_token.clone().filter(|t| !t.is_empty());
         c.access_log_sample = self.access_log_sample;
+        c.push = self.push_config()?;
         Ok(c)
+    }
+
+    /// Push delivery's configuration.
+    pub fn push_config(&self) -> anyhow::Result<sluice_push::PushConfig> {
+        let timeout = duration("webhook_timeout", &self.webhook_timeout)?;
+        if timeout.is_zero() {
+            bail!("webhook_timeout must be more than 0");
+        }
+        Ok(sluice_push::PushConfig {
+            allow_private_targets: self.allow_private_targets,
+            retry_schedule: sluice_push::schedule::Schedule::parse(&self.webhook_retry_schedule)?,
+            timeout,
+            disable_after: duration("webhook_disable_after", &self.webhook_disable_after)?,
+            breaker: sluice_push::breaker::BreakerConfig {
+                open_for: duration("webhook_breaker_open", &self.webhook_breaker_open)?,
+                ..sluice_push::breaker::BreakerConfig::default()
+            },
+        })
     }
 }
 

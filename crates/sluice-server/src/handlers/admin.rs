@@ -4,12 +4,11 @@
 use bytes::Bytes;
 use http::StatusCode;
 use serde::Deserialize;
-use sluice_store::{Scope, Store, Tenant, TenantLimits};
+use sluice_store::{CatalogOps, Scope, Store, Tenant, TenantLimits};
 
-use super::store_problem;
+use super::{parse_json as parse, store_problem};
 use crate::app::{App, Cx};
 use crate::auth::generate_key;
-use crate::body;
 use crate::json::{rfc3339_ms, JsonWriter};
 use crate::problem::{Code, FieldError, Problem};
 use crate::reply::{self, Reply};
@@ -55,34 +54,8 @@ struct CreateKey {
     scopes: Option<Vec<String>>,
 }
 
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> {
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            Problem::validation(vec![FieldError::new("", e.to_string())])
-        } else {
-            Problem::new(Code::MalformedJson, format!("body is not valid JSON: {e}"))
-        }
-    })
-}
-
-/// The body of an admin request: JSON if it has one.
 async fn read_body<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Bytes, Problem> {
-    let head = cx.head;
-    if head
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .is_some_and(|v| v != "0")
-        || head.headers.contains_key(http::header::CONTENT_TYPE)
-    {
-        body::require_json(head, false)?;
-    }
-    body::read(
-        head,
-        cx.body,
-        ADMIN_BODY_BYTES_MAX,
-        app.config.body_read_timeout,
-    )
-    .await
+    super::read_json_body(app, cx, ADMIN_BODY_BYTES_MAX).await
 }
 
 fn write_tenant(w: &mut JsonWriter, t: &Tenant) {

@@ -7,6 +7,7 @@ pub(crate) mod events;
 pub(crate) mod inbox;
 pub(crate) mod ingest;
 pub(crate) mod ops;
+pub(crate) mod subscriptions;
 
 use bytes::Bytes;
 use sluice_store::{EventId, EventState, StoreError, StoredEvent};
@@ -47,6 +48,53 @@ pub(crate) fn store_problem(e: StoreError) -> Problem {
             )
         }
     }
+}
+
+/// Parses a JSON request body into `T`; a body of the wrong shape is a 422 naming what
+/// serde found (an unknown field, a missing one, a wrong type).
+pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, Problem> {
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            let message = e.to_string();
+            let field = message
+                .split('`')
+                .nth(1)
+                .filter(|_| message.contains("field"))
+                .unwrap_or("");
+            Problem::validation(vec![crate::problem::FieldError::new(
+                field,
+                message.clone(),
+            )])
+        } else {
+            Problem::new(Code::MalformedJson, format!("body is not valid JSON: {e}"))
+        }
+    })
+}
+
+/// A request body that is JSON when it is there (an empty body is allowed: the
+/// handler decides), read up to `limit` bytes.
+pub(crate) async fn read_json_body<S: sluice_store::Store>(
+    app: &crate::app::App<S>,
+    cx: &mut crate::app::Cx<'_>,
+    limit: usize,
+) -> Result<Bytes, Problem> {
+    let head = cx.head;
+    if head
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v != "0")
+        || head.headers.contains_key(http::header::CONTENT_TYPE)
+    {
+        crate::body::require_json(head, false)?;
+    }
+    crate::body::read(head, cx.body, limit, app.config.body_read_timeout).await
+}
+
+/// A query string's parameters.
+pub(crate) fn query_pairs<'a>(
+    cx: &'a crate::app::Cx<'_>,
+) -> impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)> {
+    form_urlencoded::parse(cx.head.uri.query().unwrap_or("").as_bytes())
 }
 
 /// The 404 for an event id that names none of the tenant's events.

@@ -10,6 +10,7 @@
 //!             | type_len u16 | type | [source_len u16 | source] | [occurred_len u16 | occurred]
 //!             | [key_hash 16 | fingerprint 16] | payload_len u32 | payload
 //! settle   := kind=2 (ack) or 3 (delete) | tenant u32 | at i64 | count u32 | seq u64 * count
+//! control  := kind=4 (deliveries) or 5 (replay) | fields (see `control`)
 //! ```
 //!
 //! All integers are little-endian. One batch is one group commit: it is written with one
@@ -41,6 +42,10 @@ pub const RECORD_LEN_MAX: usize = 256 << 20;
 const KIND_EVENT: u8 = 1;
 const KIND_ACK: u8 = 2;
 const KIND_DELETE: u8 = 3;
+/// A subscription's delivery record (see `control`).
+pub const KIND_DELIVERIES: u8 = 4;
+/// A subscription's replay request (see `control`).
+pub const KIND_REPLAY: u8 = 5;
 
 const FLAG_SOURCE: u8 = 1;
 const FLAG_OCCURRED_AT: u8 = 2;
@@ -139,6 +144,17 @@ impl<'a> SettleRecord<'a> {
     }
 }
 
+/// A control record: consumer state (delivery records, replay requests), kept as its
+/// kind and raw fields, which `control` decodes. Recovery and checkpoints carry it as
+/// is, so there is one decoder for the log and the checkpoint alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlRecord<'a> {
+    /// [`KIND_DELIVERIES`] or [`KIND_REPLAY`].
+    pub kind: u8,
+    /// The fields after the kind byte.
+    pub fields: &'a [u8],
+}
+
 /// Any record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record<'a> {
@@ -146,6 +162,8 @@ pub enum Record<'a> {
     Event(EventRecord<'a>),
     /// An ack or delete.
     Settle(SettleRecord<'a>),
+    /// Consumer state.
+    Control(ControlRecord<'a>),
 }
 
 /// Appends batches to a reusable buffer. The writer owns one and reuses its
@@ -231,6 +249,14 @@ impl BatchEncoder {
         for s in seqs {
             b.extend_from_slice(&s.0.to_le_bytes());
         }
+        self.close_record(start)
+    }
+
+    /// Appends a control record (its fields already encoded); returns its offset from
+    /// the start of the batch.
+    pub fn push_control(&mut self, kind: u8, fields: &[u8]) -> usize {
+        let start = self.open_record(kind);
+        self.buf.extend_from_slice(fields);
         self.close_record(start)
     }
 
@@ -502,6 +528,10 @@ fn decode_record(body: &[u8]) -> Result<Record<'_>, &'static str> {
                 seqs,
             }))
         }
+        KIND_DELIVERIES | KIND_REPLAY => Ok(Record::Control(ControlRecord {
+            kind: body[0],
+            fields: &body[1..],
+        })),
         _ => Err("unknown record kind"),
     }
 }

@@ -1,7 +1,9 @@
 //! In-memory indexes over the log: where each event is, what is pending, and leases.
 //!
 //! Memory per event, by design:
-//! - every stored event: 5 bytes (a `u32` offset and a state byte in its segment);
+//! - every stored event: 9 bytes in its segment: a `u32` offset, a `u32` stream key
+//!   (its tenant and type, interned: so a read of one tenant's log, or of one type,
+//!   skips the others without touching the disk) and a state byte;
 //! - every pending event: one 32-byte entry in its tenant's [`PendingQueue`] (sequence,
 //!   type, delivery count, lease). Acks in order leave nothing behind; scattered acks
 //!   leave tombstones, at most half as many as live entries, so at most 48 bytes per
@@ -41,6 +43,8 @@ pub struct SegmentMeta {
     pub file: Arc<File>,
     /// Record offset of each event, indexed by `seq - base_seq`.
     pub offsets: Vec<u32>,
+    /// Stream key of each event (see [`StreamInterner`]), indexed like `offsets`.
+    pub keys: Vec<u32>,
     /// State of each event, indexed like `offsets`.
     pub states: Vec<u8>,
     /// How many of its events are still pending.
@@ -67,6 +71,7 @@ impl SegmentMeta {
             path,
             file,
             offsets: Vec::with_capacity(events_hint),
+            keys: Vec::with_capacity(events_hint),
             states: Vec::with_capacity(events_hint),
             pending: 0,
             received_last: 0,
@@ -122,6 +127,8 @@ impl Hasher for TenantIdHasher {
 #[derive(Debug, Default)]
 pub struct TypeInterner {
     ids: HashMap<Box<[u8]>, u32>,
+    /// Each id's name, by id.
+    names: Vec<Box<[u8]>>,
     /// The last type interned: batches mostly repeat one type, and a short compare is
     /// cheaper than hashing.
     last: Option<(Box<[u8]>, u32)>,
@@ -138,8 +145,9 @@ impl TypeInterner {
         let id = match self.ids.get(name) {
             Some(&id) => id,
             None => {
-                let id = self.ids.len() as u32;
+                let id = self.names.len() as u32;
                 self.ids.insert(name.into(), id);
+                self.names.push(name.into());
                 id
             }
         };
@@ -150,6 +158,53 @@ impl TypeInterner {
     /// The id of a type, if it was ever seen.
     pub fn get(&self, name: &[u8]) -> Option<u32> {
         self.ids.get(name).copied()
+    }
+
+    /// The name of a type id (empty for an id never issued).
+    pub fn name(&self, id: u32) -> &[u8] {
+        self.names.get(id as usize).map_or(&[], |n| &n[..])
+    }
+}
+
+/// Interns (tenant, type) pairs into the `u32` stream key each stored event carries.
+/// Tenants and types are few, so the table is small; a key leads back to both in one
+/// array index.
+#[derive(Debug, Default)]
+pub struct StreamInterner {
+    ids: HashMap<(TenantId, u32), u32>,
+    streams: Vec<(TenantId, u32)>,
+    last: Option<((TenantId, u32), u32)>,
+}
+
+impl StreamInterner {
+    /// The key of a (tenant, type id) pair, creating it on first sight.
+    pub fn intern(&mut self, tenant: TenantId, type_id: u32) -> u32 {
+        if let Some((pair, key)) = self.last {
+            if pair == (tenant, type_id) {
+                return key;
+            }
+        }
+        let key = match self.ids.get(&(tenant, type_id)) {
+            Some(&key) => key,
+            None => {
+                let key = self.streams.len() as u32;
+                self.ids.insert((tenant, type_id), key);
+                self.streams.push((tenant, type_id));
+                key
+            }
+        };
+        self.last = Some(((tenant, type_id), key));
+        key
+    }
+
+    /// The tenant and type id of a key.
+    pub fn get(&self, key: u32) -> (TenantId, u32) {
+        // Every key in the index was issued by `intern`; a key outside the table would
+        // mean the index is corrupt, and naming no tenant keeps it from leaking one.
+        self.streams
+            .get(key as usize)
+            .copied()
+            .unwrap_or((TenantId(u32::MAX), u32::MAX))
     }
 }
 
@@ -175,6 +230,11 @@ pub struct Index {
     pub inboxes: TenantMap<PendingQueue>,
     /// Event type names.
     pub types: TypeInterner,
+    /// (tenant, type) pairs, for the per-event stream keys.
+    pub streams: StreamInterner,
+    /// Every subscription's delivery state (see `deliveries`): under the same lock,
+    /// since its reads walk the segments' stream keys.
+    pub(crate) deliveries: super::deliveries::DeliveryStates,
 }
 
 /// The position in `segments` (oldest first) of the segment holding `seq`, if stored.
@@ -227,7 +287,9 @@ impl Index {
             seq.0,
             "events must be indexed in sequence order"
         );
+        let key = self.streams.intern(tenant, type_id);
         seg.offsets.push(offset);
+        seg.keys.push(key);
         seg.states.push(STATE_PENDING);
         seg.pending += 1;
         seg.received_last = seg.received_last.max(received_at);

@@ -18,12 +18,15 @@ pub mod catalog_file;
 pub mod codec;
 mod commit_queue;
 mod config;
+mod control;
 mod counters;
+mod deliveries;
 mod error;
 pub mod fsutil;
 pub(crate) mod idempotency;
 pub(crate) mod index;
 pub(crate) mod pending;
+mod push;
 mod reader;
 pub(crate) mod recovery;
 mod retention;
@@ -53,7 +56,10 @@ use self::counters::Counters;
 use self::index::{Index, STATE_ACKED, STATE_DELETED, STATE_EXPIRED, STATE_PENDING};
 use self::reader::{blocking, Span, Wanted, SPAN_BYTES_MAX};
 use self::writer::{Command, Links, Start, Writer};
-use crate::catalog::{ApiKeyRecord, Catalog, Tenant, TenantLimits};
+use crate::catalog::{Catalog, CatalogChange, Changed, SubKey};
+use crate::delivery::{
+    AttemptPage, AttemptQuery, DeadLetterPage, DeliveryState, Fetched, Replay, Settled,
+};
 use crate::error::StoreError;
 use crate::event_id::EventId;
 use crate::exposition::Exposition;
@@ -65,8 +71,9 @@ use crate::types::{
 };
 
 /// Events one log read looks at, at most, before it answers with how far it got: the
-/// bound on the work (and the index lock's hold) of one read, whatever the filter.
-const LOG_SCAN_EVENTS_MAX: usize = 4096;
+/// bound on the work (and the index lock's hold: ~1 ns an event, from the stream keys
+/// in memory) of one read, whatever the filter.
+const LOG_SCAN_EVENTS_MAX: usize = 64 << 10;
 
 /// The catalog: its file, its current value for every reader, and the lock that makes
 /// changes one at a time.
@@ -134,6 +141,15 @@ impl EmbeddedStore {
             catalog_file.save(&catalog)?;
         }
         let notes = recovered.notes.clone();
+        let mut recovered = recovered;
+        // Delivery state for every subscription the catalog has (a new one has no record
+        // yet, and still pins the log from where it starts), none for deleted ones.
+        let subs = &mut recovered.index.deliveries.subs;
+        subs.retain(|key, _| catalog.subscriptions.iter().any(|s| s.key == *key));
+        for sub in &catalog.subscriptions {
+            subs.entry(sub.key)
+                .or_insert_with(|| deliveries::SubState::new(sub.start_after.0));
+        }
         let scrub: Arc<scrub::Scrub> = Arc::default();
         scrub
             .start(recovered.unverified.clone())
@@ -280,6 +296,26 @@ impl Store for EmbeddedStore {
         let start = query.after.map_or(0, |s| s.0.saturating_add(1));
         let (spans, position, has_more) = {
             let index = self.inner.index.lock();
+            let type_filter = match &query.event_type {
+                Some(t) => match index.types.get(t.as_bytes()) {
+                    Some(id) => Some(id),
+                    // A type never seen: nothing to read, and nothing to wait for in
+                    // what is stored now.
+                    None => {
+                        let end = index.segments.last().map_or(0, |s| s.end_seq());
+                        return Ok(LogPage {
+                            events: Vec::new(),
+                            position: end.checked_sub(1).filter(|&s| s > 0).map(Sequence),
+                            has_more: false,
+                        });
+                    }
+                },
+                None => None,
+            };
+            let wanted_key = |key: u32| {
+                let (tenant, type_id) = index.streams.get(key);
+                tenant == query.tenant && type_filter.is_none_or(|t| t == type_id)
+            };
             let mut spans: Vec<Span> = Vec::new();
             let mut scanned = 0usize;
             let mut candidates = 0usize;
@@ -291,39 +327,39 @@ impl Store for EmbeddedStore {
                 for seq in from..seg.end_seq() {
                     if scanned == LOG_SCAN_EVENTS_MAX || candidates == limit {
                         // Bounded work per read; the caller continues from `position`.
-                        if let Some(s) = span.take() {
-                            spans.push(s);
-                        }
+                        spans.extend(span.take());
                         break 'segments;
                     }
-                    let i = (seq - seg.base_seq) as usize;
-                    let offset = u64::from(seg.offsets[i]);
-                    let end = seg.offsets.get(i + 1).map_or(seg.bytes, |&o| u64::from(o));
                     scanned += 1;
                     position = Some(Sequence(seq));
-                    let live = !matches!(seg.states[i], STATE_DELETED | STATE_EXPIRED);
-                    let current = match span.take() {
-                        Some(s) if offset - s.start < SPAN_BYTES_MAX => s,
-                        other => {
-                            if let Some(s) = other {
+                    let i = (seq - seg.base_seq) as usize;
+                    if matches!(seg.states[i], STATE_DELETED | STATE_EXPIRED)
+                        || !wanted_key(seg.keys[i])
+                    {
+                        continue;
+                    }
+                    candidates += 1;
+                    let offset = u64::from(seg.offsets[i]);
+                    let end = seg.offsets.get(i + 1).map_or(seg.bytes, |&o| u64::from(o));
+                    // Consecutive wanted records share one read while it stays short.
+                    match &mut span {
+                        Some(s) if s.end == offset && end - s.start <= SPAN_BYTES_MAX => {
+                            s.end = end;
+                            s.records.push((Sequence(seq), offset));
+                        }
+                        _ => {
+                            if let Some(s) = span.take() {
                                 spans.push(s);
                             }
-                            Span {
+                            span = Some(Span {
                                 file: seg.file.clone(),
                                 path: seg.path.clone(),
                                 start: offset,
-                                end: offset,
-                                records: Vec::new(),
-                            }
+                                end,
+                                records: vec![(Sequence(seq), offset)],
+                            });
                         }
-                    };
-                    let mut current = current;
-                    current.end = end;
-                    if live {
-                        current.records.push((Sequence(seq), offset));
-                        candidates += 1;
                     }
-                    span = Some(current);
                 }
                 if let Some(s) = span.take() {
                     spans.push(s);
@@ -331,7 +367,6 @@ impl Store for EmbeddedStore {
             }
             let last = index.segments.last().map_or(0, |s| s.end_seq());
             let has_more = position.map_or(0, |p| p.0 + 1) < last;
-            spans.retain(|s| !s.records.is_empty());
             (spans, position, has_more)
         };
         let (salt, tenant) = (self.inner.salt, query.tenant);
@@ -544,37 +579,72 @@ impl Store for EmbeddedStore {
         self.inner.catalog.current.subscribe()
     }
 
-    async fn create_tenant(&self, name: &str, limits: TenantLimits) -> Result<Tenant, StoreError> {
-        let now = self.inner.clock.now_ms();
-        self.inner
-            .catalog
-            .update(|c| c.with_tenant(name, limits, now))
-            .await
+    async fn fetch_deliveries(&self, sub: SubKey, max: usize) -> Result<Fetched, StoreError> {
+        self.fetch_deliveries_impl(sub, max).await
     }
 
-    async fn set_tenant_limits(
+    async fn settle_deliveries(
         &self,
-        name: &str,
-        limits: TenantLimits,
-    ) -> Result<Tenant, StoreError> {
-        self.inner
-            .catalog
-            .update(|c| c.with_limits(name, limits))
-            .await
+        sub: SubKey,
+        settled: Vec<Settled>,
+    ) -> Result<Vec<Option<u64>>, StoreError> {
+        self.settle_deliveries_impl(sub, settled).await
     }
 
-    async fn add_key(&self, key: ApiKeyRecord) -> Result<(), StoreError> {
-        self.inner
-            .catalog
-            .update(|c| Ok((c.with_key(key)?, ())))
-            .await
+    async fn delivery_state(&self, sub: SubKey) -> Result<DeliveryState, StoreError> {
+        self.delivery_state_impl(sub).await
     }
 
-    async fn revoke_key(&self, key_id: &str) -> Result<(), StoreError> {
+    async fn attempts(&self, sub: SubKey, query: AttemptQuery) -> Result<AttemptPage, StoreError> {
+        self.attempts_impl(sub, query).await
+    }
+
+    async fn dead_letters(
+        &self,
+        sub: SubKey,
+        after: Option<Sequence>,
+        limit: usize,
+    ) -> Result<DeadLetterPage, StoreError> {
+        self.dead_letters_impl(sub, after, limit).await
+    }
+
+    async fn replay(&self, sub: SubKey, what: Replay) -> Result<u64, StoreError> {
+        self.replay_impl(sub, what).await
+    }
+
+    async fn change_catalog(&self, change: CatalogChange) -> Result<Changed, StoreError> {
+        let deleted = match &change {
+            CatalogChange::DeleteSubscription { tenant, id } => self
+                .inner
+                .catalog
+                .current
+                .borrow()
+                .subscription(*tenant, id)
+                .map(|s| s.key),
+            _ => None,
+        };
         let now = self.inner.clock.now_ms();
-        self.inner
+        let log_end = {
+            let index = self.inner.index.lock();
+            let end = index.segments.last().map_or(1, |s| s.end_seq());
+            Sequence(end.saturating_sub(1))
+        };
+        let changed = self
+            .inner
             .catalog
-            .update(|c| Ok((c.with_revoked(key_id, now)?, ())))
-            .await
+            .update(|c| c.apply(change, now, log_end))
+            .await?;
+        if let Some(key) = deleted {
+            self.forget_subscription(key);
+        }
+        if let Changed::Subscription(sub) = &changed {
+            let mut index = self.inner.index.lock();
+            index
+                .deliveries
+                .subs
+                .entry(sub.key)
+                .or_insert_with(|| deliveries::SubState::new(sub.start_after.0));
+        }
+        Ok(changed)
     }
 }

@@ -21,8 +21,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::codec::{Record, SegmentHeader, SEGMENT_HEADER_LEN};
+use super::codec::{ControlRecord, Record, SegmentHeader, SEGMENT_HEADER_LEN};
 use super::config::EmbeddedConfig;
+use super::control::Control;
 use super::error::EngineError;
 use super::fsutil;
 use super::idempotency::IdempotencyIndex;
@@ -99,7 +100,8 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, EngineError> {
                     base.0,
                     &sidecar,
                     now,
-                );
+                )
+                .map_err(|reason| corrupt(&sidecar::path_for(path), 0, reason))?;
                 unverified.push(path.clone());
                 continue;
             }
@@ -109,8 +111,9 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, EngineError> {
         let file = push_segment(&mut index, &mut salt, path, *base, header, 0, 0)?;
 
         let mut order_error = None;
+        let mut control_error = None;
         let walk = scan::walk(&bytes, |offset, record| {
-            if order_error.is_some() {
+            if order_error.is_some() || control_error.is_some() {
                 return;
             }
             match record {
@@ -137,10 +140,17 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, EngineError> {
                         index.settle(s.tenant, seq, state, s.at);
                     }
                 }
+                Record::Control(c) => match Control::decode(c) {
+                    Ok(control) => index.deliveries.apply(&control),
+                    Err(reason) => control_error = Some((offset, reason)),
+                },
             }
         });
         if let Some(offset) = order_error {
             return Err(corrupt(path, offset, "event sequence out of order"));
+        }
+        if let Some((offset, reason)) = control_error {
+            return Err(corrupt(path, offset, reason));
         }
 
         let mut end = walk.end;
@@ -209,6 +219,13 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, EngineError> {
         .len()
         .max(config.segment_bytes);
     let next_seq = Sequence(last.end_seq());
+    // Deliveries that were in flight at the crash are handed out again, and nothing the
+    // log no longer holds is waited for.
+    let first = index.segments[0].base_seq;
+    for state in index.deliveries.subs.values_mut() {
+        state.recovered();
+        state.forget_before(first);
+    }
     let active = (last.file.clone(), last.path.clone(), last.bytes, capacity);
     Ok(Recovered {
         index,
@@ -293,7 +310,7 @@ fn apply_sidecar(
     base: u64,
     sidecar: &Sidecar,
     now: UnixMs,
-) {
+) -> Result<(), &'static str> {
     for (i, e) in sidecar.events.iter().enumerate() {
         let seq = Sequence(base + i as u64);
         let event_type = &sidecar.types[e.type_index as usize];
@@ -314,6 +331,14 @@ fn apply_sidecar(
             index.settle(s.tenant, seq, state, s.at);
         }
     }
+    for (kind, fields) in &sidecar.controls {
+        let record = ControlRecord {
+            kind: *kind,
+            fields,
+        };
+        index.deliveries.apply(&Control::decode(record)?);
+    }
+    Ok(())
 }
 
 fn corrupt(path: &Path, offset: u64, reason: &str) -> EngineError {

@@ -5,9 +5,12 @@
 //! - a sealed segment whose newest event is past `retention.pending` has its pending
 //!   events expired, all at once (they leave every inbox, and reads stop finding them);
 //! - segments are removed oldest first only, and only when none of their events is
-//!   pending and their newest receive, ack or delete is past `retention.acked`. Oldest
-//!   first is what keeps an ack record from going while the event it acks is still on
-//!   disk (which would resurrect that event at the next open).
+//!   pending, no subscription still has to deliver one of them, and their newest
+//!   receive, ack or delete is past `retention.acked`. Oldest first is what keeps an ack
+//!   record from going while the event it acks is still on disk (which would resurrect
+//!   that event at the next open), and a subscription's latest progress record from
+//!   going while it still matters (a subscription with no record left is past every
+//!   removed segment: recovery starts it after them).
 //!
 //! The active segment is never touched.
 
@@ -26,6 +29,7 @@ pub(crate) fn run(config: &EmbeddedConfig, links: &Links, active_base: u64, now:
     {
         let mut guard = links.index.lock();
         let index = &mut *guard;
+        let mut expired_to = 0;
         for seg in index.segments.iter_mut() {
             if seg.base_seq == active_base
                 || seg.pending == 0
@@ -42,17 +46,30 @@ pub(crate) fn run(config: &EmbeddedConfig, links: &Links, active_base: u64, now:
                 }
             }
             seg.pending = 0;
+            expired_to = expired_to.max(hi);
             links
                 .counters
                 .pending_expired
                 .fetch_add(expired, Ordering::Relaxed);
         }
+        // What subscriptions had not delivered there expires with it.
+        if expired_to > 0 {
+            index.deliveries.forget_before(expired_to);
+        }
+        let floor = index.deliveries.floor().unwrap_or(u64::MAX);
         while index.segments.len() > 1 {
             let seg = &index.segments[0];
-            if seg.pending > 0 || seg.received_last.max(seg.settled_last) >= acked_cutoff {
+            if seg.pending > 0
+                || seg.end_seq() > floor
+                || seg.received_last.max(seg.settled_last) >= acked_cutoff
+            {
                 break;
             }
             removable.push(index.segments.remove(0).path);
+        }
+        if !removable.is_empty() {
+            let first = index.segments.first().map_or(0, |s| s.base_seq);
+            index.deliveries.forget_before(first);
         }
     }
     if removable.is_empty() {

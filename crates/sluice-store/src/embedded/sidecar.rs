@@ -19,6 +19,7 @@
 //!            | crc u32 (of everything before it)
 //! event   := offset u32 | tenant u32 | received_at i64 | type u16 | has_key u8 | [key 16 | fp 16]
 //! settle  := kind u8 | tenant u32 | at i64 | count u32 | seq u64 * count
+//! control := kind u8 | len u32 | fields        (a control record, as in the log)
 //! ```
 
 use std::os::unix::fs::FileExt;
@@ -30,7 +31,9 @@ use super::scan;
 use crate::types::{Sequence, Settle, TenantId, UnixMs};
 
 const MAGIC: &[u8; 8] = b"SLUICEIX";
-const VERSION: u32 = 1;
+/// Version 2 added the control records; a version 1 sidecar is stale (recovery walks
+/// its segment and writes a new one).
+const VERSION: u32 = 2;
 
 /// One event as recovery needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +75,8 @@ pub struct Sidecar {
     pub events: Vec<IndexedEvent>,
     /// Ack and delete records, in log order.
     pub settles: Vec<IndexedSettle>,
+    /// Control records (kind, fields), in log order.
+    pub controls: Vec<(u8, Vec<u8>)>,
 }
 
 /// The sidecar path of a segment.
@@ -142,6 +147,13 @@ impl SidecarBuilder {
         }
     }
 
+    /// Adds a committed control record, in log order.
+    pub fn control(&mut self, kind: u8, fields: Vec<u8>) {
+        if !self.incomplete {
+            self.sidecar.controls.push((kind, fields));
+        }
+    }
+
     /// The sidecar of the segment just sealed (`None` if it could not be built here),
     /// leaving the builder empty for the next segment, which it sees from the start.
     pub fn finish(&mut self) -> Option<Sidecar> {
@@ -170,6 +182,7 @@ pub fn from_segment(bytes: &[u8]) -> Option<Sidecar> {
             at: s.at,
             seqs: s.seqs().collect(),
         }),
+        Record::Control(c) => builder.control(c.kind, c.fields.to_vec()),
     });
     if walk.damage.is_some() {
         return None;
@@ -218,6 +231,12 @@ pub fn encode(sidecar: &Sidecar, header: SegmentHeader, data_len: u64) -> Vec<u8
         for q in &s.seqs {
             b.extend_from_slice(&q.0.to_le_bytes());
         }
+    }
+    b.extend_from_slice(&(sidecar.controls.len() as u32).to_le_bytes());
+    for (kind, fields) in &sidecar.controls {
+        b.push(*kind);
+        b.extend_from_slice(&(fields.len() as u32).to_le_bytes());
+        b.extend_from_slice(fields);
     }
     let crc = crc32c::crc32c(&b);
     b.extend_from_slice(&crc.to_le_bytes());
@@ -289,6 +308,11 @@ pub fn decode(bytes: &[u8], header: SegmentHeader, data_len: u64) -> Option<Side
             at,
             seqs,
         });
+    }
+    for _ in 0..r.u32()? {
+        let kind = r.take(1)?[0];
+        let len = r.u32()? as usize;
+        sidecar.controls.push((kind, r.take(len)?.to_vec()));
     }
     (r.at == body.len()).then_some(sidecar)
 }

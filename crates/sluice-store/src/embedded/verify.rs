@@ -30,6 +30,8 @@ pub struct SegmentReport {
     pub acks: u64,
     /// Deleted sequences recorded here.
     pub deletes: u64,
+    /// Control records (subscription progress, replay requests).
+    pub controls: u64,
     /// Oldest and newest receive time of its events.
     pub received_range: Option<(UnixMs, UnixMs)>,
     /// Payload bytes of its events.
@@ -92,6 +94,7 @@ pub fn verify_dir(dir: &Path) -> Result<DirReport, EngineError> {
             events: 0,
             acks: 0,
             deletes: 0,
+            controls: 0,
             received_range: None,
             payload_bytes: 0,
             damage: None,
@@ -106,7 +109,8 @@ pub fn verify_dir(dir: &Path) -> Result<DirReport, EngineError> {
             report.segments.push(seg);
             continue;
         }
-        let walk = scan::walk(&bytes, |_, record| match record {
+        let mut bad_control = None;
+        let walk = scan::walk(&bytes, |offset, record| match record {
             Record::Event(e) => {
                 seg.events += 1;
                 seg.payload_bytes += e.payload.len() as u64;
@@ -120,10 +124,26 @@ pub fn verify_dir(dir: &Path) -> Result<DirReport, EngineError> {
                     Settle::Delete => seg.deletes += n,
                 }
             }
+            Record::Control(c) => {
+                seg.controls += 1;
+                if let (Err(reason), None) = (super::control::Control::decode(c), &bad_control) {
+                    bad_control = Some(Damage {
+                        offset,
+                        reason,
+                        valid_batch_follows: true,
+                    });
+                }
+            }
         });
         seg.data_bytes = walk.end;
         seg.batches = walk.batches;
-        seg.damage = walk.damage;
+        // A control record that passed its checksum but does not decode is damage too
+        // (recovery would refuse it); the first damage found is the one reported.
+        seg.damage = match (walk.damage, bad_control) {
+            (Some(d), Some(c)) if c.offset < d.offset => Some(c),
+            (Some(d), _) => Some(d),
+            (None, c) => c,
+        };
         report.segments.push(seg);
     }
     Ok(report)

@@ -25,6 +25,9 @@ pub(super) enum Staged {
     Sync {
         done: oneshot::Sender<Result<(), EngineError>>,
     },
+    Control {
+        done: Option<oneshot::Sender<Result<(), EngineError>>>,
+    },
 }
 
 impl Staged {
@@ -35,6 +38,9 @@ impl Staged {
             (Staged::Append { outcomes, done }, None) => drop(done.send(Ok(outcomes))),
             (Staged::Settle { outcomes, done }, None) => drop(done.send(Ok(outcomes))),
             (Staged::Sync { done }, None) => drop(done.send(Ok(()))),
+            (Staged::Control { done: Some(done) }, None) => drop(done.send(Ok(()))),
+            (Staged::Control { done: Some(done) }, Some(e)) => drop(done.send(Err(e.replicate()))),
+            (Staged::Control { done: None }, _) => {}
             (Staged::Append { done, .. }, Some(e)) => drop(done.send(Err(e.replicate()))),
             (Staged::Settle { done, .. }, Some(e)) => drop(done.send(Err(e.replicate()))),
             (Staged::Sync { done }, Some(e)) => drop(done.send(Err(e.replicate()))),
@@ -73,6 +79,8 @@ pub(super) struct Batch {
     pub(super) new_keys: Vec<[u8; 16]>,
     /// This batch's ack and delete records, for the index and the checkpoint.
     pub(super) settle_records: Vec<IndexedSettle>,
+    /// This batch's control records, kind and fields, for the checkpoint.
+    pub(super) control_records: Vec<(u8, Vec<u8>)>,
     /// The states this batch gives events, so that an ack staged after it, in it or in
     /// the next batch while this one syncs, sees them before the index does. Keyed by
     /// the whole id: a lookup by sequence alone would let an id that shares only the
@@ -95,6 +103,7 @@ impl Batch {
         self.announced.clear();
         self.new_keys.clear();
         self.settle_records.clear();
+        self.control_records.clear();
         self.overlay.clear();
         self.wants_sync = false;
         self.end_pos = 0;

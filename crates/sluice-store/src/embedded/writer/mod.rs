@@ -74,6 +74,15 @@ pub(crate) enum Command {
         /// Where the outcome goes.
         done: oneshot::Sender<Result<Vec<SettleOutcome>, EngineError>>,
     },
+    /// Write a control record (a subscription's progress or a replay request).
+    /// `done`, when set, is completed once it is durable; a pull record's sender does
+    /// not wait (losing it in a crash only hands its events out again).
+    Control {
+        /// The record.
+        control: super::control::Control,
+        /// Where the outcome goes, if anyone waits.
+        done: Option<oneshot::Sender<Result<(), EngineError>>>,
+    },
     /// Make everything so far durable, whatever the durability mode.
     Sync {
         /// Completed after the sync.
@@ -88,6 +97,7 @@ impl Command {
         match self {
             Command::Append { events, .. } => events.iter().map(NewEvent::queued_bytes).sum(),
             Command::Settle { ids, .. } => 32 + 8 * ids.len(),
+            Command::Control { control, .. } => control.bound_bytes(),
             Command::Sync { .. } => 0,
         }
     }
@@ -97,6 +107,11 @@ impl Command {
         match self {
             Command::Append { done, .. } => drop(done.send(Err(error))),
             Command::Settle { done, .. } => drop(done.send(Err(error))),
+            Command::Control { done, .. } => {
+                if let Some(done) = done {
+                    drop(done.send(Err(error)))
+                }
+            }
             Command::Sync { done } => drop(done.send(Err(error))),
         }
     }

@@ -41,6 +41,9 @@ impl Writer {
         for s in batch.settle_records.drain(..) {
             self.checkpoint.settle(s);
         }
+        for (kind, fields) in batch.control_records.drain(..) {
+            self.checkpoint.control(kind, fields);
+        }
         self.links
             .counters
             .events_appended

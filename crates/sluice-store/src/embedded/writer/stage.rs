@@ -58,6 +58,14 @@ impl Writer {
                 Ok(outcomes) => self.batch.staged.push(Staged::Settle { outcomes, done }),
                 Err(e) => drop(done.send(Err(e))),
             },
+            Command::Control { control, done } => {
+                let mut fields = Vec::with_capacity(control.bound_bytes());
+                control.encode(&mut fields);
+                let kind = control.kind();
+                self.encoder.push_control(kind, &fields);
+                self.batch.control_records.push((kind, fields));
+                self.batch.staged.push(Staged::Control { done });
+            }
             Command::Sync { done } => {
                 self.batch.wants_sync = true;
                 self.batch.staged.push(Staged::Sync { done });

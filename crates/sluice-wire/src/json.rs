@@ -91,6 +91,14 @@ impl JsonWriter {
         self.comma = false;
     }
 
+    /// An object key that comes from data (a user's header name), escaped.
+    pub fn escaped_key(&mut self, key: &str) {
+        self.sep();
+        self.write_escaped(key);
+        self.buf.put_u8(b':');
+        self.comma = false;
+    }
+
     /// `"key": "value"` for a value Sluice generated that never needs escaping (event
     /// ids), copied without the per-byte check: a batch answer writes one per item.
     pub fn field_token(&mut self, key: &'static str, value: &str) {
