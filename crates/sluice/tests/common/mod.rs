@@ -78,6 +78,49 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_sluice")
 }
 
+/// Spawns the command `build` makes so that it dies with the test process, even when
+/// the test binary never drops its handle (a fixture in a `static`) or is killed.
+///
+/// `PR_SET_PDEATHSIG` fires when the thread that forked exits, not the process, and
+/// every test runs on its own thread; so children are forked by one thread that lives
+/// as long as the process, and get `SIGKILL` when it ends.
+pub fn spawn_tied(build: impl FnOnce() -> Command + Send + 'static) -> std::io::Result<Child> {
+    type Build = Box<dyn FnOnce() -> Command + Send>;
+    type Request = (Build, std::sync::mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<Request>>> =
+        std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Request>();
+        std::thread::spawn(move || {
+            // The sender lives in the static, so this loop ends only with the process.
+            for (build, reply) in rx {
+                use std::os::unix::process::CommandExt;
+                let mut cmd = build();
+                // SAFETY: prctl(2) is async-signal-safe, as pre_exec requires, and the
+                // closure allocates nothing between fork and exec.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+                let _ = reply.send(cmd.spawn());
+            }
+        });
+        Mutex::new(tx)
+    });
+    let gone = || std::io::Error::other("the spawner thread is gone");
+    let (tx, rx) = std::sync::mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((Box::new(build), tx))
+        .map_err(|_| gone())?;
+    rx.recv().map_err(|_| gone())?
+}
+
 /// Runs a command that must exit by itself; kills it and fails the test if it does not
 /// within `timeout` (a hung child must never hang the suite).
 pub fn run_to_exit(cmd: &mut Command, timeout: Duration) -> std::process::Output {
@@ -113,8 +156,13 @@ impl Server {
 
     /// Starts `sluice serve` on a given data directory.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(binary())
-            .args([
+        let (dir_arg, extra_args): (PathBuf, Vec<String>) = (
+            dir.to_owned(),
+            extra.iter().map(|a| a.to_string()).collect(),
+        );
+        let mut child = spawn_tied(move || {
+            let mut cmd = Command::new(binary());
+            cmd.args([
                 "serve",
                 "--listen",
                 "127.0.0.1:0",
@@ -122,13 +170,14 @@ impl Server {
                 ADMIN_TOKEN,
                 "--data-dir",
             ])
-            .arg(dir)
-            .args(extra)
+            .arg(dir_arg)
+            .args(extra_args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sluice");
+            .stderr(Stdio::piped());
+            cmd
+        })
+        .expect("spawn sluice");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let log: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
