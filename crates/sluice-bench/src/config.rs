@@ -98,11 +98,13 @@ pub enum SweepAxis {
 }
 
 impl SweepAxis {
-    /// The axis label of plots and tables.
-    pub fn label(self) -> &'static str {
-        match self {
-            SweepAxis::Connections => "connections",
-            SweepAxis::Rate => "offered rate (req/s)",
+    /// The axis label of plots and tables: the webhook workload paces events (each
+    /// fanned out to every endpoint), the others requests.
+    pub fn label(self, workload: Workload) -> &'static str {
+        match (self, workload) {
+            (SweepAxis::Connections, _) => "connections",
+            (SweepAxis::Rate, Workload::Webhook) => "offered rate (events/s)",
+            (SweepAxis::Rate, _) => "offered rate (req/s)",
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::config::SweepAxis;
+use crate::config::{SweepAxis, Workload};
 use crate::stats::Report;
 
 /// Why the plot could not be written.
@@ -54,14 +54,40 @@ fn draw(path: &Path, title: &str, axis: SweepAxis, reports: &[Report]) -> Result
         SweepAxis::Connections => r.shape.connections as f64,
         SweepAxis::Rate => r.shape.rate.unwrap_or(0) as f64,
     };
+    // A webhook sweep plots what it measures: deliveries, and their ingest→delivery
+    // latency; the others, events (or requests) and the request latency.
+    let webhook = reports.iter().all(|r| r.shape.workload == "webhook");
     let events = reports.iter().any(|r| r.events_per_s > 0.0);
-    let throughput = |r: &Report| if events { r.events_per_s } else { r.req_per_s };
-    let throughput_label = if events { "events/s" } else { "requests/s" };
+    let x_desc = axis.label(if webhook {
+        Workload::Webhook
+    } else {
+        Workload::Ingest
+    });
+    let throughput = |r: &Report| {
+        if webhook {
+            r.consumed_per_s
+        } else if events {
+            r.events_per_s
+        } else {
+            r.req_per_s
+        }
+    };
+    let throughput_label = if webhook {
+        "deliveries/s"
+    } else if events {
+        "events/s"
+    } else {
+        "requests/s"
+    };
+    let latency = |r: &Report| match (webhook, r.end_to_end_ms) {
+        (true, Some(e)) => e,
+        _ => r.latency_ms,
+    };
 
     let max_throughput = reports.iter().map(throughput).fold(1.0, f64::max);
     line_panel(
         &panels[0],
-        axis,
+        x_desc,
         reports.iter().map(x),
         &format!("throughput ({throughput_label})"),
         false,
@@ -75,45 +101,47 @@ fn draw(path: &Path, title: &str, axis: SweepAxis, reports: &[Report]) -> Result
 
     let lowest = reports
         .iter()
-        .map(|r| r.latency_ms.p50)
+        .map(|r| latency(r).p50)
         .fold(f64::MAX, f64::min)
         .max(0.001);
     let highest = reports
         .iter()
-        .map(|r| r.latency_ms.p99)
+        .map(|r| latency(r).p99)
         .fold(lowest, f64::max);
     line_panel(
         &panels[1],
-        axis,
+        x_desc,
         reports.iter().map(x),
-        "latency (ms, log scale)",
+        if webhook {
+            "ingest→delivery latency (ms, log scale)"
+        } else {
+            "latency (ms, log scale)"
+        },
         true,
         lowest / 2.0..highest * 2.0,
         &[
             (
                 "p99",
                 &RED,
-                reports
-                    .iter()
-                    .map(|r| r.latency_ms.p99.max(0.001))
-                    .collect(),
+                reports.iter().map(|r| latency(r).p99.max(0.001)).collect(),
             ),
             (
                 "p50",
                 &MAGENTA,
-                reports
-                    .iter()
-                    .map(|r| r.latency_ms.p50.max(0.001))
-                    .collect(),
+                reports.iter().map(|r| latency(r).p50.max(0.001)).collect(),
             ),
         ],
     )?;
 
     line_panel(
         &panels[2],
-        axis,
+        x_desc,
         reports.iter().map(x),
-        "success (% of requests answered 2xx)",
+        if webhook {
+            "success (% of expected deliveries that arrived)"
+        } else {
+            "success (% of requests answered 2xx)"
+        },
         false,
         0.0..105.0,
         &[(
@@ -126,10 +154,11 @@ fn draw(path: &Path, title: &str, axis: SweepAxis, reports: &[Report]) -> Result
     Ok(())
 }
 
-/// One panel: x is the load (log scale), one line per series.
+/// One panel: x is the load (log scale, a tick at each swept value), one line per
+/// series.
 fn line_panel(
     area: &Panel<'_>,
-    axis: SweepAxis,
+    x_desc: &str,
     xs: impl Iterator<Item = f64>,
     caption: &str,
     log_y: bool,
@@ -139,7 +168,9 @@ fn line_panel(
     let xs: Vec<f64> = xs.map(|x| x.max(1.0)).collect();
     let x_min = xs.iter().copied().fold(f64::MAX, f64::min);
     let x_max = xs.iter().copied().fold(1.0, f64::max);
-    let x_range = (x_min / 1.5)..(x_max * 1.5);
+    let x_range = ((x_min / 1.5)..(x_max * 1.5))
+        .log_scale()
+        .with_key_points(xs.clone());
     let mut builder = ChartBuilder::on(area);
     builder
         .caption(caption, ("sans-serif", 16))
@@ -147,19 +178,19 @@ fn line_panel(
         .x_label_area_size(40)
         .y_label_area_size(80);
     if log_y {
-        let mut chart = builder.build_cartesian_2d(x_range.log_scale(), y_range.log_scale())?;
+        let mut chart = builder.build_cartesian_2d(x_range, y_range.log_scale())?;
         chart
             .configure_mesh()
-            .x_desc(axis.label())
+            .x_desc(x_desc)
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| format!("{v}"))
             .draw()?;
         draw_series(&mut chart, &xs, series)?;
     } else {
-        let mut chart = builder.build_cartesian_2d(x_range.log_scale(), y_range)?;
+        let mut chart = builder.build_cartesian_2d(x_range, y_range)?;
         chart
             .configure_mesh()
-            .x_desc(axis.label())
+            .x_desc(x_desc)
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| format!("{v:.0}"))
             .draw()?;
@@ -168,12 +199,13 @@ fn line_panel(
     Ok(())
 }
 
-fn draw_series<'a, Y>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<LogCoord<f64>, Y>>,
+fn draw_series<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
     xs: &[f64],
     series: &[(&str, &RGBColor, Vec<f64>)],
 ) -> Result<(), Failure>
 where
+    X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
     // A panel's caption names its one series; only several need a legend.

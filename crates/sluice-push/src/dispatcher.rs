@@ -476,17 +476,19 @@ async fn work<S: Store>(
         Ok(state) => state.failing_since,
         Err(_) => None,
     };
+    // What a subscription's settings make of every request, and the breaker's key:
+    // worked out once per change of the subscription, not once per wake-up.
     let prepare = |sub: &Arc<Subscription>| {
         let p = request::Prepared::new(sub, now_ms()).map_err(|e| e.to_string());
-        (sub.clone(), Arc::new(p))
+        let origin = check_url(&sub.target_url, true)
+            .map(|t| t.origin())
+            .unwrap_or_else(|_| sub.target_url.clone());
+        (sub.clone(), Arc::new(p), origin)
     };
     let mut prepared = prepare(&config.borrow());
     loop {
         let sub = config.borrow().clone();
         let active = sub.status == SubscriptionStatus::Active && !stopping;
-        let origin = check_url(&sub.target_url, true)
-            .map(|t| t.origin())
-            .unwrap_or_else(|_| sub.target_url.clone());
         // Prepared again when the subscription changes or a rotated-out secret expires.
         let fresh = Arc::ptr_eq(&prepared.0, &sub)
             && prepared
@@ -498,6 +500,11 @@ async fn work<S: Store>(
             prepared = prepare(&sub);
         }
         let requests = prepared.1.clone();
+        let origin: &str = &prepared.2;
+        let cap = match sub.ordering {
+            Ordering::Fifo => 1,
+            Ordering::None => sub.max_in_flight.max(1) as usize,
+        };
         if settling.is_none() && !results.is_empty() {
             let batch = std::mem::take(&mut results);
             let n = batch.len();
@@ -523,12 +530,8 @@ async fn work<S: Store>(
         let may_fetch = settling.is_none() || sub.ordering == Ordering::None;
         if active && want_fetch && may_fetch {
             want_fetch = false;
-            let cap = match sub.ordering {
-                Ordering::Fifo => 1,
-                Ordering::None => sub.max_in_flight.max(1) as usize,
-            };
             let mut free = cap.saturating_sub(attempts.len() + results.len());
-            match d.breakers.permit(&origin, Instant::now()) {
+            match d.breakers.permit(origin, Instant::now()) {
                 Permit::Flow => {}
                 Permit::Probe => free = free.min(usize::from(attempts.is_empty())),
                 Permit::HeldUntil(until) => {
@@ -597,6 +600,10 @@ async fn work<S: Store>(
             }
         }
         let sleep = next_due.map(|at| tokio::time::sleep_until(tokio::time::Instant::from_std(at)));
+        // With every slot taken a commit changes nothing here: its wake-up is left
+        // stored in `wake` (a `Notify` keeps one) until a settle frees a slot, so a
+        // hanging endpoint's worker does not run once per commit.
+        let room = active && attempts.len() + results.len() < cap;
         tokio::select! {
             Some(joined) = attempts.join_next(), if !attempts.is_empty() => {
                 let mut finished = vec![joined];
@@ -606,7 +613,7 @@ async fn work<S: Store>(
                 for joined in finished {
                     d.metrics.in_flight.fetch_sub(1, Relaxed);
                     let Ok(f) = joined else { continue }; // a panicked attempt: handed out again after a restart
-                    let settled = decide(&d, &sub, &origin, &f, &mut rng);
+                    let settled = decide(&d, &sub, origin, &f, &mut rng);
                     match settled.attempt.outcome {
                         AttemptOutcome::Delivered => failing_since = None,
                         _ => {
@@ -638,7 +645,7 @@ async fn work<S: Store>(
                 }
                 want_fetch = true;
             }
-            _ = wake.notified() => want_fetch = true,
+            _ = wake.notified(), if room => want_fetch = true,
             _ = async {
                 match sleep {
                     Some(s) => s.await,

@@ -122,7 +122,7 @@ pub fn run(flags: BenchFlags) -> anyhow::Result<ExitCode> {
             config.url.authority().map_or("", |a| a.as_str()),
             config.path(),
             config.protocol.as_str(),
-            axis.label()
+            axis.label(config.workload)
         );
         sluice_bench::plot_sweep(path, &title, axis, &reports)?;
         if !flags.json {
@@ -163,11 +163,14 @@ fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
 
 fn print_heading(config: &BenchConfig, points: usize, axis: SweepAxis) {
     let mode = match config.rate {
+        Some(r) if config.workload == Workload::Webhook => {
+            format!("open loop at {r} events/s (latency from each event's ingest answer)")
+        }
         Some(r) => format!("open loop at {r} req/s (latency from intended send time)"),
         None => "closed loop".to_owned(),
     };
     let shape = if points > 1 {
-        format!("a sweep of {points} {} points", axis.label())
+        format!("a sweep of {points} {} points", axis.label(config.workload))
     } else {
         format!("{} connections", config.connections)
     };

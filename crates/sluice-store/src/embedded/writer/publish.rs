@@ -66,6 +66,8 @@ impl Writer {
         let fields = batch.announced.len() == batch.new_events.len();
         let inline = fields && batch.payload_bytes <= FEED_INLINE_BYTES_MAX;
         let salt = self.salt;
+        // Frozen into one buffer the feed's entries share; the batch gets a new one.
+        let bytes = bytes::Bytes::from(std::mem::take(&mut batch.feed_bytes));
         let mut announced = batch.announced.drain(..);
         let committed: Arc<[Committed]> = batch
             .new_events
@@ -73,7 +75,11 @@ impl Writer {
             .map(|e| {
                 let a = if fields { announced.next() } else { None };
                 let (source, occurred_at, payload) = match a {
-                    Some(a) => (a.source, a.occurred_at, inline.then_some(a.payload)),
+                    Some(a) => (
+                        a.source.map(|r| r.of(&bytes)),
+                        a.occurred_at.map(|r| r.of(&bytes)),
+                        a.payload.filter(|_| inline).map(|r| r.of(&bytes)),
+                    ),
                     None => (None, None, None),
                 };
                 Committed {

@@ -16,6 +16,7 @@ use crate::embedded::index::{STATE_ACKED, STATE_DELETED, STATE_EXPIRED, STATE_PE
 use crate::embedded::segment;
 use crate::embedded::sidecar::IndexedSettle;
 use crate::event_id::EventId;
+use crate::feed::FEED_INLINE_BYTES_MAX;
 use crate::types::{AppendOutcome, NewEvent, Sequence, Settle, SettleOutcome, TenantId, UnixMs};
 
 impl Writer {
@@ -127,11 +128,14 @@ impl Writer {
             idempotency: hashes,
         });
         if announce {
-            self.batch.announced.push(Announced {
-                source: e.source.clone(),
-                occurred_at: e.occurred_at.clone(),
-                payload: e.payload.clone(),
-            });
+            let batch = &mut self.batch;
+            let announced = Announced {
+                source: e.source.as_deref().map(|f| batch.keep_for_feed(f)),
+                occurred_at: e.occurred_at.as_deref().map(|f| batch.keep_for_feed(f)),
+                payload: (batch.payload_bytes <= FEED_INLINE_BYTES_MAX)
+                    .then(|| batch.keep_for_feed(&e.payload)),
+            };
+            batch.announced.push(announced);
         }
         AppendOutcome::Created {
             id: EventId::new(received_at, seq, salt),
