@@ -145,6 +145,9 @@ pub struct BenchConfig {
     pub consumers: Option<usize>,
     /// Lease taken by each poll of `Consume` and `Mixed`.
     pub lease_seconds: u32,
+    /// Each poll's `wait_seconds` (long polling); 0 polls and backs off briefly when
+    /// the inbox is empty.
+    pub wait_seconds: u32,
     /// A request without an answer after this long counts as a timeout.
     pub timeout: Duration,
 }
@@ -169,6 +172,7 @@ impl BenchConfig {
             key_space: None,
             consumers: None,
             lease_seconds: 30,
+            wait_seconds: 0,
             timeout: Duration::from_secs(10),
         }
     }

@@ -55,10 +55,16 @@ pub fn run_with_progress(
                 let ctx = Rc::new(ThreadContext {
                     target: Target::new(&config),
                     path: config.path().to_owned(),
-                    poll_path: format!(
-                        "/v1/inbox?limit={}&lease_seconds={}",
-                        config.batch_size, config.lease_seconds
-                    ),
+                    poll_path: match config.wait_seconds {
+                        0 => format!(
+                            "/v1/inbox?limit={}&lease_seconds={}",
+                            config.batch_size, config.lease_seconds
+                        ),
+                        w => format!(
+                            "/v1/inbox?limit={}&lease_seconds={}&wait_seconds={w}",
+                            config.batch_size, config.lease_seconds
+                        ),
+                    },
                     config,
                     bodies,
                     start,

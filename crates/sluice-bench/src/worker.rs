@@ -265,7 +265,10 @@ async fn consume(
     };
     if listing.events.is_empty() {
         ctx.stats.borrow_mut().counts.empty_polls += 1;
-        tokio::time::sleep(EMPTY_POLL_BACKOFF).await;
+        // A long poll that came back empty has waited already.
+        if ctx.config.wait_seconds == 0 {
+            tokio::time::sleep(EMPTY_POLL_BACKOFF).await;
+        }
         return Instant::now();
     }
     {

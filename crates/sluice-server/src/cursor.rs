@@ -45,6 +45,11 @@ pub enum Listing {
     Attempts(u32),
     /// `GET /v1/subscriptions/{id}/dead-letters` of the subscription with this key.
     DeadLetters(u32),
+    /// `GET /v1/events` (the history).
+    History,
+    /// A lease of one event, of this generation: not a listing, but a token signed the
+    /// same way (see [`CursorKey::encode_lease`]).
+    Lease(u32),
 }
 
 impl Listing {
@@ -53,6 +58,8 @@ impl Listing {
             Listing::Inbox => (1, 0),
             Listing::Attempts(sub) => (2, sub),
             Listing::DeadLetters(sub) => (3, sub),
+            Listing::History => (4, 0),
+            Listing::Lease(generation) => (5, generation),
         }
     }
 }
@@ -145,6 +152,63 @@ impl CursorKey {
     }
 }
 
+/// Lease ids: `"lse_" base64url(seq u64 BE | generation u32 BE | tag 12)` (35
+/// characters), the tag as a cursor's with [`Listing::Lease`]. The event's sequence is
+/// in it so that a lease id sent with another event's id is refused, not compared.
+const LEASE_PREFIX: &str = "lse_";
+const LEASE_RAW_BYTES: usize = 12 + TAG_BYTES;
+
+impl CursorKey {
+    /// The `lease_id` for `tenant`'s event `seq`, leased at `generation` (its delivery
+    /// count after the lease).
+    pub fn encode_lease(&self, tenant: TenantId, seq: Sequence, generation: u32) -> String {
+        let mut raw = [0u8; LEASE_RAW_BYTES];
+        raw[..8].copy_from_slice(&seq.0.to_be_bytes());
+        raw[8..12].copy_from_slice(&generation.to_be_bytes());
+        raw[12..].copy_from_slice(&self.tag(Listing::Lease(generation), tenant, seq));
+        format!("{LEASE_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
+    }
+
+    /// The generation a `lease_id` names, if this key issued it for `tenant`'s event
+    /// `seq`; otherwise a `400 invalid_lease` problem.
+    pub fn decode_lease(
+        &self,
+        tenant: TenantId,
+        seq: Sequence,
+        text: &str,
+    ) -> Result<u32, Problem> {
+        let invalid = || {
+            Problem::new(
+                Code::InvalidLease,
+                "this lease_id was not issued for this event: send the lease_id the lease returned with it, unaltered",
+            )
+        };
+        let body = text.strip_prefix(LEASE_PREFIX).ok_or_else(invalid)?;
+        let mut raw = [0u8; LEASE_RAW_BYTES];
+        match URL_SAFE_NO_PAD.decode_slice(body, &mut raw) {
+            Ok(LEASE_RAW_BYTES) => {}
+            _ => return Err(invalid()),
+        }
+        if URL_SAFE_NO_PAD.encode(raw) != body {
+            return Err(invalid());
+        }
+        let mut at = [0u8; 8];
+        at.copy_from_slice(&raw[..8]);
+        let mut generation = [0u8; 4];
+        generation.copy_from_slice(&raw[8..12]);
+        let generation = u32::from_be_bytes(generation);
+        if u64::from_be_bytes(at) != seq.0 {
+            return Err(invalid());
+        }
+        let expected = self.tag(Listing::Lease(generation), tenant, seq);
+        if bool::from(expected.ct_eq(&raw[12..])) {
+            Ok(generation)
+        } else {
+            Err(invalid())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +242,37 @@ mod tests {
                 .decode(Listing::Inbox, TenantId(1), &altered)
                 .expect_err(&altered);
             assert_eq!(err.code, Code::InvalidCursor);
+        }
+    }
+
+    #[test]
+    fn lease_ids_name_one_event_and_generation() {
+        let key = CursorKey::new(b"secret");
+        let text = key.encode_lease(TenantId(1), Sequence(42), 3);
+        assert_eq!(text.len(), 36);
+        assert_eq!(
+            key.decode_lease(TenantId(1), Sequence(42), &text).ok(),
+            Some(3)
+        );
+        // Another event, another tenant, another key: refused.
+        assert!(key.decode_lease(TenantId(1), Sequence(43), &text).is_err());
+        assert!(key.decode_lease(TenantId(2), Sequence(42), &text).is_err());
+        assert!(CursorKey::new(b"other")
+            .decode_lease(TenantId(1), Sequence(42), &text)
+            .is_err());
+        // A cursor is not a lease id.
+        let cursor = key.encode(Listing::Inbox, TenantId(1), Sequence(42));
+        assert!(key
+            .decode_lease(TenantId(1), Sequence(42), &cursor)
+            .is_err());
+        for at in 0..text.len() {
+            let mut bytes = text.clone().into_bytes();
+            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+            let altered = String::from_utf8(bytes).expect("ascii");
+            let err = key
+                .decode_lease(TenantId(1), Sequence(42), &altered)
+                .expect_err(&altered);
+            assert_eq!(err.code, Code::InvalidLease);
         }
     }
 }

@@ -67,6 +67,59 @@ pub struct Metrics {
     batch_sum: AtomicU64,
     connections_refused: AtomicU64,
     connections_open: AtomicU64,
+    /// What pull consumers do, for `/metrics`.
+    pub(crate) inbox: InboxMetrics,
+}
+
+/// The inbox's counters: leases handed out (and how many of them were redeliveries),
+/// acks, nacks, and long polls parked now.
+#[derive(Debug, Default)]
+pub(crate) struct InboxMetrics {
+    pub(crate) leased: AtomicU64,
+    pub(crate) redelivered: AtomicU64,
+    pub(crate) acked: AtomicU64,
+    pub(crate) nacked: AtomicU64,
+    pub(crate) lease_expired: AtomicU64,
+    pub(crate) polls_waiting: AtomicU64,
+}
+
+impl InboxMetrics {
+    fn write(&self, out: &mut Exposition) {
+        for (name, help, v) in [
+            (
+                "sluice_inbox_leased_total",
+                "Events handed out under a lease.",
+                &self.leased,
+            ),
+            (
+                "sluice_inbox_redelivered_total",
+                "Leases of events leased before (delivery_count above 1).",
+                &self.redelivered,
+            ),
+            (
+                "sluice_inbox_acked_total",
+                "Events acked (first acks; repeats are not counted).",
+                &self.acked,
+            ),
+            (
+                "sluice_inbox_nacked_total",
+                "Leases ended early by a nack.",
+                &self.nacked,
+            ),
+            (
+                "sluice_inbox_lease_expired_total",
+                "Acks, nacks and extensions refused with 409 lease_expired.",
+                &self.lease_expired,
+            ),
+        ] {
+            out.counter(name, help, v.load(Relaxed));
+        }
+        out.gauge(
+            "sluice_inbox_long_polls_waiting",
+            "Inbox long polls (wait_seconds) parked, waiting for an event.",
+            self.polls_waiting.load(Relaxed),
+        );
+    }
 }
 
 impl Default for Metrics {
@@ -104,6 +157,7 @@ impl Default for Metrics {
             batch_sum: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
+            inbox: InboxMetrics::default(),
         }
     }
 }
@@ -242,6 +296,7 @@ impl Metrics {
             "Open client connections.",
             self.connections_open.load(Relaxed),
         );
+        self.inbox.write(out);
         out.counter(
             "sluice_store_commits_total",
             "Durable writes (group commits, or acknowledged publishes).",

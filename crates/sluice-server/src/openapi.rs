@@ -87,11 +87,15 @@ pub struct Event {
     payload: (),
     received_at: String,
     occurred_at: Option<String>,
-    /// Times a lease handed it out (reset by a restart: leases are not persisted).
+    /// Times a lease handed it out; kept after the ack (reset by a restart: leases are
+    /// not persisted).
     delivery_count: u32,
     /// `pending`, `leased` or `acked`.
     state: String,
     lease_expires_at: Option<String>,
+    /// Set only on the items a leasing poll just took (else `null`): send it with the
+    /// ack, nack or extension.
+    lease_id: Option<String>,
 }
 
 /// A page of the inbox, oldest first.
@@ -101,6 +105,44 @@ pub struct InboxPage {
     /// Pass as `cursor` for the next page.
     next_cursor: Option<String>,
     has_more: bool,
+}
+
+/// The lease an ack is made under.
+#[derive(ToSchema)]
+pub struct LeaseRef {
+    /// As the leasing poll returned it.
+    lease_id: Option<String>,
+}
+
+/// A nack.
+#[derive(ToSchema)]
+pub struct NackRequest {
+    /// The lease being given back; without one, any pending event can be delayed.
+    lease_id: Option<String>,
+    /// Hidden this long first (0..=43200, default 0).
+    delay_seconds: Option<u32>,
+}
+
+/// A lease extension.
+#[derive(ToSchema)]
+pub struct ExtendRequest {
+    lease_id: String,
+    /// The new length, from now (1..=43200).
+    lease_seconds: u32,
+}
+
+/// Where an event stands after a nack or an extension.
+#[derive(ToSchema)]
+pub struct LeaseState {
+    event_id: String,
+    /// `leased` or `pending`.
+    state: String,
+    /// After an extension.
+    lease_id: Option<String>,
+    /// After an extension.
+    lease_expires_at: Option<String>,
+    /// After a nack: when it is visible to pollers again.
+    visible_at: Option<String>,
 }
 
 /// Ids to acknowledge.
@@ -400,7 +442,8 @@ pub(crate) mod paths {
             ("limit" = Option<u32>, Query, description = "1..=1000, default 100"),
             ("cursor" = Option<String>, Query, description = "next_cursor of the previous page, exactly as returned (opaque; an altered one is 400 invalid_cursor)"),
             ("event_type" = Option<String>, Query, description = "Only this type"),
-            ("lease_seconds" = Option<u32>, Query, description = "Lease the returned events (1..=43200)")),
+            ("lease_seconds" = Option<u32>, Query, description = "Lease the returned events (1..=43200); each leased item carries a lease_id"),
+            ("wait_seconds" = Option<u32>, Query, description = "Long poll: when nothing is there, wait up to this long (0..=20) for an event, answering as soon as one is")),
         responses((status = 200, body = InboxPage), (status = 400, description = "invalid_cursor: not a cursor issued for this listing", body = Problem), (status = 422, body = Problem)),
         security(("bearer" = []), ("api_key" = [])))]
     fn inbox() {}
@@ -417,11 +460,43 @@ pub(crate) mod paths {
         security(("bearer" = []), ("api_key" = [])))]
     fn get_event() {}
 
-    /// Acknowledge one event (repeating is harmless).
+    /// Acknowledge one event (repeating is harmless). With a `lease_id`, only while that
+    /// lease is current.
     #[utoipa::path(post, path = "/v1/events/{id}/ack", tag = "inbox", params(("id" = String, Path)),
-        responses((status = 200, body = Acked), (status = 404, body = Problem)),
+        request_body(content = Option<LeaseRef>, description = "Optional: the lease this ack is made under"),
+        responses((status = 200, body = Acked), (status = 400, description = "invalid_lease: not a lease_id issued for this event", body = Problem),
+            (status = 404, body = Problem), (status = 409, description = "lease_expired: the event was leased again since; nothing changed", body = Problem)),
         security(("bearer" = []), ("api_key" = [])))]
     fn ack_event() {}
+
+    /// End a lease early: the event is visible again at once, or after `delay_seconds`.
+    #[utoipa::path(post, path = "/v1/events/{id}/nack", tag = "inbox", params(("id" = String, Path)),
+        request_body(content = Option<NackRequest>, description = "Optional"),
+        responses((status = 200, body = LeaseState), (status = 400, body = Problem), (status = 404, body = Problem),
+            (status = 409, description = "lease_expired", body = Problem), (status = 422, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn nack_event() {}
+
+    /// Extend a lease the consumer is still working under.
+    #[utoipa::path(post, path = "/v1/events/{id}/lease", tag = "inbox", params(("id" = String, Path)),
+        request_body = ExtendRequest,
+        responses((status = 200, body = LeaseState), (status = 400, body = Problem), (status = 404, body = Problem),
+            (status = 409, description = "lease_expired", body = Problem), (status = 422, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn extend_lease() {}
+
+    /// The tenant's events in ingest order, acked ones included, while retained.
+    #[utoipa::path(get, path = "/v1/events", tag = "inbox",
+        params(
+            ("since" = Option<String>, Query, description = "Received at or after (RFC 3339 UTC)"),
+            ("until" = Option<String>, Query, description = "Received at or before (RFC 3339 UTC)"),
+            ("event_type" = Option<String>, Query, description = "Only this type"),
+            ("state" = Option<String>, Query, description = "pending, leased or acked"),
+            ("limit" = Option<u32>, Query, description = "1..=1000, default 100"),
+            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+        responses((status = 200, body = InboxPage), (status = 400, body = Problem), (status = 422, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn history() {}
 
     /// Delete one event.
     #[utoipa::path(delete, path = "/v1/events/{id}", tag = "inbox", params(("id" = String, Path)),
@@ -566,7 +641,7 @@ impl Modify for Security {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice", description = "Durable event ingestion: producers POST events, made durable before the answer; consumers pull from a per-tenant inbox with leases and acks."),
-    components(schemas(EventIn, Receipt, BatchItem, BatchResults, Event, InboxPage, AckRequest, AckResult, AckResults,
+    components(schemas(EventIn, Receipt, BatchItem, BatchResults, Event, InboxPage, LeaseRef, NackRequest, ExtendRequest, LeaseState, AckRequest, AckResult, AckResults,
                        Acked, FieldError, Problem, Status, Limits, TenantIn, Tenant, TenantPatch, Tenants, KeyIn,
                        KeyCreated, KeyInfo, Keys, SubscriptionIn, Subscription, Subscriptions,
                        SubscriptionPatch, SecretOut, AttemptOut, Attempts, DeadLetter, DeadLetters,

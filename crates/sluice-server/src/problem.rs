@@ -20,6 +20,12 @@ pub enum Code {
     /// A page cursor that Sluice did not issue for this listing (altered, truncated, or
     /// another tenant's).
     InvalidCursor,
+    /// A `lease_id` that Sluice did not issue for this event (altered, or another
+    /// event's or tenant's).
+    InvalidLease,
+    /// A `lease_id` that is no longer current: the lease expired and the event was
+    /// leased again. Nothing changed.
+    LeaseExpired,
     /// No key, or an unknown or revoked key.
     Unauthorized,
     /// The key lacks the scope this route needs.
@@ -54,11 +60,13 @@ pub enum Code {
 
 impl Code {
     /// Every code, for the metrics (each code's status is counted) and the docs.
-    pub const ALL: [Code; 19] = [
+    pub const ALL: [Code; 21] = [
         Code::MalformedJson,
         Code::ValidationFailed,
         Code::TargetNotAllowed,
         Code::InvalidCursor,
+        Code::InvalidLease,
+        Code::LeaseExpired,
         Code::Unauthorized,
         Code::Forbidden,
         Code::NotFound,
@@ -82,6 +90,8 @@ impl Code {
             Code::MalformedJson => "malformed_json",
             Code::ValidationFailed => "validation_failed",
             Code::InvalidCursor => "invalid_cursor",
+            Code::InvalidLease => "invalid_lease",
+            Code::LeaseExpired => "lease_expired",
             Code::TargetNotAllowed => "target_not_allowed",
             Code::Unauthorized => "unauthorized",
             Code::Forbidden => "forbidden",
@@ -106,7 +116,8 @@ impl Code {
         match self {
             Code::MalformedJson => StatusCode::BAD_REQUEST,
             Code::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
-            Code::InvalidCursor => StatusCode::BAD_REQUEST,
+            Code::InvalidCursor | Code::InvalidLease => StatusCode::BAD_REQUEST,
+            Code::LeaseExpired => StatusCode::CONFLICT,
             Code::TargetNotAllowed => StatusCode::UNPROCESSABLE_ENTITY,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::Forbidden => StatusCode::FORBIDDEN,
@@ -131,6 +142,8 @@ impl Code {
             Code::MalformedJson => "Malformed JSON",
             Code::ValidationFailed => "Validation failed",
             Code::InvalidCursor => "Invalid cursor",
+            Code::InvalidLease => "Invalid lease",
+            Code::LeaseExpired => "Lease expired",
             Code::TargetNotAllowed => "Target not allowed",
             Code::Unauthorized => "Unauthorized",
             Code::Forbidden => "Forbidden",

@@ -63,8 +63,11 @@ route_table! {
     IngestBatch: POST "/v1/events/batch", INGEST, ingest::batch, __path_ingest_batch;
     Inbox: GET "/v1/inbox", CONSUME, inbox::list, __path_inbox;
     InboxAck: POST "/v1/inbox/ack", CONSUME, inbox::ack_many, __path_inbox_ack;
+    History: GET "/v1/events", READ, events::history, __path_history;
     EventGet: GET "/v1/events/{id}", READ, events::get, __path_get_event;
     EventAck: POST "/v1/events/{id}/ack", CONSUME, inbox::ack_one, __path_ack_event;
+    EventNack: POST "/v1/events/{id}/nack", CONSUME, inbox::nack, __path_nack_event;
+    EventLease: POST "/v1/events/{id}/lease", CONSUME, inbox::extend, __path_extend_lease;
     EventDelete: DELETE "/v1/events/{id}", CONSUME, events::delete, __path_delete_event;
     SubCreate: POST "/v1/subscriptions", MANAGE, subs::create, __path_create_subscription;
     SubList: GET "/v1/subscriptions", MANAGE, subs::list, __path_list_subscriptions;

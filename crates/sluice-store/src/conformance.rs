@@ -20,8 +20,8 @@ use crate::delivery::{Attempt, AttemptOutcome, AttemptQuery, Next, Replay, Settl
 use crate::feed::{FeedItem, LogFollower, TypeFilter, FEED_CAPACITY};
 use crate::types::UnixMs;
 use crate::{
-    AppendOutcome, CatalogOps, EventId, EventState, IdempotencyKey, InboxQuery, LogQuery, NewEvent,
-    Settle, SettleOutcome, Store, TenantId,
+    AppendOutcome, CatalogOps, EventId, EventState, IdempotencyKey, InboxQuery, LeaseAction,
+    LeaseOutcome, LogQuery, NewEvent, Settle, SettleOutcome, Store, TenantId,
 };
 
 /// How the suite drives one backend.
@@ -1195,6 +1195,245 @@ pub async fn catalog_round_trips<H: Harness>(mut h: H) {
     assert!(catalog.keys[0].revoked_at.is_some());
 }
 
+fn leasing(tenant: TenantId, limit: usize, ms: u64) -> InboxQuery {
+    InboxQuery {
+        lease_ms: Some(ms),
+        ..query(tenant, limit)
+    }
+}
+
+/// A lease is named by its generation: once the event is leased again, the old lease
+/// acks, nacks and extends nothing; the current one acks, and the count stays.
+pub async fn stale_leases_change_nothing<H: Harness>(mut h: H) {
+    let id = append_n(h.store(), A, "t", 1).await[0];
+    let first = h.store().list(leasing(A, 1, 1_000)).await.expect("lease");
+    assert_eq!(first.events[0].delivery_count, 1);
+    h.advance_ms(1_001);
+    let second = h.store().list(leasing(A, 1, 30_000)).await.expect("lease");
+    assert_eq!(second.events[0].id, id);
+    assert_eq!(second.events[0].delivery_count, 2);
+    let store = h.store();
+    assert_eq!(
+        store.ack_leased(A, id, 1).await.expect("ack"),
+        SettleOutcome::LeaseExpired
+    );
+    for stale in [
+        LeaseAction::Nack {
+            lease: Some(1),
+            delay_ms: 0,
+        },
+        LeaseAction::Extend {
+            lease: 1,
+            lease_ms: 60_000,
+        },
+    ] {
+        assert_eq!(
+            store.lease_action(A, id, stale).await.expect("act"),
+            LeaseOutcome::Stale
+        );
+    }
+    // Nothing changed: still leased under the second lease, until its own expiry.
+    let got = store.get(A, id).await.expect("get").expect("there");
+    assert_eq!(
+        got.state,
+        EventState::Leased {
+            until: h.now_ms() + 30_000
+        }
+    );
+    // Another tenant's lease of it, or an id that is not exactly its own: not found.
+    assert_eq!(
+        store.ack_leased(B, id, 2).await.expect("ack"),
+        SettleOutcome::NotFound
+    );
+    assert_eq!(
+        store
+            .lease_action(
+                B,
+                id,
+                LeaseAction::Extend {
+                    lease: 2,
+                    lease_ms: 1
+                }
+            )
+            .await
+            .expect("act"),
+        LeaseOutcome::NotFound
+    );
+    assert_eq!(
+        store.ack_leased(A, id, 2).await.expect("ack"),
+        SettleOutcome::Done
+    );
+    assert_eq!(
+        store.ack_leased(A, id, 2).await.expect("ack"),
+        SettleOutcome::AlreadyDone
+    );
+    let acked = store.get(A, id).await.expect("get").expect("there");
+    assert_eq!((acked.state, acked.delivery_count), (EventState::Acked, 2));
+    assert_eq!(
+        store
+            .lease_action(
+                A,
+                id,
+                LeaseAction::Nack {
+                    lease: None,
+                    delay_ms: 0
+                }
+            )
+            .await
+            .expect("act"),
+        LeaseOutcome::NotFound,
+        "an acked event has no lease to give back"
+    );
+}
+
+/// A nack makes the event visible again at once or after its delay; an extension keeps
+/// it hidden past the lease it extends; a poll that passes hidden events says when the
+/// first comes back.
+pub async fn nacks_and_extensions<H: Harness>(mut h: H) {
+    let ids = append_n(h.store(), A, "t", 3).await;
+    let leased = h.store().list(leasing(A, 3, 30_000)).await.expect("lease");
+    assert_eq!(leased.events.len(), 3);
+    let t0 = h.now_ms();
+    let store = h.store();
+    assert_eq!(
+        store
+            .lease_action(
+                A,
+                ids[0],
+                LeaseAction::Nack {
+                    lease: Some(1),
+                    delay_ms: 0
+                }
+            )
+            .await
+            .expect("nack"),
+        LeaseOutcome::Done { visible_at: t0 }
+    );
+    assert_eq!(
+        store
+            .lease_action(
+                A,
+                ids[1],
+                LeaseAction::Nack {
+                    lease: Some(1),
+                    delay_ms: 10_000
+                }
+            )
+            .await
+            .expect("nack"),
+        LeaseOutcome::Done {
+            visible_at: t0 + 10_000
+        }
+    );
+    assert_eq!(
+        store
+            .lease_action(
+                A,
+                ids[2],
+                LeaseAction::Extend {
+                    lease: 1,
+                    lease_ms: 60_000
+                }
+            )
+            .await
+            .expect("extend"),
+        LeaseOutcome::Done {
+            visible_at: t0 + 60_000
+        }
+    );
+    // Only the event nacked without a delay is there, under a new lease.
+    let now = store.list(leasing(A, 10, 30_000)).await.expect("lease");
+    assert_eq!(
+        now.events
+            .iter()
+            .map(|e| (e.id, e.delivery_count))
+            .collect::<Vec<_>>(),
+        vec![(ids[0], 2)]
+    );
+    assert_eq!(
+        store.ack_leased(A, ids[0], 2).await.expect("ack"),
+        SettleOutcome::Done
+    );
+    // The poll passed over the other two and says when the first of them is back.
+    let empty = store.list(leasing(A, 10, 30_000)).await.expect("lease");
+    assert!(empty.events.is_empty());
+    assert_eq!(empty.next_visible, Some(t0 + 10_000));
+    h.advance_ms(10_000);
+    let back = h.store().list(leasing(A, 10, 30_000)).await.expect("lease");
+    assert_eq!(
+        back.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
+    // Past the original lease's end (30 s), the extended one (60 s) still holds.
+    h.advance_ms(25_000);
+    let held = h.store().list(leasing(A, 10, 30_000)).await.expect("lease");
+    assert!(held.events.is_empty(), "{:?}", held.events);
+    h.advance_ms(25_001);
+    let extended = h.store().list(leasing(A, 10, 30_000)).await.expect("lease");
+    assert!(extended
+        .events
+        .iter()
+        .any(|e| e.id == ids[2] && e.delivery_count == 2));
+    // Without a lease, a nack delays any pending event.
+    let id = append_n(h.store(), A, "late", 1).await[0];
+    assert!(matches!(
+        h.store()
+            .lease_action(
+                A,
+                id,
+                LeaseAction::Nack {
+                    lease: None,
+                    delay_ms: 5_000
+                }
+            )
+            .await
+            .expect("nack"),
+        LeaseOutcome::Done { .. }
+    ));
+    let mut q = leasing(A, 10, 1_000);
+    q.event_type = Some("late".into());
+    assert!(h.store().list(q).await.expect("lease").events.is_empty());
+}
+
+/// Each id's state and count, as a history listing shows them; and the inbox signal
+/// wakes a waiter on a commit of its tenant.
+pub async fn inbox_states_and_signals<H: Harness>(h: H) {
+    let store = h.store();
+    let ids = append_n(store, A, "t", 3).await;
+    let other = append_n(store, B, "t", 1).await[0];
+    store.list(leasing(A, 1, 30_000)).await.expect("lease");
+    store
+        .settle(A, vec![ids[2]], Settle::Ack)
+        .await
+        .expect("ack");
+    let states = store
+        .inbox_states(A, vec![ids[0], ids[1], ids[2], other])
+        .await
+        .expect("states");
+    assert_eq!(
+        states,
+        vec![
+            Some((
+                EventState::Leased {
+                    until: h.now_ms() + 30_000
+                },
+                1
+            )),
+            Some((EventState::Pending, 0)),
+            Some((EventState::Acked, 0)),
+            None,
+        ]
+    );
+    for interchangeable in [true, false] {
+        let signal = store.inbox_signal(A, interchangeable);
+        let notified = signal.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        append_n(store, A, "t", 1).await;
+        within("the inbox signal after a commit", notified).await;
+    }
+}
+
 /// Polls futures concurrently on the current task, without a dependency on `futures`.
 async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut futs: Vec<_> = futs.map(Box::pin).collect();
@@ -1232,7 +1471,8 @@ macro_rules! conformance_tests {
             subscriptions_start_after_creation_and_match, fifo_holds_order_through_retries,
             unordered_deliveries_run_in_parallel_up_to_the_cap, dead_letters_and_replays,
             attempts_log_pages_newest_first, stale_settles_change_nothing,
-            delivery_state_survives_reopen);
+            delivery_state_survives_reopen, stale_leases_change_nothing, nacks_and_extensions,
+            inbox_states_and_signals);
     };
     (@cases $harness:ty; $($case:ident),* $(,)?) => {
         $(

@@ -48,6 +48,6 @@ pub use event_id::EventId;
 pub use store::{CatalogOps, CatalogWatch, Store, StoreStats};
 pub use types::{
     now_ms, AppendOutcome, Committed, EventState, Health, IdempotencyKey, InboxPage, InboxQuery,
-    LogEvent, LogPage, LogQuery, NewEvent, Sequence, Settle, SettleOutcome, StoredEvent, TenantId,
-    UnixMs,
+    LeaseAction, LeaseOutcome, LogEvent, LogPage, LogQuery, NewEvent, Sequence, Settle,
+    SettleOutcome, StoredEvent, TenantId, UnixMs,
 };

@@ -28,8 +28,8 @@ use crate::event_id::EventId;
 use crate::exposition::Exposition;
 use crate::feed::CommitFeed;
 use crate::types::{
-    AppendOutcome, Health, InboxPage, InboxQuery, LogPage, LogQuery, NewEvent, Sequence, Settle,
-    SettleOutcome, StoredEvent, TenantId,
+    AppendOutcome, EventState, Health, InboxPage, InboxQuery, LeaseAction, LeaseOutcome, LogPage,
+    LogQuery, NewEvent, Sequence, Settle, SettleOutcome, StoredEvent, TenantId,
 };
 
 /// What every backend counts, for `/metrics` and the console. A backend's own figures
@@ -100,6 +100,44 @@ pub trait Store: Send + Sync + 'static {
         ids: Vec<EventId>,
         how: Settle,
     ) -> impl Future<Output = Result<Vec<SettleOutcome>, StoreError>> + Send;
+
+    /// Acknowledges one event under a lease: only if the lease is current (the event
+    /// was not leased again since), else [`SettleOutcome::LeaseExpired`] and nothing
+    /// changes. An event already acked answers [`SettleOutcome::AlreadyDone`].
+    fn ack_leased(
+        &self,
+        tenant: TenantId,
+        id: EventId,
+        lease: u32,
+    ) -> impl Future<Output = Result<SettleOutcome, StoreError>> + Send;
+
+    /// Nacks or extends a lease (see [`LeaseAction`]). Leases are not durable, so
+    /// neither is this: a restart makes every pending event visible.
+    fn lease_action(
+        &self,
+        tenant: TenantId,
+        id: EventId,
+        action: LeaseAction,
+    ) -> impl Future<Output = Result<LeaseOutcome, StoreError>> + Send;
+
+    /// The current state and delivery count of each id, in order (`None`: not this
+    /// tenant's, deleted, expired or unknown), for listings that read the log and
+    /// report where each event stands.
+    fn inbox_states(
+        &self,
+        tenant: TenantId,
+        ids: Vec<EventId>,
+    ) -> impl Future<Output = Result<Vec<Option<(EventState, u32)>>, StoreError>> + Send;
+
+    /// Notified when events may have become visible in the tenant's inbox (a commit of
+    /// its events, a nack): what a long poll waits on. Enable the `Notified` future
+    /// before listing, so a commit between the two is not missed.
+    ///
+    /// `interchangeable` polls (leasing, no type filter: any of them takes any event)
+    /// share a signal that wakes one of them per event (`notify_one`), so idle
+    /// consumers do not all wake for each event; every other poll is woken by every
+    /// commit of its tenant (`notify_waiters`).
+    fn inbox_signal(&self, tenant: TenantId, interchangeable: bool) -> Arc<tokio::sync::Notify>;
 
     /// Pending (unacked, undeleted) events per tenant, for metrics.
     fn pending_counts(

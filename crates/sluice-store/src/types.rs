@@ -151,7 +151,8 @@ pub struct StoredEvent {
     pub received_at: UnixMs,
     /// The payload, byte for byte as ingested.
     pub payload: Bytes,
-    /// How many times a lease has handed it out (not persisted across restarts).
+    /// How many times a lease has handed it out; kept after an ack (up to 255 there),
+    /// but not across restarts, as leases are not.
     pub delivery_count: u32,
     /// Inbox state.
     pub state: EventState,
@@ -175,12 +176,55 @@ pub struct InboxQuery {
 /// One page of an inbox listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InboxPage {
-    /// The events, oldest first.
+    /// The events, oldest first. A leased one's `delivery_count` is its lease's
+    /// generation: what [`crate::Store::ack_leased`] and [`crate::Store::lease_action`]
+    /// check a lease against.
     pub events: Vec<StoredEvent>,
     /// Cursor for the next page: the sequence of the last event returned.
     pub next_cursor: Option<Sequence>,
     /// Whether more matching events exist after this page.
     pub has_more: bool,
+    /// For a leasing poll: the earliest time an event this poll passed over because it
+    /// was hidden (leased, or nacked with a delay) becomes visible again, so that a
+    /// long poll knows when to look again without being woken by a commit.
+    pub next_visible: Option<UnixMs>,
+}
+
+/// What a consumer does with a lease before it ends: give the event back, or keep it
+/// longer. Leases are named by their generation (the event's `delivery_count` when it
+/// was leased): a lease taken again since is another generation, and the old one is
+/// stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseAction {
+    /// Ends the lease now: the event is visible again after `delay_ms` (0: at once).
+    /// Without a lease, any pending event can be delayed this way.
+    Nack {
+        /// The lease being given back, if the caller holds one.
+        lease: Option<u32>,
+        /// How long the event stays hidden first.
+        delay_ms: u64,
+    },
+    /// Keeps the event hidden for `lease_ms` from now.
+    Extend {
+        /// The lease being extended.
+        lease: u32,
+        /// The new length, from now.
+        lease_ms: u64,
+    },
+}
+
+/// What became of a [`LeaseAction`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// Done; the event is hidden until this time (now or earlier: visible).
+    Done {
+        /// When the event becomes visible to lease pollers.
+        visible_at: UnixMs,
+    },
+    /// The lease is not current: the event was leased again since.
+    Stale,
+    /// No such pending event for this tenant (unknown, acked, deleted, another's).
+    NotFound,
 }
 
 /// What became of one id in an ack or delete request.
@@ -192,6 +236,9 @@ pub enum SettleOutcome {
     AlreadyDone,
     /// No such event for this tenant (unknown, deleted, or another tenant's).
     NotFound,
+    /// An ack under a lease that is not current (the event was leased again since):
+    /// nothing changed.
+    LeaseExpired,
 }
 
 /// A settle request: acknowledge, or delete outright.

@@ -4,6 +4,8 @@
 //! the hot path pays a branch, not an allocation or an indirect call, and the server
 //! stays generic over one concrete type.
 
+use std::sync::Arc;
+
 use sluice_store::delivery::{
     AttemptPage, AttemptQuery, DeadLetterPage, DeliveryState, Fetched, Replay, Settled,
 };
@@ -11,10 +13,11 @@ use sluice_store::embedded::EmbeddedStore;
 use sluice_store::exposition::Exposition;
 use sluice_store::feed::CommitFeed;
 use sluice_store::{
-    AppendOutcome, CatalogChange, CatalogWatch, Changed, EventId, Health, InboxPage, InboxQuery,
-    LogPage, LogQuery, NewEvent, Sequence, Settle, SettleOutcome, Store, StoreError, StoreStats,
-    StoredEvent, SubKey, TenantId,
+    AppendOutcome, CatalogChange, CatalogWatch, Changed, EventId, EventState, Health, InboxPage,
+    InboxQuery, LeaseAction, LeaseOutcome, LogPage, LogQuery, NewEvent, Sequence, Settle,
+    SettleOutcome, Store, StoreError, StoreStats, StoredEvent, SubKey, TenantId,
 };
+use tokio::sync::Notify;
 
 /// One of the storage backends.
 pub enum Backend {
@@ -63,6 +66,36 @@ impl Store for Backend {
         how: Settle,
     ) -> Result<Vec<SettleOutcome>, StoreError> {
         on!(self, s => s.settle(tenant, ids, how).await)
+    }
+
+    async fn ack_leased(
+        &self,
+        tenant: TenantId,
+        id: EventId,
+        lease: u32,
+    ) -> Result<SettleOutcome, StoreError> {
+        on!(self, s => s.ack_leased(tenant, id, lease).await)
+    }
+
+    async fn lease_action(
+        &self,
+        tenant: TenantId,
+        id: EventId,
+        action: LeaseAction,
+    ) -> Result<LeaseOutcome, StoreError> {
+        on!(self, s => s.lease_action(tenant, id, action).await)
+    }
+
+    async fn inbox_states(
+        &self,
+        tenant: TenantId,
+        ids: Vec<EventId>,
+    ) -> Result<Vec<Option<(EventState, u32)>>, StoreError> {
+        on!(self, s => s.inbox_states(tenant, ids).await)
+    }
+
+    fn inbox_signal(&self, tenant: TenantId, interchangeable: bool) -> Arc<Notify> {
+        on!(self, s => s.inbox_signal(tenant, interchangeable))
     }
 
     async fn pending_counts(&self) -> Result<Vec<(TenantId, u64)>, StoreError> {

@@ -153,6 +153,12 @@ fn config(flags: &BenchFlags) -> anyhow::Result<BenchConfig> {
     config.key_space = flags.key_space;
     config.consumers = flags.consumers;
     config.lease_seconds = flags.lease_seconds;
+    config.wait_seconds = flags.wait_seconds;
+    // A long poll is not a timeout: give each poll its wait plus the usual allowance.
+    let poll_needs = Duration::from_secs(u64::from(flags.wait_seconds) + 5);
+    if config.timeout < poll_needs {
+        config.timeout = poll_needs;
+    }
     Ok(config)
 }
 

@@ -110,6 +110,10 @@ pub struct BenchFlags {
     /// Lease each poll takes, in seconds (consume and mixed)
     #[arg(long, default_value_t = 30)]
     pub lease_seconds: u32,
+    /// Long-poll: each poll of consume and mixed waits up to this long for an event
+    /// (0..=20; 0 polls and, when empty, backs off 1 ms before polling again)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub wait_seconds: u32,
     /// Receivers (and subscriptions) of --workload webhook; each event goes to every one
     #[arg(long, default_value_t = 4)]
     pub endpoints: usize,

@@ -1,9 +1,24 @@
-//! The inbox: `GET /v1/inbox` (list, and lease), and acks, one or many.
+//! The inbox: `GET /v1/inbox` (list, lease, long poll), acks one or many, and what a
+//! consumer does with a lease before it ends: nack (`/nack`) or extend (`/lease`).
+//!
+//! A lease is named by a `lease_id` (see [`crate::cursor::CursorKey::encode_lease`]):
+//! the event and the lease's generation, signed. An ack, nack or extension that sends
+//! one is checked against the event's current lease, and a stale one (the lease
+//! expired and the event was leased again) is `409 lease_expired` and changes nothing,
+//! as an SQS receipt handle or a JetStream ack of a redelivered message would be.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use http::StatusCode;
-use sluice_store::{EventId, InboxQuery, Settle, SettleOutcome, Store};
+use sluice_store::{
+    EventId, EventState, InboxQuery, LeaseAction, LeaseOutcome, Settle, SettleOutcome, Store,
+};
 
-use super::{event_id, not_found_event, store_problem, write_event, LEASE_SECONDS_MAX};
+use super::{
+    event_id, not_found_event, parse_json, read_json_body, store_problem, write_event_leased,
+    LEASE_SECONDS_MAX,
+};
 use crate::app::{App, Cx};
 use crate::body;
 use crate::cursor::Listing;
@@ -15,6 +30,15 @@ use crate::validate;
 /// Ids one bulk ack may carry.
 const ACK_IDS_MAX: usize = 1000;
 
+/// The longest a long poll waits (`wait_seconds`), as SQS's `WaitTimeSeconds`.
+const WAIT_SECONDS_MAX: u64 = 20;
+
+/// The longest a nack may hide an event (`delay_seconds`), as a lease.
+const DELAY_SECONDS_MAX: u64 = LEASE_SECONDS_MAX;
+
+/// A lease body's size bound: it holds an id and a number.
+const LEASE_BODY_MAX: usize = 4 << 10;
+
 /// `GET /v1/inbox`
 pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let who = cx.who()?;
@@ -25,6 +49,7 @@ pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
         event_type: None,
         lease_ms: None,
     };
+    let mut wait = Duration::ZERO;
     let mut errors = Vec::new();
     for (k, v) in form_urlencoded::parse(cx.head.uri.query().unwrap_or("").as_bytes()) {
         match k.as_ref() {
@@ -47,16 +72,30 @@ pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
                     "must be an integer from 1 to 43200",
                 )),
             },
+            "wait_seconds" => match v.parse::<u64>() {
+                Ok(s) if s <= WAIT_SECONDS_MAX => wait = Duration::from_secs(s),
+                _ => errors.push(FieldError::new(
+                    "wait_seconds",
+                    "must be an integer from 0 to 20",
+                )),
+            },
             other => errors.push(FieldError::new(
                 other,
-                "is not a known parameter (limit, cursor, event_type, lease_seconds)",
+                "is not a known parameter (limit, cursor, event_type, lease_seconds, wait_seconds)",
             )),
         }
     }
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
-    let page = app.store.list(query).await.map_err(store_problem)?;
+    let leasing = query.lease_ms.is_some();
+    let page = poll(app, query, wait).await?;
+    if leasing {
+        let m = &app.metrics.inbox;
+        m.leased.fetch_add(page.events.len() as u64, Relaxed);
+        let again = page.events.iter().filter(|e| e.delivery_count > 1).count();
+        m.redelivered.fetch_add(again as u64, Relaxed);
+    }
     let mut w = JsonWriter::with_capacity(
         page.events
             .iter()
@@ -68,7 +107,15 @@ pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
     w.key("events");
     w.begin_array();
     for e in &page.events {
-        write_event(&mut w, e);
+        let lease_id = match e.state {
+            EventState::Leased { .. } if leasing => Some(app.cursors.encode_lease(
+                who.tenant,
+                e.id.sequence(),
+                e.delivery_count,
+            )),
+            _ => None,
+        };
+        write_event_leased(&mut w, e, lease_id.as_deref());
     }
     w.end_array();
     match page.next_cursor {
@@ -81,6 +128,198 @@ pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
     w.field_bool("has_more", page.has_more);
     w.end_object();
     Ok(reply::json(StatusCode::OK, w.finish()))
+}
+
+/// Lists once, or, with a wait, until something is there: woken by the tenant's
+/// commits and nacks, and by the time the earliest hidden event it passed over becomes
+/// visible again (an expired lease wakes nobody else). The signal is enabled before
+/// each listing, so a commit between the listing and the wait is not missed.
+async fn poll<S: Store>(
+    app: &App<S>,
+    query: InboxQuery,
+    wait: Duration,
+) -> Result<sluice_store::InboxPage, Problem> {
+    if wait.is_zero() {
+        return app.store.list(query).await.map_err(store_problem);
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    let interchangeable = query.lease_ms.is_some() && query.event_type.is_none();
+    let signal = app.store.inbox_signal(query.tenant, interchangeable);
+    let _parked = Parked::new(&app.metrics.inbox.polls_waiting);
+    loop {
+        let notified = signal.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let page = app.store.list(query.clone()).await.map_err(store_problem)?;
+        let now = tokio::time::Instant::now();
+        if !page.events.is_empty() || now >= deadline {
+            return Ok(page);
+        }
+        let until = match page.next_visible {
+            Some(at) => {
+                let ms = at.saturating_sub(sluice_store::now_ms()).max(0) as u64;
+                deadline.min(now + Duration::from_millis(ms))
+            }
+            None => deadline,
+        };
+        tokio::select! {
+            () = &mut notified => {}
+            () = tokio::time::sleep_until(until) => {}
+        }
+    }
+}
+
+/// Counts a long poll as waiting for as long as it lives (whichever way it ends).
+struct Parked<'a>(&'a AtomicU64);
+
+impl<'a> Parked<'a> {
+    fn new(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Relaxed);
+        Parked(gauge)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// The `lease_id` a request body names, checked against the event it came with.
+fn lease_of<S: Store>(
+    app: &App<S>,
+    tenant: sluice_store::TenantId,
+    id: EventId,
+    lease_id: Option<&str>,
+) -> Result<Option<u32>, Problem> {
+    lease_id
+        .map(|l| app.cursors.decode_lease(tenant, id.sequence(), l))
+        .transpose()
+}
+
+fn lease_expired<S: Store>(app: &App<S>, text: &str) -> Problem {
+    app.metrics.inbox.lease_expired.fetch_add(1, Relaxed);
+    Problem::new(
+        Code::LeaseExpired,
+        format!("the lease on {text} is no longer yours: it expired and the event was leased again; nothing changed (lease it again to work on it)"),
+    )
+}
+
+/// The optional body of an ack: the lease it is made under.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    lease_id: Option<String>,
+}
+
+/// `POST /v1/events/{id}/nack {"lease_id"?, "delay_seconds"?}`
+pub(crate) async fn nack<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct NackBody {
+        lease_id: Option<String>,
+        delay_seconds: Option<u64>,
+    }
+    let who = cx.who()?;
+    let body = read_json_body(app, cx, LEASE_BODY_MAX).await?;
+    let text = cx.param("id");
+    let id = event_id(text)?;
+    let parsed: NackBody = if body.is_empty() {
+        NackBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    let delay = parsed.delay_seconds.unwrap_or(0);
+    if delay > DELAY_SECONDS_MAX {
+        return Err(Problem::validation(vec![FieldError::new(
+            "delay_seconds",
+            "must be an integer from 0 to 43200",
+        )]));
+    }
+    let lease = lease_of(app, who.tenant, id, parsed.lease_id.as_deref())?;
+    let action = LeaseAction::Nack {
+        lease,
+        delay_ms: delay * 1000,
+    };
+    lease_reply(
+        app,
+        who.tenant,
+        id,
+        text,
+        action,
+        parsed.lease_id.as_deref(),
+    )
+    .await
+}
+
+/// `POST /v1/events/{id}/lease {"lease_id", "lease_seconds"}`
+pub(crate) async fn extend<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ExtendBody {
+        lease_id: String,
+        lease_seconds: u64,
+    }
+    let who = cx.who()?;
+    let body = read_json_body(app, cx, LEASE_BODY_MAX).await?;
+    let text = cx.param("id");
+    let id = event_id(text)?;
+    let parsed: ExtendBody = parse_json(&body)?;
+    if !(1..=LEASE_SECONDS_MAX).contains(&parsed.lease_seconds) {
+        return Err(Problem::validation(vec![FieldError::new(
+            "lease_seconds",
+            "must be an integer from 1 to 43200",
+        )]));
+    }
+    let lease = app
+        .cursors
+        .decode_lease(who.tenant, id.sequence(), &parsed.lease_id)?;
+    let action = LeaseAction::Extend {
+        lease,
+        lease_ms: parsed.lease_seconds * 1000,
+    };
+    lease_reply(app, who.tenant, id, text, action, Some(&parsed.lease_id)).await
+}
+
+/// Applies a nack or an extension and answers with where the event stands.
+async fn lease_reply<S: Store>(
+    app: &App<S>,
+    tenant: sluice_store::TenantId,
+    id: EventId,
+    text: &str,
+    action: LeaseAction,
+    lease_id: Option<&str>,
+) -> Result<Reply, Problem> {
+    match app
+        .store
+        .lease_action(tenant, id, action)
+        .await
+        .map_err(store_problem)?
+    {
+        LeaseOutcome::Done { visible_at } => {
+            let mut w = JsonWriter::with_capacity(160);
+            w.begin_object();
+            w.field_str("event_id", text);
+            match action {
+                LeaseAction::Extend { .. } => {
+                    w.field_str("state", "leased");
+                    if let Some(l) = lease_id {
+                        w.field_str("lease_id", l);
+                    }
+                    w.field_timestamp("lease_expires_at", visible_at);
+                }
+                LeaseAction::Nack { .. } => {
+                    app.metrics.inbox.nacked.fetch_add(1, Relaxed);
+                    w.field_str("state", "pending");
+                    w.field_timestamp("visible_at", visible_at);
+                }
+            }
+            w.end_object();
+            Ok(reply::json(StatusCode::OK, w.finish()))
+        }
+        LeaseOutcome::Stale => Err(lease_expired(app, text)),
+        LeaseOutcome::NotFound => Err(not_found_event(text)),
+    }
 }
 
 /// `POST /v1/inbox/ack {"event_ids": [...]}`
@@ -146,10 +385,13 @@ pub(crate) async fn ack_many<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<
             match outcome {
                 SettleOutcome::Done => {
                     acked += 1;
+                    app.metrics.inbox.acked.fetch_add(1, Relaxed);
                     "acked"
                 }
                 SettleOutcome::AlreadyDone => "already_acked",
                 SettleOutcome::NotFound => "not_found",
+                // A bulk ack carries no leases, so the store never answers this.
+                SettleOutcome::LeaseExpired => "lease_expired",
             },
         );
         w.end_object();
@@ -160,16 +402,32 @@ pub(crate) async fn ack_many<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<
     Ok(reply::json(StatusCode::OK, w.finish()))
 }
 
-/// `POST /v1/events/{id}/ack`
+/// `POST /v1/events/{id}/ack`, with an optional body `{"lease_id"}`.
 pub(crate) async fn ack_one<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let who = cx.who()?;
+    let body = read_json_body(app, cx, LEASE_BODY_MAX).await?;
     let text = cx.param("id");
     let id = event_id(text)?;
-    let outcome = app
-        .store
-        .settle(who.tenant, vec![id], Settle::Ack)
-        .await
-        .map_err(store_problem)?;
+    let parsed: AckBody = if body.is_empty() {
+        AckBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    let outcome = match lease_of(app, who.tenant, id, parsed.lease_id.as_deref())? {
+        Some(lease) => vec![app
+            .store
+            .ack_leased(who.tenant, id, lease)
+            .await
+            .map_err(store_problem)?],
+        None => app
+            .store
+            .settle(who.tenant, vec![id], Settle::Ack)
+            .await
+            .map_err(store_problem)?,
+    };
+    if outcome.first() == Some(&SettleOutcome::Done) {
+        app.metrics.inbox.acked.fetch_add(1, Relaxed);
+    }
     match outcome.first() {
         Some(SettleOutcome::Done | SettleOutcome::AlreadyDone) => {
             let mut w = JsonWriter::with_capacity(96);
@@ -179,6 +437,7 @@ pub(crate) async fn ack_one<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<R
             w.end_object();
             Ok(reply::json(StatusCode::OK, w.finish()))
         }
+        Some(SettleOutcome::LeaseExpired) => Err(lease_expired(app, text)),
         Some(SettleOutcome::NotFound) | None => Err(not_found_event(text)),
     }
 }

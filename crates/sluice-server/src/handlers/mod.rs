@@ -109,6 +109,12 @@ pub(crate) fn event_id(text: &str) -> Result<EventId, Problem> {
 
 /// Writes an event with its delivery state, as the inbox and the event routes show it.
 pub(crate) fn write_event(w: &mut JsonWriter, e: &StoredEvent) {
+    write_event_leased(w, e, None);
+}
+
+/// Writes an event as [`write_event`] does, with the `lease_id` of the lease a poll
+/// just took on it.
+pub(crate) fn write_event_leased(w: &mut JsonWriter, e: &StoredEvent, lease_id: Option<&str>) {
     let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
     let mut buf = [0u8; 30];
     w.begin_object();
@@ -127,5 +133,7 @@ pub(crate) fn write_event(w: &mut JsonWriter, e: &StoredEvent) {
     };
     w.field_str("state", state);
     w.field_opt_str("lease_expires_at", lease.map(rfc3339_ms).as_deref());
+    // Always there, `null` but on the items a leasing poll just took: one shape for all.
+    w.field_opt_str("lease_id", lease_id);
     w.end_object();
 }

@@ -47,6 +47,11 @@ pub struct SegmentMeta {
     pub keys: Vec<u32>,
     /// State of each event, indexed like `offsets`.
     pub states: Vec<u8>,
+    /// Each acked event's delivery count, saturating at 255, indexed like `offsets`
+    /// (0 while pending: a pending event's count is in its inbox entry). One byte an
+    /// event, so that `delivery_count` survives the ack without a structure that grows
+    /// with acked events; like leases, it does not survive a restart.
+    pub acked_counts: Vec<u8>,
     /// How many of its events are still pending.
     pub pending: u32,
     /// Latest receive time of its events.
@@ -73,6 +78,7 @@ impl SegmentMeta {
             offsets: Vec::with_capacity(events_hint),
             keys: Vec::with_capacity(events_hint),
             states: Vec::with_capacity(events_hint),
+            acked_counts: Vec::with_capacity(events_hint),
             pending: 0,
             received_last: 0,
             settled_last: 0,
@@ -219,6 +225,8 @@ pub struct Location {
     pub offset: u64,
     /// Its state byte.
     pub state: u8,
+    /// Its delivery count once acked (see [`SegmentMeta::acked_counts`]).
+    pub acked_count: u8,
 }
 
 /// Everything readers and the writer share, behind one mutex held only for in-memory work.
@@ -255,6 +263,7 @@ pub fn locate_in(segments: &[SegmentMeta], seq: Sequence) -> Option<Location> {
         path: s.path.clone(),
         offset: s.offsets[i] as u64,
         state: s.states[i],
+        acked_count: s.acked_counts[i],
     })
 }
 
@@ -291,6 +300,7 @@ impl Index {
         seg.offsets.push(offset);
         seg.keys.push(key);
         seg.states.push(STATE_PENDING);
+        seg.acked_counts.push(0);
         seg.pending += 1;
         seg.received_last = seg.received_last.max(received_at);
         self.inboxes.entry(tenant).or_default().insert(
@@ -312,18 +322,29 @@ impl Index {
             .and_then(|inbox| inbox.get_exact(id.sequence().0, id.millis()))
     }
 
+    /// Like [`Index::pending`], to change the entry (a nack, an extension).
+    pub fn pending_mut(&mut self, tenant: TenantId, id: EventId) -> Option<&mut Pending> {
+        self.inboxes
+            .get_mut(&tenant)
+            .and_then(|inbox| inbox.get_exact_mut(id.sequence().0, id.millis()))
+    }
+
     /// Moves an event to `state` (acked or deleted). Returns whether anything changed.
     pub fn settle(&mut self, tenant: TenantId, seq: Sequence, state: u8, at: UnixMs) -> bool {
         let Some(i) = segment_of(&self.segments, seq) else {
             return false;
         };
-        let was_pending = self
+        let removed = self
             .inboxes
             .get_mut(&tenant)
-            .and_then(|inbox| inbox.remove(seq.0))
-            .is_some();
+            .and_then(|inbox| inbox.remove(seq.0));
+        let was_pending = removed.is_some();
         let seg = &mut self.segments[i];
-        let slot = &mut seg.states[(seq.0 - seg.base_seq) as usize];
+        let at_i = (seq.0 - seg.base_seq) as usize;
+        if let Some(p) = removed {
+            seg.acked_counts[at_i] = u8::try_from(p.delivery_count).unwrap_or(u8::MAX);
+        }
+        let slot = &mut seg.states[at_i];
         if *slot == STATE_DELETED || *slot == STATE_EXPIRED || *slot == state {
             return false;
         }

@@ -34,6 +34,7 @@ pub(crate) mod scan;
 pub mod scrub;
 pub(crate) mod segment;
 pub mod sidecar;
+mod signals;
 mod spare;
 mod syncer;
 mod type_names;
@@ -66,8 +67,8 @@ use crate::exposition::Exposition;
 use crate::feed::{CommitFeed, FeedSender};
 use crate::store::{CatalogWatch, Store, StoreStats};
 use crate::types::{
-    AppendOutcome, EventState, Health, InboxPage, InboxQuery, LogPage, LogQuery, NewEvent,
-    Sequence, Settle, SettleOutcome, StoredEvent, TenantId,
+    AppendOutcome, EventState, Health, InboxPage, InboxQuery, LeaseAction, LeaseOutcome, LogPage,
+    LogQuery, NewEvent, Sequence, Settle, SettleOutcome, StoredEvent, TenantId, UnixMs,
 };
 
 /// Events one log read looks at, at most, before it answers with how far it got: the
@@ -115,6 +116,7 @@ struct Inner {
     queue: Arc<QueueGauges>,
     halted: Arc<AtomicBool>,
     scrub: Arc<scrub::Scrub>,
+    signals: Arc<signals::InboxSignals>,
 }
 
 /// The embedded [`Store`]: see the module docs. Dropping it drains the commit queue,
@@ -177,12 +179,14 @@ impl EmbeddedStore {
             queue: queue_gauges,
             halted: Arc::default(),
             scrub,
+            signals: Arc::default(),
         });
         let links = Links {
             index: inner.index.clone(),
             feed: inner.feed.clone(),
             counters: inner.counters.clone(),
             halted: inner.halted.clone(),
+            signals: inner.signals.clone(),
         };
         let start = Start {
             active: recovered.active,
@@ -406,6 +410,7 @@ impl Store for EmbeddedStore {
         let start = query.after.map_or(0, |s| s.0.saturating_add(1));
         let mut found = Vec::with_capacity(limit.min(128));
         let mut has_more = false;
+        let mut next_visible: Option<UnixMs> = None;
         {
             let mut guard = self.inner.index.lock();
             let index = &mut *guard;
@@ -425,6 +430,9 @@ impl Store for EmbeddedStore {
                     continue;
                 }
                 if query.lease_ms.is_some() && pending.lease_until > now {
+                    next_visible = Some(
+                        next_visible.map_or(pending.lease_until, |t| t.min(pending.lease_until)),
+                    );
                     continue;
                 }
                 if found.len() == limit {
@@ -469,6 +477,7 @@ impl Store for EmbeddedStore {
             events,
             next_cursor,
             has_more,
+            next_visible,
         })
     }
 
@@ -492,7 +501,7 @@ impl Store for EmbeddedStore {
                     },
                 ),
                 (STATE_PENDING, Some(p)) => (p.delivery_count, EventState::Pending),
-                (STATE_ACKED, _) => (0, EventState::Acked),
+                (STATE_ACKED, _) => (u32::from(location.acked_count), EventState::Acked),
                 // Another tenant's pending event, or deleted, or expired.
                 _ => return Ok(None),
             };
@@ -522,9 +531,99 @@ impl Store for EmbeddedStore {
             tenant,
             ids,
             how,
+            lease: None,
             done,
         })
         .await
+    }
+
+    async fn ack_leased(
+        &self,
+        tenant: TenantId,
+        id: EventId,
+        lease: u32,
+    ) -> Result<SettleOutcome, StoreError> {
+        let outcomes = self
+            .call(|done| Command::Settle {
+                tenant,
+                ids: vec![id],
+                how: Settle::Ack,
+                lease: Some(lease),
+                done,
+            })
+            .await?;
+        Ok(outcomes.first().copied().unwrap_or(SettleOutcome::NotFound))
+    }
+
+    async fn lease_action(
+        &self,
+        tenant: TenantId,
+        id: EventId,
+        action: LeaseAction,
+    ) -> Result<LeaseOutcome, StoreError> {
+        if id.salt() != self.inner.salt {
+            return Ok(LeaseOutcome::NotFound);
+        }
+        let now = self.inner.clock.now_ms();
+        let (lease, until) = match action {
+            LeaseAction::Nack { lease, delay_ms } => (lease, now.saturating_add(delay_ms as i64)),
+            LeaseAction::Extend { lease, lease_ms } => {
+                (Some(lease), now.saturating_add(lease_ms as i64))
+            }
+        };
+        let outcome = {
+            let mut index = self.inner.index.lock();
+            match index.pending_mut(tenant, id) {
+                None => LeaseOutcome::NotFound,
+                Some(p) if lease.is_some_and(|l| l != p.delivery_count) => LeaseOutcome::Stale,
+                Some(p) => {
+                    // Visible at once is "not hidden": 0, as for a fresh event.
+                    p.lease_until = if until > now { until } else { 0 };
+                    LeaseOutcome::Done { visible_at: until }
+                }
+            }
+        };
+        if matches!(outcome, LeaseOutcome::Done { visible_at } if visible_at <= now) {
+            self.inner.signals.notify(std::iter::once(tenant));
+        }
+        Ok(outcome)
+    }
+
+    async fn inbox_states(
+        &self,
+        tenant: TenantId,
+        ids: Vec<EventId>,
+    ) -> Result<Vec<Option<(EventState, u32)>>, StoreError> {
+        let now = self.inner.clock.now_ms();
+        let salt = self.inner.salt;
+        let index = self.inner.index.lock();
+        Ok(ids
+            .iter()
+            .map(|&id| {
+                if id.salt() != salt {
+                    return None;
+                }
+                if let Some(p) = index.pending(tenant, id) {
+                    let state = if p.lease_until > now {
+                        EventState::Leased {
+                            until: p.lease_until,
+                        }
+                    } else {
+                        EventState::Pending
+                    };
+                    return Some((state, p.delivery_count));
+                }
+                // Acked, or not this tenant's: the caller read these ids from this
+                // tenant's log, so an acked one is this tenant's event.
+                let loc = index.locate(id.sequence())?;
+                (loc.state == STATE_ACKED)
+                    .then_some((EventState::Acked, u32::from(loc.acked_count)))
+            })
+            .collect())
+    }
+
+    fn inbox_signal(&self, tenant: TenantId, interchangeable: bool) -> Arc<tokio::sync::Notify> {
+        self.inner.signals.get(tenant, interchangeable)
     }
 
     async fn pending_counts(&self) -> Result<Vec<(TenantId, u64)>, StoreError> {

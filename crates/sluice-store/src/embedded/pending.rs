@@ -119,6 +119,13 @@ impl PendingQueue {
             .map(|(_, p)| p)
     }
 
+    /// Like [`PendingQueue::get_exact`], to change the entry.
+    pub fn get_exact_mut(&mut self, seq: u64, received_ms: UnixMs) -> Option<&mut Pending> {
+        let i = self.find(seq)?;
+        let e = &mut self.entries[i];
+        (e.received_ms() == received_ms).then_some(&mut e.pending)
+    }
+
     /// Pending events.
     pub fn len(&self) -> usize {
         self.live

@@ -170,6 +170,7 @@ pub(crate) fn read_spans(
                 path: span.path.clone(),
                 offset,
                 state: 0,
+                acked_count: 0,
             };
             let record = bytes.slice(rel..);
             let len = codec::record_len(&record).map_err(|reason| EngineError::Corrupt {

@@ -71,6 +71,9 @@ pub(crate) enum Command {
         ids: Vec<EventId>,
         /// Ack or delete.
         how: Settle,
+        /// For an ack of one event under a lease: the lease's generation, which must be
+        /// the event's delivery count still (else the outcome is `LeaseExpired`).
+        lease: Option<u32>,
         /// Where the outcome goes.
         done: oneshot::Sender<Result<Vec<SettleOutcome>, EngineError>>,
     },
@@ -131,6 +134,8 @@ pub(crate) struct Links {
     pub(crate) counters: Arc<Counters>,
     /// Set after a failed sync: the store then refuses every write.
     pub(crate) halted: Arc<AtomicBool>,
+    /// Long polls' wake-ups, rung after each publication.
+    pub(crate) signals: Arc<super::signals::InboxSignals>,
 }
 
 /// The writer's starting point, from recovery.

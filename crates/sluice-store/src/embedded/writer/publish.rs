@@ -51,6 +51,9 @@ impl Writer {
         for staged in batch.staged.drain(..) {
             staged.finish(None);
         }
+        self.links
+            .signals
+            .notify(batch.new_events.iter().map(|e| e.tenant));
         self.announce(&mut batch);
         self.recycle(batch);
     }

@@ -54,8 +54,9 @@ impl Writer {
                 tenant,
                 ids,
                 how,
+                lease,
                 done,
-            } => match self.stage_settle(tenant, &ids, how) {
+            } => match self.stage_settle(tenant, &ids, how, lease) {
                 Ok(outcomes) => self.batch.staged.push(Staged::Settle { outcomes, done }),
                 Err(e) => drop(done.send(Err(e))),
             },
@@ -148,6 +149,7 @@ impl Writer {
         tenant: TenantId,
         ids: &[EventId],
         how: Settle,
+        lease: Option<u32>,
     ) -> Result<Vec<SettleOutcome>, EngineError> {
         let target = settled_state(how);
         let mut outcomes = Vec::with_capacity(ids.len());
@@ -160,11 +162,17 @@ impl Writer {
                 let syncing = self.in_flight.as_ref()?;
                 syncing.batch.overlay.get(&key)
             });
+            // The delivery count, for a pending event read from the index: what a lease
+            // is checked against. One staged in this batch was settled already.
+            let mut count = None;
             let state = match staged {
                 Some(&s) => Some(s),
                 None if id.salt() != self.salt => None,
                 None => match self.current_state(tenant, id) {
-                    Ok(state) => state,
+                    Ok(state) => state.map(|(s, c)| {
+                        count = c;
+                        s
+                    }),
                     Err(e) => {
                         // This command is refused whole: undo what it staged so far.
                         for (key, prior) in undo {
@@ -180,6 +188,9 @@ impl Writer {
             let outcome = match state {
                 None | Some(STATE_DELETED) | Some(STATE_EXPIRED) => SettleOutcome::NotFound,
                 Some(s) if s == target => SettleOutcome::AlreadyDone,
+                Some(STATE_PENDING) if lease.is_some() && count != lease => {
+                    SettleOutcome::LeaseExpired
+                }
                 Some(_) => SettleOutcome::Done,
             };
             if outcome == SettleOutcome::Done {
@@ -204,12 +215,17 @@ impl Writer {
     /// The committed state of `id` as seen by `tenant`; `None` if it is not theirs, or
     /// if `id` is not exactly the id of an event (the caller checked the salt; here the
     /// sequence and the time part must both match).
-    fn current_state(&self, tenant: TenantId, id: EventId) -> Result<Option<u8>, EngineError> {
+    /// A pending event's delivery count comes with its state.
+    fn current_state(
+        &self,
+        tenant: TenantId,
+        id: EventId,
+    ) -> Result<Option<(u8, Option<u32>)>, EngineError> {
         let seq = id.sequence();
         let location = {
             let index = self.links.index.lock();
-            if index.pending(tenant, id).is_some() {
-                return Ok(Some(STATE_PENDING));
+            if let Some(p) = index.pending(tenant, id) {
+                return Ok(Some((STATE_PENDING, Some(p.delivery_count))));
             }
             match index.locate(seq) {
                 Some(loc) if loc.state == STATE_ACKED => loc,
@@ -223,7 +239,7 @@ impl Writer {
         let bytes = segment::read_record_at(&location.file, &location.path, location.offset)?;
         match codec::read_record(&bytes) {
             Ok(Record::Event(e)) if e.tenant == tenant && e.received_at == id.millis() => {
-                Ok(Some(STATE_ACKED))
+                Ok(Some((STATE_ACKED, None)))
             }
             _ => Ok(None),
         }

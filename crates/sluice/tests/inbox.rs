@@ -1,0 +1,480 @@
+//! The pull contract against the real binary: lease ids, nack, extension, counts kept
+//! after an ack, long polling and the history listing.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{event, runtime, tenant_key, Http, Server};
+use serde_json::Value;
+
+/// Ingests one event and answers its id.
+async fn ingest(http: &Http, s: &Server, key: &str, body: &str) -> String {
+    let r = http.call(s, key, "POST", "/v1/events", body).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["event_id"].as_str().expect("id").to_owned()
+}
+
+/// One leasing poll; answers its items.
+async fn lease(http: &Http, s: &Server, key: &str, query: &str) -> Vec<Value> {
+    let r = http
+        .call(s, key, "GET", &format!("/v1/inbox?{query}"), "")
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["events"].as_array().expect("events").clone()
+}
+
+/// A counter or gauge from `/metrics` (0 when absent).
+async fn metric(http: &Http, s: &Server, name: &str) -> f64 {
+    let r = http.send("GET", &s.url("/metrics"), &[], "").await;
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn a_stale_lease_is_409_and_changes_nothing() {
+    let s = Server::start(&[]);
+    let key = s.key().to_owned();
+    runtime().block_on(async {
+        let http = Http::h1();
+        let id = ingest(&http, &s, &key, &event("job.run", 1)).await;
+        let first = lease(&http, &s, &key, "lease_seconds=1").await;
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0]["delivery_count"], 1);
+        let old = first[0]["lease_id"]
+            .as_str()
+            .expect("a leased item has a lease_id")
+            .to_owned();
+        assert!(old.starts_with("lse_"), "{old}");
+        // A plain listing shows no lease ids: only the poll that took the lease has it.
+        let plain = http.call(&s, &key, "GET", "/v1/inbox", "").await.json();
+        assert!(plain["events"][0]["lease_id"].is_null());
+
+        // The lease runs out; a long poll takes the event again the moment it does.
+        let second = lease(&http, &s, &key, "lease_seconds=30&wait_seconds=10").await;
+        assert_eq!(second.len(), 1, "the long poll waits out the first lease");
+        assert_eq!(second[0]["event_id"], id.as_str());
+        assert_eq!(second[0]["delivery_count"], 2);
+        let current = second[0]["lease_id"].as_str().expect("lease id").to_owned();
+        assert_ne!(current, old);
+
+        // The first consumer's ack, nack and extension are refused and change nothing.
+        let body = format!(r#"{{"lease_id":"{old}"}}"#);
+        for (path, body) in [
+            (format!("/v1/events/{id}/ack"), body.clone()),
+            (format!("/v1/events/{id}/nack"), body.clone()),
+            (
+                format!("/v1/events/{id}/lease"),
+                format!(r#"{{"lease_id":"{old}","lease_seconds":60}}"#),
+            ),
+        ] {
+            let p = http
+                .call(&s, &key, "POST", &path, &body)
+                .await
+                .problem(409, "lease_expired");
+            assert!(
+                p["detail"]
+                    .as_str()
+                    .expect("detail")
+                    .contains("leased again"),
+                "{p}"
+            );
+        }
+        let got = http
+            .call(&s, &key, "GET", &format!("/v1/events/{id}"), "")
+            .await
+            .json();
+        assert_eq!(got["state"], "leased");
+        assert_eq!(got["delivery_count"], 2);
+
+        // An altered lease id, or one sent with another event, is not a lease at all.
+        let mut altered = current.clone().into_bytes();
+        let at = altered.len() - 3;
+        altered[at] = if altered[at] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(altered).expect("ascii");
+        let other = ingest(&http, &s, &key, &event("job.other", 2)).await;
+        for (target, lease_id) in [
+            (&id, altered.as_str()),
+            (&other, current.as_str()),
+            (&id, "lse_x"),
+        ] {
+            http.call(
+                &s,
+                &key,
+                "POST",
+                &format!("/v1/events/{target}/ack"),
+                &format!(r#"{{"lease_id":"{lease_id}"}}"#),
+            )
+            .await
+            .problem(400, "invalid_lease");
+        }
+
+        // The current lease extends, nacks, and, leased again, acks; the count stays.
+        let r = http
+            .call(
+                &s,
+                &key,
+                "POST",
+                &format!("/v1/events/{id}/lease"),
+                &format!(r#"{{"lease_id":"{current}","lease_seconds":60}}"#),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["state"], "leased");
+        assert!(r.json()["lease_expires_at"].as_str().is_some());
+        let r = http
+            .call(
+                &s,
+                &key,
+                "POST",
+                &format!("/v1/events/{id}/nack"),
+                &format!(r#"{{"lease_id":"{current}"}}"#),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["state"], "pending");
+        let third = lease(&http, &s, &key, "lease_seconds=30&event_type=job.run").await;
+        assert_eq!(third[0]["delivery_count"], 3);
+        let last = third[0]["lease_id"].as_str().expect("lease id").to_owned();
+        let r = http
+            .call(
+                &s,
+                &key,
+                "POST",
+                &format!("/v1/events/{id}/ack"),
+                &format!(r#"{{"lease_id":"{last}"}}"#),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let acked = http
+            .call(&s, &key, "GET", &format!("/v1/events/{id}"), "")
+            .await
+            .json();
+        assert_eq!(
+            (acked["state"].as_str(), acked["delivery_count"].as_u64()),
+            (Some("acked"), Some(3))
+        );
+        // Nothing to give back once acked; repeating the ack is still harmless.
+        http.call(&s, &key, "POST", &format!("/v1/events/{id}/nack"), "")
+            .await
+            .problem(404, "not_found");
+        assert_eq!(
+            http.call(
+                &s,
+                &key,
+                "POST",
+                &format!("/v1/events/{id}/ack"),
+                &format!(r#"{{"lease_id":"{last}"}}"#)
+            )
+            .await
+            .status,
+            200
+        );
+
+        // Refusals of the bodies and parameters.
+        for (path, body) in [
+            (
+                format!("/v1/events/{other}/nack"),
+                r#"{"delay_seconds":43201}"#.to_owned(),
+            ),
+            (
+                format!("/v1/events/{other}/nack"),
+                r#"{"delay":1}"#.to_owned(),
+            ),
+            (
+                format!("/v1/events/{other}/lease"),
+                format!(r#"{{"lease_id":"{current}"}}"#),
+            ),
+            (
+                format!("/v1/events/{other}/lease"),
+                format!(r#"{{"lease_id":"{current}","lease_seconds":0}}"#),
+            ),
+        ] {
+            http.call(&s, &key, "POST", &path, &body)
+                .await
+                .problem(422, "validation_failed");
+        }
+        http.call(&s, &key, "GET", "/v1/inbox?wait_seconds=21", "")
+            .await
+            .problem(422, "validation_failed");
+        http.call(
+            &s,
+            &key,
+            "POST",
+            "/v1/events/evt_01AAAAAAAAAAAAAAAAAAAAAAAA/nack",
+            "",
+        )
+        .await
+        .problem(404, "not_found");
+
+        assert!(metric(&http, &s, "sluice_inbox_lease_expired_total").await >= 3.0);
+        assert!(metric(&http, &s, "sluice_inbox_redelivered_total").await >= 2.0);
+        assert!(metric(&http, &s, "sluice_inbox_nacked_total").await >= 1.0);
+        assert!(metric(&http, &s, "sluice_inbox_acked_total").await >= 1.0);
+    });
+}
+
+#[test]
+fn a_nack_with_a_delay_hides_the_event_until_then() {
+    let s = Server::start(&[]);
+    let key = s.key().to_owned();
+    runtime().block_on(async {
+        let http = Http::h1();
+        let id = ingest(&http, &s, &key, &event("job.retry", 1)).await;
+        let leased = lease(&http, &s, &key, "lease_seconds=30").await;
+        let lease_id = leased[0]["lease_id"].as_str().expect("lease id").to_owned();
+        let r = http
+            .call(
+                &s,
+                &key,
+                "POST",
+                &format!("/v1/events/{id}/nack"),
+                &format!(r#"{{"lease_id":"{lease_id}","delay_seconds":1}}"#),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let nacked = Instant::now();
+        assert!(r.json()["visible_at"].as_str().is_some());
+        assert!(
+            lease(&http, &s, &key, "lease_seconds=30").await.is_empty(),
+            "hidden during its delay"
+        );
+        // A plain listing still shows it.
+        assert_eq!(
+            http.call(&s, &key, "GET", "/v1/inbox", "").await.json()["events"]
+                .as_array()
+                .expect("events")
+                .len(),
+            1
+        );
+        let back = lease(&http, &s, &key, "lease_seconds=30&wait_seconds=10").await;
+        assert_eq!(back[0]["event_id"], id.as_str());
+        assert_eq!(back[0]["delivery_count"], 2);
+        assert!(
+            nacked.elapsed() >= Duration::from_millis(900),
+            "back after {:?}",
+            nacked.elapsed()
+        );
+    });
+}
+
+#[test]
+fn a_long_poll_answers_within_50_ms_of_a_commit() {
+    let s = Server::start(&[]);
+    let key = s.key().to_owned();
+    runtime().block_on(async {
+        let http = Http::h1();
+        // An idle long poll ends empty when its wait does.
+        let started = Instant::now();
+        assert!(lease(&http, &s, &key, "lease_seconds=30&wait_seconds=1")
+            .await
+            .is_empty());
+        assert!(started.elapsed() >= Duration::from_millis(900));
+
+        let other = tenant_key(&http, &s, "other", &["ingest", "consume"], None).await;
+        for round in 0..5 {
+            let poller = {
+                let (http, url, key) = (
+                    http.clone(),
+                    s.url("/v1/inbox?lease_seconds=30&wait_seconds=20"),
+                    key.clone(),
+                );
+                tokio::spawn(async move {
+                    let r = http
+                        .send(
+                            "GET",
+                            &url,
+                            &[("authorization", &format!("Bearer {key}"))],
+                            "",
+                        )
+                        .await;
+                    (Instant::now(), r)
+                })
+            };
+            // Parked: the server's own gauge says so (a condition, not a guess of time).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while metric(&http, &s, "sluice_inbox_long_polls_waiting").await < 1.0 {
+                assert!(Instant::now() < deadline, "the long poll never parked");
+                tokio::task::yield_now().await;
+            }
+            // Another tenant's commit does not answer it.
+            ingest(&http, &s, &other, &event("noise", round)).await;
+            let id = ingest(&http, &s, &key, &event("wake.up", round)).await;
+            let committed = Instant::now();
+            let (answered, r) = poller.await.expect("poller");
+            assert_eq!(r.status, 200);
+            let events = r.json()["events"].as_array().expect("events").clone();
+            assert_eq!(events.len(), 1);
+            assert_eq!(events[0]["event_id"], id.as_str());
+            let late = answered.saturating_duration_since(committed);
+            assert!(
+                late < Duration::from_millis(50),
+                "round {round}: answered {late:?} after the commit"
+            );
+        }
+        assert_eq!(
+            metric(&http, &s, "sluice_inbox_long_polls_waiting").await,
+            0.0
+        );
+    });
+}
+
+#[test]
+fn the_history_lists_every_state_with_every_filter() {
+    let s = Server::start(&[]);
+    let key = s.key().to_owned();
+    runtime().block_on(async {
+        let http = Http::h1();
+        let mut ids = Vec::new();
+        for (i, ty) in ["order.a", "order.a", "order.b", "order.a", "order.b"]
+            .iter()
+            .enumerate()
+        {
+            ids.push(ingest(&http, &s, &key, &event(ty, i)).await);
+        }
+        // ids[0] leased, ids[1] acked, ids[2] deleted; the rest pending.
+        let leased = lease(&http, &s, &key, "lease_seconds=60&limit=1").await;
+        assert_eq!(leased[0]["event_id"], ids[0].as_str());
+        assert_eq!(
+            http.call(&s, &key, "POST", &format!("/v1/events/{}/ack", ids[1]), "")
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            http.call(&s, &key, "DELETE", &format!("/v1/events/{}", ids[2]), "")
+                .await
+                .status,
+            204
+        );
+
+        let list = |q: &'static str| {
+            let (http, s, key) = (&http, &s, &key);
+            async move {
+                let r = http
+                    .call(s, key, "GET", &format!("/v1/events?{q}"), "")
+                    .await;
+                assert_eq!(r.status, 200, "{q}: {}", String::from_utf8_lossy(&r.body));
+                r.json()
+            }
+        };
+        let ids_of = |v: &Value| -> Vec<String> {
+            v["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .map(|e| e["event_id"].as_str().expect("id").to_owned())
+                .collect()
+        };
+        let all = list("").await;
+        assert_eq!(
+            ids_of(&all),
+            vec![
+                ids[0].clone(),
+                ids[1].clone(),
+                ids[3].clone(),
+                ids[4].clone()
+            ]
+        );
+        let states: Vec<&str> = all["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| e["state"].as_str().expect("state"))
+            .collect();
+        assert_eq!(states, ["leased", "acked", "pending", "pending"]);
+        assert_eq!(
+            ids_of(&list("event_type=order.a").await),
+            vec![ids[0].clone(), ids[1].clone(), ids[3].clone()]
+        );
+        assert_eq!(ids_of(&list("state=acked").await), vec![ids[1].clone()]);
+        assert_eq!(ids_of(&list("state=leased").await), vec![ids[0].clone()]);
+        assert_eq!(
+            ids_of(&list("state=pending&event_type=order.b").await),
+            vec![ids[4].clone()]
+        );
+
+        // Time bounds, against the receive times the listing itself reports.
+        let times: Vec<String> = all["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| e["received_at"].as_str().expect("t").to_owned())
+            .collect();
+        let since = &times[2];
+        let r = http
+            .call(&s, &key, "GET", &format!("/v1/events?since={since}"), "")
+            .await
+            .json();
+        let expected: Vec<String> = ids_of(&all)
+            .into_iter()
+            .zip(&times)
+            .filter(|(_, t)| t.as_str() >= since.as_str())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(ids_of(&r), expected);
+        let until = &times[1];
+        let r = http
+            .call(&s, &key, "GET", &format!("/v1/events?until={until}"), "")
+            .await
+            .json();
+        let expected: Vec<String> = ids_of(&all)
+            .into_iter()
+            .zip(&times)
+            .filter(|(_, t)| t.as_str() <= until.as_str())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(ids_of(&r), expected);
+
+        // Pages: two, then the rest, by cursor.
+        let first = list("limit=2").await;
+        assert_eq!(ids_of(&first), ids_of(&all)[..2]);
+        assert_eq!(first["has_more"], true);
+        let cursor = first["next_cursor"].as_str().expect("cursor").to_owned();
+        let rest = http
+            .call(
+                &s,
+                &key,
+                "GET",
+                &format!("/v1/events?limit=10&cursor={cursor}"),
+                "",
+            )
+            .await
+            .json();
+        assert_eq!(ids_of(&rest), ids_of(&all)[2..]);
+
+        // Refusals: an altered cursor, an inbox cursor, bad filters; another tenant sees nothing.
+        let mut altered = cursor.clone().into_bytes();
+        altered[6] = if altered[6] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(altered).expect("ascii");
+        http.call(&s, &key, "GET", &format!("/v1/events?cursor={altered}"), "")
+            .await
+            .problem(400, "invalid_cursor");
+        let inbox_cursor = http
+            .call(&s, &key, "GET", "/v1/inbox?limit=1", "")
+            .await
+            .json()["next_cursor"]
+            .as_str()
+            .expect("cursor")
+            .to_owned();
+        http.call(
+            &s,
+            &key,
+            "GET",
+            &format!("/v1/events?cursor={inbox_cursor}"),
+            "",
+        )
+        .await
+        .problem(400, "invalid_cursor");
+        for q in ["state=gone", "since=yesterday", "limit=0", "sort=desc"] {
+            http.call(&s, &key, "GET", &format!("/v1/events?{q}"), "")
+                .await
+                .problem(422, "validation_failed");
+        }
+        let other = tenant_key(&http, &s, "other", &["consume"], None).await;
+        let r = http.call(&s, &other, "GET", "/v1/events", "").await;
+        assert_eq!(r.json()["events"].as_array().expect("events").len(), 0);
+    });
+}
