@@ -47,6 +47,8 @@ pub enum Listing {
     DeadLetters(u32),
     /// `GET /v1/events` (the history).
     History,
+    /// `GET /v1/inbox/dead-letters`.
+    InboxDeadLetters,
     /// A lease of one event, of this generation: not a listing, but a token signed the
     /// same way (see [`CursorKey::encode_lease`]).
     Lease(u32),
@@ -59,6 +61,7 @@ impl Listing {
             Listing::Attempts(sub) => (2, sub),
             Listing::DeadLetters(sub) => (3, sub),
             Listing::History => (4, 0),
+            Listing::InboxDeadLetters => (6, 0),
             Listing::Lease(generation) => (5, generation),
         }
     }

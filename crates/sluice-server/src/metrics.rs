@@ -53,6 +53,17 @@ struct RouteMetrics {
     latency_sum_us: AtomicU64,
 }
 
+/// One tenant's inbox, as `/metrics` shows it.
+#[derive(Debug, Clone)]
+pub struct TenantInbox {
+    /// The tenant's name.
+    pub name: String,
+    /// Pending events.
+    pub pending: u64,
+    /// Age of the oldest pending event, in seconds (0 when none).
+    pub oldest_age_seconds: f64,
+}
+
 /// All request-path metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -80,6 +91,7 @@ pub(crate) struct InboxMetrics {
     pub(crate) acked: AtomicU64,
     pub(crate) nacked: AtomicU64,
     pub(crate) lease_expired: AtomicU64,
+    pub(crate) requeued: AtomicU64,
     pub(crate) polls_waiting: AtomicU64,
 }
 
@@ -110,6 +122,11 @@ impl InboxMetrics {
                 "sluice_inbox_lease_expired_total",
                 "Acks, nacks and extensions refused with 409 lease_expired.",
                 &self.lease_expired,
+            ),
+            (
+                "sluice_inbox_requeued_total",
+                "Dead letters put back in the inbox.",
+                &self.requeued,
             ),
         ] {
             out.counter(name, help, v.load(Relaxed));
@@ -224,8 +241,8 @@ impl Metrics {
     }
 
     /// Writes the request path's series and the store's neutral counters; `pending` is
-    /// each tenant's name and pending count.
-    pub fn write(&self, store: &StoreStats, pending: &[(String, u64)], out: &mut Exposition) {
+    /// each tenant's inbox.
+    pub fn write(&self, store: &StoreStats, pending: &[TenantInbox], out: &mut Exposition) {
         out.family(
             "sluice_http_requests_total",
             "counter",
@@ -327,14 +344,32 @@ impl Metrics {
             "gauge",
             "Pending (unacked) events per tenant.",
         );
-        for (tenant, n) in pending {
+        let label = |t: &TenantInbox| {
+            format!(
+                "tenant=\"{}\",consumer=\"default\"",
+                sluice_store::exposition::label_value(&t.name)
+            )
+        };
+        for t in pending {
             out.sample(
                 "sluice_pending_events",
                 &format!(
                     "tenant=\"{}\"",
-                    sluice_store::exposition::label_value(tenant)
+                    sluice_store::exposition::label_value(&t.name)
                 ),
-                n,
+                t.pending,
+            );
+        }
+        out.family(
+            "sluice_inbox_oldest_pending_age_seconds",
+            "gauge",
+            "Age of the oldest pending event per tenant and consumer: the consumer's lag (0 when none is pending).",
+        );
+        for t in pending {
+            out.sample(
+                "sluice_inbox_oldest_pending_age_seconds",
+                &label(t),
+                format!("{:.3}", t.oldest_age_seconds),
             );
         }
     }

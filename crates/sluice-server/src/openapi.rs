@@ -90,7 +90,7 @@ pub struct Event {
     /// Times a lease handed it out; kept after the ack (reset by a restart: leases are
     /// not persisted).
     delivery_count: u32,
-    /// `pending`, `leased` or `acked`.
+    /// `pending`, `leased`, `acked` or `dead`.
     state: String,
     lease_expires_at: Option<String>,
     /// Set only on the items a leasing poll just took (else `null`): send it with the
@@ -143,6 +143,39 @@ pub struct LeaseState {
     lease_expires_at: Option<String>,
     /// After a nack: when it is visible to pollers again.
     visible_at: Option<String>,
+}
+
+/// Results of a requeue.
+#[derive(ToSchema)]
+pub struct RequeueResults {
+    /// Per id: `requeued` or `not_found` (not a dead letter of this tenant).
+    results: Vec<AckResult>,
+    requeued: u64,
+}
+
+/// A consumer and where it stands.
+#[derive(ToSchema)]
+pub struct Consumer {
+    name: String,
+    /// Events not yet acked or deleted (dead letters included).
+    pending: u64,
+    /// Age of the oldest of them: the consumer's lag.
+    oldest_pending_age_seconds: Option<f64>,
+    /// Leases before an event moves to the dead letters; `null`: unlimited.
+    max_deliveries: Option<u32>,
+}
+
+/// The tenant's consumers.
+#[derive(ToSchema)]
+pub struct ConsumerList {
+    consumers: Vec<Consumer>,
+}
+
+/// A change to a consumer's settings.
+#[derive(ToSchema)]
+pub struct ConsumerPatch {
+    /// 1..=1000, or `null` for unlimited; left out, it stays.
+    max_deliveries: Option<u32>,
 }
 
 /// Ids to acknowledge.
@@ -454,6 +487,40 @@ pub(crate) mod paths {
         security(("bearer" = []), ("api_key" = [])))]
     fn inbox_ack() {}
 
+    /// The inbox's dead letters: events leased `max_deliveries` times without an ack.
+    #[utoipa::path(get, path = "/v1/inbox/dead-letters", tag = "inbox",
+        params(
+            ("limit" = Option<u32>, Query, description = "1..=1000, default 100"),
+            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+        responses((status = 200, body = InboxPage), (status = 400, body = Problem), (status = 422, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn inbox_dead_letters() {}
+
+    /// Put dead letters back in the inbox, their delivery counts at 0.
+    #[utoipa::path(post, path = "/v1/inbox/dead-letters/requeue", tag = "inbox", request_body = AckRequest,
+        responses((status = 200, body = RequeueResults), (status = 422, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn inbox_requeue() {}
+
+    /// The tenant's consumers (today: its inbox, `default`) with their lag.
+    #[utoipa::path(get, path = "/v1/consumers", tag = "inbox",
+        responses((status = 200, body = ConsumerList)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn list_consumers() {}
+
+    /// One consumer.
+    #[utoipa::path(get, path = "/v1/consumers/{name}", tag = "inbox", params(("name" = String, Path)),
+        responses((status = 200, body = Consumer), (status = 404, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn get_consumer() {}
+
+    /// Change a consumer's settings (JSON merge patch).
+    #[utoipa::path(patch, path = "/v1/consumers/{name}", tag = "inbox", params(("name" = String, Path)),
+        request_body = ConsumerPatch,
+        responses((status = 200, body = Consumer), (status = 404, body = Problem), (status = 422, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn patch_consumer() {}
+
     /// Read one event with its delivery state.
     #[utoipa::path(get, path = "/v1/events/{id}", tag = "inbox", params(("id" = String, Path)),
         responses((status = 200, body = Event), (status = 404, description = "Unknown, deleted, or another tenant's", body = Problem)),
@@ -641,7 +708,7 @@ impl Modify for Security {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice", description = "Durable event ingestion: producers POST events, made durable before the answer; consumers pull from a per-tenant inbox with leases and acks."),
-    components(schemas(EventIn, Receipt, BatchItem, BatchResults, Event, InboxPage, LeaseRef, NackRequest, ExtendRequest, LeaseState, AckRequest, AckResult, AckResults,
+    components(schemas(EventIn, Receipt, BatchItem, BatchResults, Event, InboxPage, LeaseRef, NackRequest, ExtendRequest, LeaseState, RequeueResults, Consumer, ConsumerList, ConsumerPatch, AckRequest, AckResult, AckResults,
                        Acked, FieldError, Problem, Status, Limits, TenantIn, Tenant, TenantPatch, Tenants, KeyIn,
                        KeyCreated, KeyInfo, Keys, SubscriptionIn, Subscription, Subscriptions,
                        SubscriptionPatch, SecretOut, AttemptOut, Attempts, DeadLetter, DeadLetters,

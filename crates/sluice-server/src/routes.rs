@@ -14,7 +14,7 @@ use sluice_store::Store;
 
 use crate::access::Access::{self, Admin, Key, Open};
 use crate::app::{App, Cx};
-use crate::handlers::{admin, events, inbox, ingest, ops, subscriptions as subs};
+use crate::handlers::{admin, consumers, events, inbox, ingest, ops, subscriptions as subs};
 use crate::openapi::paths as doc;
 use crate::problem::Problem;
 use crate::reply::Reply;
@@ -63,6 +63,11 @@ route_table! {
     IngestBatch: POST "/v1/events/batch", INGEST, ingest::batch, __path_ingest_batch;
     Inbox: GET "/v1/inbox", CONSUME, inbox::list, __path_inbox;
     InboxAck: POST "/v1/inbox/ack", CONSUME, inbox::ack_many, __path_inbox_ack;
+    InboxDeadLetters: GET "/v1/inbox/dead-letters", CONSUME, inbox::dead_letters, __path_inbox_dead_letters;
+    InboxRequeue: POST "/v1/inbox/dead-letters/requeue", CONSUME, inbox::requeue, __path_inbox_requeue;
+    ConsumerList: GET "/v1/consumers", READ, consumers::list, __path_list_consumers;
+    ConsumerGet: GET "/v1/consumers/{name}", READ, consumers::get, __path_get_consumer;
+    ConsumerPatch: PATCH "/v1/consumers/{name}", MANAGE, consumers::patch, __path_patch_consumer;
     History: GET "/v1/events", READ, events::history, __path_history;
     EventGet: GET "/v1/events/{id}", READ, events::get, __path_get_event;
     EventAck: POST "/v1/events/{id}/ack", CONSUME, inbox::ack_one, __path_ack_event;

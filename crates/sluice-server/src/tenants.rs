@@ -30,6 +30,8 @@ pub struct TenantEntry {
     pub rate_burst: u32,
     /// `RateLimit-Limit`, built once instead of on every response.
     pub limit_header: http::HeaderValue,
+    /// The inbox's `max_deliveries` (`None`: unlimited).
+    pub max_deliveries: Option<u32>,
     limiter: Arc<Limiter>,
 }
 
@@ -121,6 +123,7 @@ impl TenantTable {
                     rate_per_second: rate,
                     rate_burst: burst,
                     limit_header: http::HeaderValue::from(burst),
+                    max_deliveries: t.inbox.max_deliveries,
                     limiter,
                 }),
             );

@@ -151,6 +151,7 @@ fn bench_inbox(c: &mut Criterion) {
             after: None,
             event_type: None,
             lease_ms: None,
+            max_deliveries: None,
         };
         b.iter(|| {
             let page = rt.block_on(store.list(q.clone())).expect("list");

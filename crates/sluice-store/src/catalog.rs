@@ -76,6 +76,17 @@ pub struct Tenant {
     /// Limit overrides.
     #[serde(default)]
     pub limits: TenantLimits,
+    /// The settings of the tenant's inbox (the `default` consumer).
+    #[serde(default)]
+    pub inbox: InboxSettings,
+}
+
+/// How a tenant's inbox treats events that keep coming back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxSettings {
+    /// An event leased this many times without an ack moves to the dead letters on
+    /// its next poll. `None`: unlimited (the default).
+    pub max_deliveries: Option<u32>,
 }
 
 /// A stored API key: its SHA-256 hash, never the key.
@@ -252,6 +263,13 @@ pub enum CatalogChange {
         /// The new limits.
         limits: TenantLimits,
     },
+    /// Replaces a tenant's inbox settings.
+    SetInboxSettings {
+        /// Which tenant.
+        tenant: TenantId,
+        /// The new settings.
+        settings: InboxSettings,
+    },
     /// A new API key record.
     AddKey(ApiKeyRecord),
     /// Revokes a key (repeating is harmless).
@@ -356,6 +374,17 @@ impl Catalog {
             }
             CatalogChange::SetTenantLimits { name, limits } => {
                 let (next, t) = self.with_limits(&name, limits)?;
+                Ok((next, Changed::Tenant(t)))
+            }
+            CatalogChange::SetInboxSettings { tenant, settings } => {
+                let mut next = self.clone();
+                let t = next
+                    .tenants
+                    .iter_mut()
+                    .find(|t| t.id == tenant)
+                    .ok_or_else(|| StoreError::NotFound(format!("tenant {}", tenant.0)))?;
+                t.inbox = settings;
+                let t = t.clone();
                 Ok((next, Changed::Tenant(t)))
             }
             CatalogChange::AddKey(key) => {
@@ -513,6 +542,7 @@ impl Catalog {
             name: name.to_owned(),
             created_at: now,
             limits,
+            inbox: InboxSettings::default(),
         };
         let mut next = self.clone();
         next.tenants.push(tenant.clone());

@@ -106,6 +106,7 @@ fn query(tenant: TenantId, limit: usize) -> InboxQuery {
         after: None,
         event_type: None,
         lease_ms: None,
+        max_deliveries: None,
     }
 }
 
@@ -1434,6 +1435,138 @@ pub async fn inbox_states_and_signals<H: Harness>(h: H) {
     }
 }
 
+/// An event leased `max_deliveries` times without an ack moves to the dead letters on
+/// its next poll; the move is durable; a requeue puts it back with a count of 0.
+pub async fn dead_letters_after_max_deliveries<H: Harness>(mut h: H) {
+    let ids = append_n(h.store(), A, "t", 3).await;
+    let mut q = leasing(A, 10, 1_000);
+    q.max_deliveries = Some(2);
+    for round in 1..=2 {
+        let page = h.store().list(q.clone()).await.expect("lease");
+        assert_eq!(page.events.len(), 3, "round {round}");
+        assert!(page.events.iter().all(|e| e.delivery_count == round));
+        // ids[2] is acked on its second delivery: it never dies.
+        if round == 2 {
+            h.store()
+                .settle(A, vec![ids[2]], Settle::Ack)
+                .await
+                .expect("ack");
+        }
+        h.advance_ms(1_001);
+    }
+    // The third poll leases nothing: both events went to the dead letters.
+    let third = h.store().list(q.clone()).await.expect("lease");
+    assert!(third.events.is_empty(), "{:?}", third.events);
+    let dead = h
+        .store()
+        .inbox_dead_letters(A, None, 10)
+        .await
+        .expect("dead");
+    assert_eq!(
+        dead.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        ids[..2]
+    );
+    assert!(dead
+        .events
+        .iter()
+        .all(|e| e.state == EventState::Dead && e.delivery_count == 2));
+    // Not in the plain listing, not leasable, no lease to act on; another tenant sees none.
+    assert!(h
+        .store()
+        .list(query(A, 10))
+        .await
+        .expect("list")
+        .events
+        .is_empty());
+    assert_eq!(
+        h.store()
+            .lease_action(
+                A,
+                ids[0],
+                LeaseAction::Nack {
+                    lease: None,
+                    delay_ms: 0
+                }
+            )
+            .await
+            .expect("nack"),
+        LeaseOutcome::NotFound
+    );
+    assert!(h
+        .store()
+        .inbox_dead_letters(B, None, 10)
+        .await
+        .expect("dead")
+        .events
+        .is_empty());
+    let got = h.store().get(A, ids[0]).await.expect("get").expect("there");
+    assert_eq!(got.state, EventState::Dead);
+
+    // Durable: still dead after a reopen (counts, like leases, are not kept).
+    h.reopen().await;
+    let dead = h
+        .store()
+        .inbox_dead_letters(A, None, 10)
+        .await
+        .expect("dead");
+    assert_eq!(
+        dead.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        ids[..2]
+    );
+
+    // Requeue: only dead letters; they come back with a count of 0.
+    let out = h
+        .store()
+        .settle(A, vec![ids[0], ids[2], ids[0]], Settle::Requeue)
+        .await
+        .expect("requeue");
+    assert_eq!(
+        out,
+        vec![
+            SettleOutcome::Done,
+            SettleOutcome::NotFound,
+            SettleOutcome::NotFound
+        ]
+    );
+    let back = h.store().list(q.clone()).await.expect("lease");
+    assert_eq!(
+        back.events
+            .iter()
+            .map(|e| (e.id, e.delivery_count))
+            .collect::<Vec<_>>(),
+        vec![(ids[0], 1)]
+    );
+    // A dead letter can be acked (or deleted) like any event.
+    assert_eq!(
+        h.store()
+            .settle(A, vec![ids[1]], Settle::Ack)
+            .await
+            .expect("ack"),
+        vec![SettleOutcome::Done]
+    );
+    assert!(h
+        .store()
+        .inbox_dead_letters(A, None, 10)
+        .await
+        .expect("dead")
+        .events
+        .is_empty());
+    h.reopen().await;
+    assert!(h
+        .store()
+        .inbox_dead_letters(A, None, 10)
+        .await
+        .expect("dead")
+        .events
+        .is_empty());
+    let requeued = h.store().get(A, ids[0]).await.expect("get").expect("there");
+    assert_eq!(
+        requeued.state,
+        EventState::Pending,
+        "a requeue survives a reopen"
+    );
+}
+
 /// Polls futures concurrently on the current task, without a dependency on `futures`.
 async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut futs: Vec<_> = futs.map(Box::pin).collect();
@@ -1472,7 +1605,7 @@ macro_rules! conformance_tests {
             unordered_deliveries_run_in_parallel_up_to_the_cap, dead_letters_and_replays,
             attempts_log_pages_newest_first, stale_settles_change_nothing,
             delivery_state_survives_reopen, stale_leases_change_nothing, nacks_and_extensions,
-            inbox_states_and_signals);
+            inbox_states_and_signals, dead_letters_after_max_deliveries);
     };
     (@cases $harness:ty; $($case:ident),* $(,)?) => {
         $(

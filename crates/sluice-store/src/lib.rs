@@ -21,7 +21,7 @@
 //! }]).await?;
 //! // The event is on disk (fdatasync'd) once `append` returns.
 //! let page = store.list(InboxQuery { tenant: TenantId(1), limit: 10, after: None,
-//!     event_type: None, lease_ms: Some(30_000) }).await?;
+//!     event_type: None, lease_ms: Some(30_000), max_deliveries: None }).await?;
 //! assert_eq!(page.events.len(), 1);
 //! # let _ = outcomes; Ok(()) }
 //! ```
@@ -40,14 +40,15 @@ mod store;
 mod types;
 
 pub use catalog::{
-    ApiKeyRecord, Catalog, CatalogChange, Changed, NewSubscription, Ordering, Scope, SigningSecret,
-    SubKey, Subscription, SubscriptionPatch, SubscriptionStatus, Tenant, TenantLimits,
+    ApiKeyRecord, Catalog, CatalogChange, Changed, InboxSettings, NewSubscription, Ordering, Scope,
+    SigningSecret, SubKey, Subscription, SubscriptionPatch, SubscriptionStatus, Tenant,
+    TenantLimits,
 };
 pub use error::StoreError;
 pub use event_id::EventId;
 pub use store::{CatalogOps, CatalogWatch, Store, StoreStats};
 pub use types::{
     now_ms, AppendOutcome, Committed, EventState, Health, IdempotencyKey, InboxPage, InboxQuery,
-    LeaseAction, LeaseOutcome, LogEvent, LogPage, LogQuery, NewEvent, Sequence, Settle,
-    SettleOutcome, StoredEvent, TenantId, UnixMs,
+    InboxSummary, LeaseAction, LeaseOutcome, LogEvent, LogPage, LogQuery, NewEvent, Sequence,
+    Settle, SettleOutcome, StoredEvent, TenantId, UnixMs,
 };

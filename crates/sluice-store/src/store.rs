@@ -28,8 +28,9 @@ use crate::event_id::EventId;
 use crate::exposition::Exposition;
 use crate::feed::CommitFeed;
 use crate::types::{
-    AppendOutcome, EventState, Health, InboxPage, InboxQuery, LeaseAction, LeaseOutcome, LogPage,
-    LogQuery, NewEvent, Sequence, Settle, SettleOutcome, StoredEvent, TenantId,
+    AppendOutcome, EventState, Health, InboxPage, InboxQuery, InboxSummary, LeaseAction,
+    LeaseOutcome, LogPage, LogQuery, NewEvent, Sequence, Settle, SettleOutcome, StoredEvent,
+    TenantId,
 };
 
 /// What every backend counts, for `/metrics` and the console. A backend's own figures
@@ -129,6 +130,17 @@ pub trait Store: Send + Sync + 'static {
         ids: Vec<EventId>,
     ) -> impl Future<Output = Result<Vec<Option<(EventState, u32)>>, StoreError>> + Send;
 
+    /// A page of the tenant's inbox dead letters (events leased `max_deliveries` times
+    /// without an ack), oldest first. `next_cursor` is how far the page looked, which
+    /// can be past its last event. [`Store::settle`] with [`Settle::Requeue`] puts them
+    /// back; an ack or a delete settles them as any event.
+    fn inbox_dead_letters(
+        &self,
+        tenant: TenantId,
+        after: Option<Sequence>,
+        limit: usize,
+    ) -> impl Future<Output = Result<InboxPage, StoreError>> + Send;
+
     /// Notified when events may have become visible in the tenant's inbox (a commit of
     /// its events, a nack): what a long poll waits on. Enable the `Notified` future
     /// before listing, so a commit between the two is not missed.
@@ -138,6 +150,10 @@ pub trait Store: Send + Sync + 'static {
     /// consumers do not all wake for each event; every other poll is woken by every
     /// commit of its tenant (`notify_waiters`).
     fn inbox_signal(&self, tenant: TenantId, interchangeable: bool) -> Arc<tokio::sync::Notify>;
+
+    /// Each tenant's inbox: pending count and the age of its oldest pending event.
+    fn inbox_summaries(&self)
+        -> impl Future<Output = Result<Vec<InboxSummary>, StoreError>> + Send;
 
     /// Pending (unacked, undeleted) events per tenant, for metrics.
     fn pending_counts(

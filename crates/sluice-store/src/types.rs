@@ -132,6 +132,9 @@ pub enum EventState {
     },
     /// Acknowledged by a consumer; kept for replay until retention removes it.
     Acked,
+    /// Leased `max_deliveries` times without an ack: moved to the dead letters, where
+    /// no poll leases it until it is requeued (or acked, or deleted).
+    Dead,
 }
 
 /// An event read back from the store.
@@ -171,6 +174,9 @@ pub struct InboxQuery {
     pub event_type: Option<String>,
     /// Lease the returned events for this long; `None` lists without leasing.
     pub lease_ms: Option<u64>,
+    /// For a leasing poll: an event already leased this many times is moved to the
+    /// dead letters instead of being leased again. `None`: unlimited.
+    pub max_deliveries: Option<u32>,
 }
 
 /// One page of an inbox listing.
@@ -188,6 +194,17 @@ pub struct InboxPage {
     /// was hidden (leased, or nacked with a delay) becomes visible again, so that a
     /// long poll knows when to look again without being woken by a commit.
     pub next_visible: Option<UnixMs>,
+}
+
+/// Where one tenant's inbox stands: what `GET /v1/consumers` and the lag metric show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxSummary {
+    /// Whose.
+    pub tenant: TenantId,
+    /// Events not yet acked or deleted (dead letters included).
+    pub pending: u64,
+    /// When the oldest of them was received: the consumer's lag.
+    pub oldest_pending_ms: Option<UnixMs>,
 }
 
 /// What a consumer does with a lease before it ends: give the event back, or keep it
@@ -241,13 +258,21 @@ pub enum SettleOutcome {
     LeaseExpired,
 }
 
-/// A settle request: acknowledge, or delete outright.
+/// A settle request: acknowledge, delete outright, or move to and from the dead
+/// letters. Each is durable: it is a record in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
     /// Consumed; kept for replay until retention.
     Ack,
     /// Removed from the inbox and from reads at once.
     Delete,
+    /// A pending event moved to the dead letters (leased `max_deliveries` times); a
+    /// dead letter already, or an event not pending, answers `AlreadyDone` or
+    /// `NotFound`.
+    Dead,
+    /// A dead letter put back in the inbox, with its delivery count at 0; an event that
+    /// is not a dead letter answers `NotFound`.
+    Requeue,
 }
 
 /// One committed event, as the commit feed announces it (to the webhook dispatcher and

@@ -241,6 +241,7 @@ fn crash_test_kill_9_loses_nothing() {
                 after: None,
                 event_type: None,
                 lease_ms: None,
+                max_deliveries: None,
             };
             loop {
                 let page = store.list(q.clone()).await.expect("list");

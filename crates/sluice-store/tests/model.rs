@@ -172,6 +172,7 @@ fn run(ops: Vec<Op>) {
                     after: None,
                     event_type: ty.map(|t| format!("type.{t}")),
                     lease_ms,
+                    max_deliveries: None,
                 };
                 let page = rt.block_on(store.list(q)).expect("list");
                 let visible: Vec<usize> = model

@@ -88,6 +88,7 @@ fn all_ids(dir: &Path, segment_bytes: u64, repair: bool) -> Result<Vec<EventId>,
             after: None,
             event_type: None,
             lease_ms: None,
+            max_deliveries: None,
         };
         store
             .list(q)

@@ -87,6 +87,7 @@ fn reads_outside_the_page_cache_are_served_from_the_blocking_pool() {
                 after: None,
                 event_type: None,
                 lease_ms: None,
+                max_deliveries: None,
             })
             .await
             .expect("list");

@@ -14,8 +14,8 @@ use sluice_store::exposition::Exposition;
 use sluice_store::feed::CommitFeed;
 use sluice_store::{
     AppendOutcome, CatalogChange, CatalogWatch, Changed, EventId, EventState, Health, InboxPage,
-    InboxQuery, LeaseAction, LeaseOutcome, LogPage, LogQuery, NewEvent, Sequence, Settle,
-    SettleOutcome, Store, StoreError, StoreStats, StoredEvent, SubKey, TenantId,
+    InboxQuery, InboxSummary, LeaseAction, LeaseOutcome, LogPage, LogQuery, NewEvent, Sequence,
+    Settle, SettleOutcome, Store, StoreError, StoreStats, StoredEvent, SubKey, TenantId,
 };
 use tokio::sync::Notify;
 
@@ -94,8 +94,21 @@ impl Store for Backend {
         on!(self, s => s.inbox_states(tenant, ids).await)
     }
 
+    async fn inbox_dead_letters(
+        &self,
+        tenant: TenantId,
+        after: Option<Sequence>,
+        limit: usize,
+    ) -> Result<InboxPage, StoreError> {
+        on!(self, s => s.inbox_dead_letters(tenant, after, limit).await)
+    }
+
     fn inbox_signal(&self, tenant: TenantId, interchangeable: bool) -> Arc<Notify> {
         on!(self, s => s.inbox_signal(tenant, interchangeable))
+    }
+
+    async fn inbox_summaries(&self) -> Result<Vec<InboxSummary>, StoreError> {
+        on!(self, s => s.inbox_summaries().await)
     }
 
     async fn pending_counts(&self) -> Result<Vec<(TenantId, u64)>, StoreError> {

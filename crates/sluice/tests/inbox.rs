@@ -478,3 +478,167 @@ fn the_history_lists_every_state_with_every_filter() {
         assert_eq!(r.json()["events"].as_array().expect("events").len(), 0);
     });
 }
+
+#[test]
+fn max_deliveries_dead_letters_survive_kill_9_and_requeue() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = Server::start_in(dir.path(), &[]);
+    let key = s.key().to_owned();
+    let rt = runtime();
+    let (poison, good) = rt.block_on(async {
+        let http = Http::h1();
+        // The consumer: the tenant's inbox, `default`, unlimited until set.
+        let r = http.call(&s, &key, "GET", "/v1/consumers", "").await.json();
+        assert_eq!(r["consumers"][0]["name"], "default");
+        assert!(r["consumers"][0]["max_deliveries"].is_null());
+        let r = http
+            .call(
+                &s,
+                &key,
+                "PATCH",
+                "/v1/consumers/default",
+                r#"{"max_deliveries":2}"#,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["max_deliveries"], 2);
+        for bad in [
+            r#"{"max_deliveries":0}"#,
+            r#"{"max_deliveries":"2"}"#,
+            r#"{"retries":2}"#,
+        ] {
+            http.call(&s, &key, "PATCH", "/v1/consumers/default", bad)
+                .await
+                .problem(422, "validation_failed");
+        }
+        http.call(
+            &s,
+            &key,
+            "PATCH",
+            "/v1/consumers/billing",
+            r#"{"max_deliveries":2}"#,
+        )
+        .await
+        .problem(404, "not_found");
+        http.call(&s, &key, "GET", "/v1/consumers/billing", "")
+            .await
+            .problem(404, "not_found");
+
+        let poison = ingest(&http, &s, &key, &event("job.poison", 1)).await;
+        let good = ingest(&http, &s, &key, &event("job.good", 2)).await;
+        // Two deliveries of both; the good one is acked on its second.
+        for round in 1..=2u64 {
+            let items = lease(&http, &s, &key, "lease_seconds=1&wait_seconds=5").await;
+            assert_eq!(items.len(), 2, "round {round}: {items:?}");
+            assert!(items.iter().all(|e| e["delivery_count"] == round));
+            if round == 2 {
+                assert_eq!(
+                    http.call(&s, &key, "POST", &format!("/v1/events/{good}/ack"), "")
+                        .await
+                        .status,
+                    200
+                );
+            }
+            // Wait the lease out: the next long poll returns when it has.
+        }
+        // The third poll finds the poison event due again and moves it to the dead letters.
+        let third = lease(&http, &s, &key, "lease_seconds=1&wait_seconds=3").await;
+        assert!(third.is_empty(), "{third:?}");
+        let dead = http
+            .call(&s, &key, "GET", "/v1/inbox/dead-letters", "")
+            .await
+            .json();
+        let dead = dead["events"].as_array().expect("events").clone();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0]["event_id"], poison.as_str());
+        assert_eq!(dead[0]["state"], "dead");
+        assert_eq!(dead[0]["delivery_count"], 2);
+        assert_eq!(
+            http.call(&s, &key, "GET", &format!("/v1/events/{poison}"), "")
+                .await
+                .json()["state"],
+            "dead"
+        );
+        let hist = http
+            .call(&s, &key, "GET", "/v1/events?state=dead", "")
+            .await
+            .json();
+        assert_eq!(hist["events"].as_array().expect("events").len(), 1);
+        (poison, good)
+    });
+
+    // kill -9: the move to the dead letters was durable.
+    s.kill();
+    let s = Server::start_in(dir.path(), &[]);
+    rt.block_on(async {
+        let http = Http::h1();
+        let dead = http
+            .call(&s, &key, "GET", "/v1/inbox/dead-letters", "")
+            .await
+            .json();
+        let ids: Vec<&str> = dead["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| e["event_id"].as_str().expect("id"))
+            .collect();
+        assert_eq!(ids, [poison.as_str()], "dead letters after kill -9");
+        assert!(
+            lease(&http, &s, &key, "lease_seconds=30").await.is_empty(),
+            "a dead letter is not leased"
+        );
+        // The consumer setting survived too.
+        assert_eq!(
+            http.call(&s, &key, "GET", "/v1/consumers/default", "")
+                .await
+                .json()["max_deliveries"],
+            2
+        );
+
+        // Requeue: only dead letters; a malformed id is not_found, not an error.
+        let body = format!(r#"{{"event_ids":["{poison}","{good}","evt_nope"]}}"#);
+        let r = http
+            .call(&s, &key, "POST", "/v1/inbox/dead-letters/requeue", &body)
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let r = r.json();
+        let statuses: Vec<&str> = r["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|x| x["status"].as_str().expect("status"))
+            .collect();
+        assert_eq!(statuses, ["requeued", "not_found", "not_found"]);
+        assert_eq!(r["requeued"], 1);
+        let back = lease(&http, &s, &key, "lease_seconds=30").await;
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0]["event_id"], poison.as_str());
+        assert_eq!(
+            back[0]["delivery_count"], 1,
+            "a requeued event starts its count again"
+        );
+        assert!(http
+            .call(&s, &key, "GET", "/v1/inbox/dead-letters", "")
+            .await
+            .json()["events"]
+            .as_array()
+            .expect("events")
+            .is_empty());
+        http.call(
+            &s,
+            &key,
+            "GET",
+            "/v1/inbox/dead-letters?cursor=cur_bogus",
+            "",
+        )
+        .await
+        .problem(400, "invalid_cursor");
+        assert!(metric(&http, &s, "sluice_inbox_requeued_total").await >= 1.0);
+        // The lag: one pending event, its age reported.
+        let c = http.call(&s, &key, "GET", "/v1/consumers", "").await.json();
+        assert_eq!(c["consumers"][0]["pending"], 1);
+        assert!(c["consumers"][0]["oldest_pending_age_seconds"]
+            .as_f64()
+            .is_some());
+    });
+}

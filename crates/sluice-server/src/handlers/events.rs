@@ -87,7 +87,11 @@ pub(crate) async fn history<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<R
                 "pending" => state = Some("pending"),
                 "leased" => state = Some("leased"),
                 "acked" => state = Some("acked"),
-                _ => errors.push(FieldError::new("state", "must be pending, leased or acked")),
+                "dead" => state = Some("dead"),
+                _ => errors.push(FieldError::new(
+                    "state",
+                    "must be pending, leased, acked or dead",
+                )),
             },
             "since" | "until" => match time(&v) {
                 Some(ms) if k == "since" => since = Some(ms),
@@ -186,5 +190,6 @@ fn state_name(state: EventState) -> &'static str {
         EventState::Pending => "pending",
         EventState::Leased { .. } => "leased",
         EventState::Acked => "acked",
+        EventState::Dead => "dead",
     }
 }

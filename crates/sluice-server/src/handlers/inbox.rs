@@ -41,13 +41,14 @@ const LEASE_BODY_MAX: usize = 4 << 10;
 
 /// `GET /v1/inbox`
 pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
-    let who = cx.who()?;
+    let (who, tenant) = cx.key()?;
     let mut query = InboxQuery {
         tenant: who.tenant,
         limit: 100,
         after: None,
         event_type: None,
         lease_ms: None,
+        max_deliveries: tenant.max_deliveries,
     };
     let mut wait = Duration::ZERO;
     let mut errors = Vec::new();
@@ -322,9 +323,93 @@ async fn lease_reply<S: Store>(
     }
 }
 
+/// `GET /v1/inbox/dead-letters?limit=&cursor=`: events leased `max_deliveries` times
+/// without an ack, oldest first.
+pub(crate) async fn dead_letters<S: Store>(
+    app: &App<S>,
+    cx: &mut Cx<'_>,
+) -> Result<Reply, Problem> {
+    let who = cx.who()?;
+    let mut limit = 100;
+    let mut after = None;
+    let mut errors = Vec::new();
+    for (k, v) in form_urlencoded::parse(cx.head.uri.query().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => limit = n,
+                _ => errors.push(FieldError::new(
+                    "limit",
+                    "must be an integer from 1 to 1000",
+                )),
+            },
+            "cursor" if v.is_empty() => {}
+            "cursor" => {
+                after = Some(
+                    app.cursors
+                        .decode(Listing::InboxDeadLetters, who.tenant, &v)?,
+                )
+            }
+            other => errors.push(FieldError::new(
+                other,
+                "is not a known parameter (limit, cursor)",
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    let page = app
+        .store
+        .inbox_dead_letters(who.tenant, after, limit)
+        .await
+        .map_err(store_problem)?;
+    let mut w = JsonWriter::with_capacity(
+        page.events
+            .iter()
+            .map(|e| e.payload.len() + 256)
+            .sum::<usize>()
+            + 64,
+    );
+    w.begin_object();
+    w.key("events");
+    w.begin_array();
+    for e in &page.events {
+        write_event_leased(&mut w, e, None);
+    }
+    w.end_array();
+    match page.next_cursor {
+        Some(c) => w.field_str(
+            "next_cursor",
+            &app.cursors.encode(Listing::InboxDeadLetters, who.tenant, c),
+        ),
+        None => w.field_null("next_cursor"),
+    }
+    w.field_bool("has_more", page.has_more);
+    w.end_object();
+    Ok(reply::json(StatusCode::OK, w.finish()))
+}
+
+/// `POST /v1/inbox/dead-letters/requeue {"event_ids": [...]}`: back in the inbox, with
+/// their delivery counts at 0.
+pub(crate) async fn requeue<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
+    let who = cx.who()?;
+    bulk(app, cx, who.tenant, Settle::Requeue).await
+}
+
 /// `POST /v1/inbox/ack {"event_ids": [...]}`
 pub(crate) async fn ack_many<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let who = cx.who()?;
+    bulk(app, cx, who.tenant, Settle::Ack).await
+}
+
+/// A settle of up to [`ACK_IDS_MAX`] ids from `{"event_ids": [...]}`, answered per id:
+/// the bulk ack and the dead letters' requeue.
+async fn bulk<S: Store>(
+    app: &App<S>,
+    cx: &mut Cx<'_>,
+    tenant: sluice_store::TenantId,
+    how: Settle,
+) -> Result<Reply, Problem> {
     body::require_json(cx.head, false)?;
     let body = body::read(cx.head, cx.body, 1 << 20, app.config.body_read_timeout).await?;
     #[derive(serde::Deserialize)]
@@ -355,7 +440,7 @@ pub(crate) async fn ack_many<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<
         Vec::new()
     } else {
         app.store
-            .settle(who.tenant, valid, Settle::Ack)
+            .settle(tenant, valid, how)
             .await
             .map_err(store_problem)?
     };
@@ -382,22 +467,34 @@ pub(crate) async fn ack_many<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<
         w.field_str("event_id", text);
         w.field_str(
             "status",
-            match outcome {
-                SettleOutcome::Done => {
+            match (how, outcome) {
+                (Settle::Requeue, SettleOutcome::Done) => {
+                    acked += 1;
+                    app.metrics.inbox.requeued.fetch_add(1, Relaxed);
+                    "requeued"
+                }
+                (_, SettleOutcome::Done) => {
                     acked += 1;
                     app.metrics.inbox.acked.fetch_add(1, Relaxed);
                     "acked"
                 }
-                SettleOutcome::AlreadyDone => "already_acked",
-                SettleOutcome::NotFound => "not_found",
-                // A bulk ack carries no leases, so the store never answers this.
-                SettleOutcome::LeaseExpired => "lease_expired",
+                (_, SettleOutcome::AlreadyDone) => "already_acked",
+                (_, SettleOutcome::NotFound) => "not_found",
+                // A bulk settle carries no leases, so the store never answers this.
+                (_, SettleOutcome::LeaseExpired) => "lease_expired",
             },
         );
         w.end_object();
     }
     w.end_array();
-    w.field_u64("acked", acked);
+    w.field_u64(
+        if how == Settle::Requeue {
+            "requeued"
+        } else {
+            "acked"
+        },
+        acked,
+    );
     w.end_object();
     Ok(reply::json(StatusCode::OK, w.finish()))
 }

@@ -3,6 +3,7 @@
 //! event) is here.
 
 pub(crate) mod admin;
+pub(crate) mod consumers;
 pub(crate) mod events;
 pub(crate) mod inbox;
 pub(crate) mod ingest;
@@ -130,6 +131,7 @@ pub(crate) fn write_event_leased(w: &mut JsonWriter, e: &StoredEvent, lease_id: 
         EventState::Pending => ("pending", None),
         EventState::Leased { until } => ("leased", Some(until)),
         EventState::Acked => ("acked", None),
+        EventState::Dead => ("dead", None),
     };
     w.field_str("state", state);
     w.field_opt_str("lease_expires_at", lease.map(rfc3339_ms).as_deref());

@@ -6,6 +6,7 @@ use sluice_store::exposition::Exposition;
 use sluice_store::Store;
 
 use crate::app::{App, Cx};
+use crate::metrics::TenantInbox;
 use crate::problem::{Code, Problem};
 use crate::reply::{self, Reply};
 
@@ -37,16 +38,20 @@ pub(crate) async fn ready<S: Store>(app: &App<S>, _: &mut Cx<'_>) -> Result<Repl
 pub(crate) async fn metrics<S: Store>(app: &App<S>, _: &mut Cx<'_>) -> Result<Reply, Problem> {
     let catalog = app.store.catalog().borrow().clone();
     let stats = app.store.stats().await;
-    let pending: Vec<(String, u64)> = match app.store.pending_counts().await {
-        Ok(counts) => catalog
+    let now = sluice_store::now_ms();
+    let pending: Vec<TenantInbox> = match app.store.inbox_summaries().await {
+        Ok(summaries) => catalog
             .tenants
             .iter()
             .map(|t| {
-                let n = counts
-                    .iter()
-                    .find(|(id, _)| *id == t.id)
-                    .map_or(0, |(_, n)| *n);
-                (t.name.clone(), n)
+                let s = summaries.iter().find(|s| s.tenant == t.id);
+                TenantInbox {
+                    name: t.name.clone(),
+                    pending: s.map_or(0, |s| s.pending),
+                    oldest_age_seconds: s
+                        .and_then(|s| s.oldest_pending_ms)
+                        .map_or(0.0, |ms| now.saturating_sub(ms).max(0) as f64 / 1000.0),
+                }
             })
             .collect(),
         Err(e) => {

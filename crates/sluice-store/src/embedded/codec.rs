@@ -9,7 +9,8 @@
 //! event    := kind=1 | seq u64 | tenant u32 | received_at i64 | flags u8
 //!             | type_len u16 | type | [source_len u16 | source] | [occurred_len u16 | occurred]
 //!             | [key_hash 16 | fingerprint 16] | payload_len u32 | payload
-//! settle   := kind=2 (ack) or 3 (delete) | tenant u32 | at i64 | count u32 | seq u64 * count
+//! settle   := kind=2 (ack), 3 (delete), 6 (dead-letter) or 7 (requeue)
+//!             | tenant u32 | at i64 | count u32 | seq u64 * count
 //! control  := kind=4 (deliveries) or 5 (replay) | fields (see `control`)
 //! ```
 //!
@@ -46,6 +47,8 @@ const KIND_DELETE: u8 = 3;
 pub const KIND_DELIVERIES: u8 = 4;
 /// A subscription's replay request (see `control`).
 pub const KIND_REPLAY: u8 = 5;
+const KIND_DEAD: u8 = 6;
+const KIND_REQUEUE: u8 = 7;
 
 const FLAG_SOURCE: u8 = 1;
 const FLAG_OCCURRED_AT: u8 = 2;
@@ -240,6 +243,8 @@ impl BatchEncoder {
         let kind = match how {
             crate::types::Settle::Ack => KIND_ACK,
             crate::types::Settle::Delete => KIND_DELETE,
+            crate::types::Settle::Dead => KIND_DEAD,
+            crate::types::Settle::Requeue => KIND_REQUEUE,
         };
         let start = self.open_record(kind);
         let b = &mut self.buf;
@@ -510,11 +515,12 @@ fn decode_record(body: &[u8]) -> Result<Record<'_>, &'static str> {
                 payload,
             }))
         }
-        KIND_ACK | KIND_DELETE => {
-            let how = if body[0] == KIND_ACK {
-                crate::types::Settle::Ack
-            } else {
-                crate::types::Settle::Delete
+        KIND_ACK | KIND_DELETE | KIND_DEAD | KIND_REQUEUE => {
+            let how = match body[0] {
+                KIND_ACK => crate::types::Settle::Ack,
+                KIND_DELETE => crate::types::Settle::Delete,
+                KIND_DEAD => crate::types::Settle::Dead,
+                _ => crate::types::Settle::Requeue,
             };
             let tenant = TenantId(r.u32()?);
             let at = r.u64()? as i64;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use super::pending::PendingQueue;
 use crate::event_id::EventId;
-use crate::types::{Sequence, TenantId, UnixMs};
+use crate::types::{Sequence, Settle, TenantId, UnixMs};
 
 /// The event is waiting in its inbox.
 pub const STATE_PENDING: u8 = 0;
@@ -30,6 +30,14 @@ pub const STATE_ACKED: u8 = 1;
 pub const STATE_DELETED: u8 = 2;
 /// The event outlived `retention.pending` unconsumed; gone for readers.
 pub const STATE_EXPIRED: u8 = 3;
+/// Not a state byte on disk or in a segment: what the writer's overlay records for a
+/// pending event staged to move to the dead letters (its segment byte stays pending).
+pub const STATE_DEAD: u8 = 4;
+
+/// A dead letter is a pending entry hidden forever: `lease_until` at this sentinel. So a
+/// dead letter keeps its place, pins its segment and expires with `retention.pending`
+/// exactly as a pending event, and no poll leases it, with no structure of its own.
+pub const DEAD_UNTIL: UnixMs = UnixMs::MAX;
 
 /// One segment file and the events it holds.
 #[derive(Debug)]
@@ -99,8 +107,16 @@ pub struct Pending {
     pub type_id: u32,
     /// Times handed out under a lease.
     pub delivery_count: u32,
-    /// Hidden from lease pollers until then; 0 when not leased.
+    /// Hidden from lease pollers until then; 0 when not leased; [`DEAD_UNTIL`] for a
+    /// dead letter.
     pub lease_until: UnixMs,
+}
+
+impl Pending {
+    /// Whether this entry is a dead letter.
+    pub fn is_dead(&self) -> bool {
+        self.lease_until == DEAD_UNTIL
+    }
 }
 
 /// A map keyed by tenant, hashed with one multiply instead of SipHash: the inbox map
@@ -327,6 +343,33 @@ impl Index {
         self.inboxes
             .get_mut(&tenant)
             .and_then(|inbox| inbox.get_exact_mut(id.sequence().0, id.millis()))
+    }
+
+    /// Applies one settled sequence of a durable settle record (the writer's
+    /// publication, and recovery, both come here).
+    pub fn apply_settle(&mut self, tenant: TenantId, seq: Sequence, how: Settle, at: UnixMs) {
+        match how {
+            Settle::Ack => {
+                self.settle(tenant, seq, STATE_ACKED, at);
+            }
+            Settle::Delete => {
+                self.settle(tenant, seq, STATE_DELETED, at);
+            }
+            Settle::Dead | Settle::Requeue => {
+                let entry = self
+                    .inboxes
+                    .get_mut(&tenant)
+                    .and_then(|inbox| inbox.get_mut(seq.0));
+                if let Some(p) = entry {
+                    if how == Settle::Dead {
+                        p.lease_until = DEAD_UNTIL;
+                    } else if p.is_dead() {
+                        p.lease_until = 0;
+                        p.delivery_count = 0;
+                    }
+                }
+            }
+        }
     }
 
     /// Moves an event to `state` (acked or deleted). Returns whether anything changed.

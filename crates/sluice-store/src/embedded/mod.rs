@@ -67,14 +67,19 @@ use crate::exposition::Exposition;
 use crate::feed::{CommitFeed, FeedSender};
 use crate::store::{CatalogWatch, Store, StoreStats};
 use crate::types::{
-    AppendOutcome, EventState, Health, InboxPage, InboxQuery, LeaseAction, LeaseOutcome, LogPage,
-    LogQuery, NewEvent, Sequence, Settle, SettleOutcome, StoredEvent, TenantId, UnixMs,
+    AppendOutcome, EventState, Health, InboxPage, InboxQuery, InboxSummary, LeaseAction,
+    LeaseOutcome, LogPage, LogQuery, NewEvent, Sequence, Settle, SettleOutcome, StoredEvent,
+    TenantId, UnixMs,
 };
 
 /// Events one log read looks at, at most, before it answers with how far it got: the
 /// bound on the work (and the index lock's hold: ~1 ns an event, from the stream keys
 /// in memory) of one read, whatever the filter.
 const LOG_SCAN_EVENTS_MAX: usize = 64 << 10;
+
+/// How long an event a poll is moving to the dead letters stays hidden while its record
+/// commits; if the commit fails, it is visible again after this.
+const DEAD_LETTERING_HOLD_MS: i64 = 30_000;
 
 /// The catalog: its file, its current value for every reader, and the lock that makes
 /// changes one at a time.
@@ -286,6 +291,19 @@ impl Drop for EmbeddedStore {
 }
 
 /// An index entry that should exist and does not: the index contradicts itself.
+/// Where a pending entry stands at `now`.
+fn pending_state(p: &index::Pending, now: UnixMs) -> EventState {
+    if p.is_dead() {
+        EventState::Dead
+    } else if p.lease_until > now {
+        EventState::Leased {
+            until: p.lease_until,
+        }
+    } else {
+        EventState::Pending
+    }
+}
+
 fn index_corrupt(what: String) -> StoreError {
     StoreError::Corrupt(format!("the in-memory index is inconsistent: {what}"))
 }
@@ -411,6 +429,7 @@ impl Store for EmbeddedStore {
         let mut found = Vec::with_capacity(limit.min(128));
         let mut has_more = false;
         let mut next_visible: Option<UnixMs> = None;
+        let mut dying = Vec::new();
         {
             let mut guard = self.inner.index.lock();
             let index = &mut *guard;
@@ -425,8 +444,22 @@ impl Store for EmbeddedStore {
                 return Ok(InboxPage::default());
             };
             let segments = &index.segments;
-            for (seq, pending) in inbox.iter_from_mut(start) {
-                if type_filter.is_some_and(|t| t != pending.type_id) {
+            for (seq, received_ms, pending) in inbox.iter_stamped_mut(start) {
+                // Dead letters are listed by `inbox_dead_letters`, never here.
+                if pending.is_dead() || type_filter.is_some_and(|t| t != pending.type_id) {
+                    continue;
+                }
+                if query.lease_ms.is_some()
+                    && pending.lease_until <= now
+                    && query
+                        .max_deliveries
+                        .is_some_and(|m| pending.delivery_count >= m)
+                {
+                    // Leased `max_deliveries` times already: it goes to the dead letters
+                    // instead, hidden meanwhile so that no other poll takes it. If the
+                    // record fails to commit, it is back when the hold runs out.
+                    pending.lease_until = now + DEAD_LETTERING_HOLD_MS;
+                    dying.push(EventId::new(received_ms, Sequence(seq), self.inner.salt));
                     continue;
                 }
                 if query.lease_ms.is_some() && pending.lease_until > now {
@@ -454,10 +487,7 @@ impl Store for EmbeddedStore {
                             until: pending.lease_until,
                         }
                     }
-                    None if pending.lease_until > now => EventState::Leased {
-                        until: pending.lease_until,
-                    },
-                    None => EventState::Pending,
+                    None => pending_state(pending, now),
                 };
                 found.push(Wanted {
                     seq: Sequence(seq),
@@ -466,6 +496,9 @@ impl Store for EmbeddedStore {
                     state,
                 });
             }
+        }
+        if !dying.is_empty() {
+            self.settle(query.tenant, dying, Settle::Dead).await?;
         }
         let next_cursor = found.last().map(|w| w.seq);
         let (salt, tenant) = (self.inner.salt, query.tenant);
@@ -494,13 +527,7 @@ impl Store for EmbeddedStore {
             };
             let pending = index.pending(tenant, id).copied();
             let (delivery_count, state) = match (location.state, pending) {
-                (STATE_PENDING, Some(p)) if p.lease_until > now => (
-                    p.delivery_count,
-                    EventState::Leased {
-                        until: p.lease_until,
-                    },
-                ),
-                (STATE_PENDING, Some(p)) => (p.delivery_count, EventState::Pending),
+                (STATE_PENDING, Some(p)) => (p.delivery_count, pending_state(&p, now)),
                 (STATE_ACKED, _) => (u32::from(location.acked_count), EventState::Acked),
                 // Another tenant's pending event, or deleted, or expired.
                 _ => return Ok(None),
@@ -574,7 +601,9 @@ impl Store for EmbeddedStore {
         let outcome = {
             let mut index = self.inner.index.lock();
             match index.pending_mut(tenant, id) {
+                // A dead letter has no lease to give back or extend: requeue it.
                 None => LeaseOutcome::NotFound,
+                Some(p) if p.is_dead() => LeaseOutcome::NotFound,
                 Some(p) if lease.is_some_and(|l| l != p.delivery_count) => LeaseOutcome::Stale,
                 Some(p) => {
                     // Visible at once is "not hidden": 0, as for a fresh event.
@@ -604,14 +633,7 @@ impl Store for EmbeddedStore {
                     return None;
                 }
                 if let Some(p) = index.pending(tenant, id) {
-                    let state = if p.lease_until > now {
-                        EventState::Leased {
-                            until: p.lease_until,
-                        }
-                    } else {
-                        EventState::Pending
-                    };
-                    return Some((state, p.delivery_count));
+                    return Some((pending_state(p, now), p.delivery_count));
                 }
                 // Acked, or not this tenant's: the caller read these ids from this
                 // tenant's log, so an acked one is this tenant's event.
@@ -622,8 +644,78 @@ impl Store for EmbeddedStore {
             .collect())
     }
 
+    async fn inbox_dead_letters(
+        &self,
+        tenant: TenantId,
+        after: Option<Sequence>,
+        limit: usize,
+    ) -> Result<InboxPage, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let start = after.map_or(0, |s| s.0.saturating_add(1));
+        let mut found = Vec::with_capacity(limit.min(128));
+        let mut has_more = false;
+        let mut position = after;
+        {
+            let mut guard = self.inner.index.lock();
+            let index = &mut *guard;
+            let Some(inbox) = index.inboxes.get_mut(&tenant) else {
+                return Ok(InboxPage::default());
+            };
+            let segments = &index.segments;
+            for (scanned, (seq, pending)) in inbox.iter_from_mut(start).enumerate() {
+                if scanned == LOG_SCAN_EVENTS_MAX {
+                    // Bounded work per page; the cursor continues from here.
+                    has_more = true;
+                    break;
+                }
+                if !pending.is_dead() {
+                    position = Some(Sequence(seq));
+                    continue;
+                }
+                if found.len() == limit {
+                    has_more = true;
+                    break;
+                }
+                position = Some(Sequence(seq));
+                let Some(location) = index::locate_in(segments, Sequence(seq)) else {
+                    return Err(index_corrupt(format!("dead letter {seq} is in no segment")));
+                };
+                found.push(Wanted {
+                    seq: Sequence(seq),
+                    location,
+                    delivery_count: pending.delivery_count,
+                    state: EventState::Dead,
+                });
+            }
+        }
+        let salt = self.inner.salt;
+        let events = reader::read(&self.inner.counters, found, move |found, mode| {
+            reader::read_events(salt, tenant, found, mode)
+        })
+        .await?;
+        Ok(InboxPage {
+            events,
+            next_cursor: position,
+            has_more,
+            next_visible: None,
+        })
+    }
+
     fn inbox_signal(&self, tenant: TenantId, interchangeable: bool) -> Arc<tokio::sync::Notify> {
         self.inner.signals.get(tenant, interchangeable)
+    }
+
+    async fn inbox_summaries(&self) -> Result<Vec<InboxSummary>, StoreError> {
+        let index = self.inner.index.lock();
+        Ok(index
+            .inboxes
+            .iter()
+            .map(|(tenant, inbox)| InboxSummary {
+                tenant: *tenant,
+                pending: inbox.len() as u64,
+                oldest_pending_ms: inbox.oldest_ms(),
+            })
+            .collect())
     }
 
     async fn pending_counts(&self) -> Result<Vec<(TenantId, u64)>, StoreError> {

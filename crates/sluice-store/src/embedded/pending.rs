@@ -119,11 +119,26 @@ impl PendingQueue {
             .map(|(_, p)| p)
     }
 
+    /// The state of `seq`, if pending, to change it (a settle record names sequences).
+    pub fn get_mut(&mut self, seq: u64) -> Option<&mut Pending> {
+        let i = self.find(seq)?;
+        Some(&mut self.entries[i].pending)
+    }
+
     /// Like [`PendingQueue::get_exact`], to change the entry.
     pub fn get_exact_mut(&mut self, seq: u64, received_ms: UnixMs) -> Option<&mut Pending> {
         let i = self.find(seq)?;
         let e = &mut self.entries[i];
         (e.received_ms() == received_ms).then_some(&mut e.pending)
+    }
+
+    /// The receive time of the oldest pending event (the front is always live:
+    /// tombstones there are dropped as they reach it).
+    pub fn oldest_ms(&self) -> Option<UnixMs> {
+        self.entries
+            .iter()
+            .find(|e| e.live())
+            .map(|e| e.received_ms())
     }
 
     /// Pending events.
@@ -133,11 +148,20 @@ impl PendingQueue {
 
     /// Pending events from `start` on, in order, for a poll that may lease them.
     pub fn iter_from_mut(&mut self, start: u64) -> impl Iterator<Item = (u64, &mut Pending)> {
+        self.iter_stamped_mut(start).map(|(seq, _, p)| (seq, p))
+    }
+
+    /// Like [`PendingQueue::iter_from_mut`], with each event's receive time (what an
+    /// id needs besides the sequence).
+    pub fn iter_stamped_mut(
+        &mut self,
+        start: u64,
+    ) -> impl Iterator<Item = (u64, UnixMs, &mut Pending)> {
         let i = self.position(start);
         self.entries
             .range_mut(i..)
             .filter(|e| e.live())
-            .map(|e| (e.seq, &mut e.pending))
+            .map(|e| (e.seq, e.received_ms(), &mut e.pending))
     }
 
     /// Removes every pending event in `lo..hi` (a segment's sequences), returning their

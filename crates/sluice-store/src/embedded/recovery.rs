@@ -27,11 +27,11 @@ use super::control::Control;
 use super::error::EngineError;
 use super::fsutil;
 use super::idempotency::IdempotencyIndex;
-use super::index::{Index, SegmentMeta, STATE_ACKED, STATE_DELETED};
+use super::index::{Index, SegmentMeta};
 use super::scan;
 use super::segment;
 use super::sidecar::{self, Sidecar};
-use crate::types::{Sequence, Settle, UnixMs};
+use crate::types::{Sequence, UnixMs};
 
 /// The writer's starting point.
 #[derive(Debug)]
@@ -132,12 +132,8 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, EngineError> {
                     }
                 }
                 Record::Settle(s) => {
-                    let state = match s.how {
-                        Settle::Ack => STATE_ACKED,
-                        Settle::Delete => STATE_DELETED,
-                    };
                     for seq in s.seqs() {
-                        index.settle(s.tenant, seq, state, s.at);
+                        index.apply_settle(s.tenant, seq, s.how, s.at);
                     }
                 }
                 Record::Control(c) => match Control::decode(c) {
@@ -323,12 +319,8 @@ fn apply_sidecar(
         }
     }
     for s in &sidecar.settles {
-        let state = match s.how {
-            Settle::Ack => STATE_ACKED,
-            Settle::Delete => STATE_DELETED,
-        };
         for &seq in &s.seqs {
-            index.settle(s.tenant, seq, state, s.at);
+            index.apply_settle(s.tenant, seq, s.how, s.at);
         }
     }
     for (kind, fields) in &sidecar.controls {

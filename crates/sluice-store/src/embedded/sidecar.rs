@@ -224,6 +224,8 @@ pub fn encode(sidecar: &Sidecar, header: SegmentHeader, data_len: u64) -> Vec<u8
         b.push(match s.how {
             Settle::Ack => 2,
             Settle::Delete => 3,
+            Settle::Dead => 6,
+            Settle::Requeue => 7,
         });
         b.extend_from_slice(&s.tenant.0.to_le_bytes());
         b.extend_from_slice(&s.at.to_le_bytes());
@@ -293,6 +295,8 @@ pub fn decode(bytes: &[u8], header: SegmentHeader, data_len: u64) -> Option<Side
         let how = match r.take(1)?[0] {
             2 => Settle::Ack,
             3 => Settle::Delete,
+            6 => Settle::Dead,
+            7 => Settle::Requeue,
             _ => return None,
         };
         let tenant = TenantId(r.u32()?);

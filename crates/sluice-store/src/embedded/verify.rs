@@ -30,6 +30,8 @@ pub struct SegmentReport {
     pub acks: u64,
     /// Deleted sequences recorded here.
     pub deletes: u64,
+    /// Events moved to, or requeued from, the dead letters.
+    pub dead_letter_moves: u64,
     /// Control records (subscription progress, replay requests).
     pub controls: u64,
     /// Oldest and newest receive time of its events.
@@ -94,6 +96,7 @@ pub fn verify_dir(dir: &Path) -> Result<DirReport, EngineError> {
             events: 0,
             acks: 0,
             deletes: 0,
+            dead_letter_moves: 0,
             controls: 0,
             received_range: None,
             payload_bytes: 0,
@@ -122,6 +125,7 @@ pub fn verify_dir(dir: &Path) -> Result<DirReport, EngineError> {
                 match s.how {
                     Settle::Ack => seg.acks += n,
                     Settle::Delete => seg.deletes += n,
+                    Settle::Dead | Settle::Requeue => seg.dead_letter_moves += n,
                 }
             }
             Record::Control(c) => {

@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::batch::Batch;
-use super::stage::settled_state;
 use super::Writer;
 use crate::event_id::EventId;
 use crate::feed::FEED_INLINE_BYTES_MAX;
@@ -25,7 +24,7 @@ impl Writer {
             }
             for r in &batch.settle_records {
                 for &seq in &r.seqs {
-                    index.settle(r.tenant, seq, settled_state(r.how), r.at);
+                    index.apply_settle(r.tenant, seq, r.how, r.at);
                 }
             }
         }

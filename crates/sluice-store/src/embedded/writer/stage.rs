@@ -12,7 +12,9 @@ use super::{Command, Writer};
 use crate::embedded::codec::{self, EventRecord, IdempotencyHashes, Record};
 use crate::embedded::error::EngineError;
 use crate::embedded::idempotency::key_hash;
-use crate::embedded::index::{STATE_ACKED, STATE_DELETED, STATE_EXPIRED, STATE_PENDING};
+use crate::embedded::index::{
+    STATE_ACKED, STATE_DEAD, STATE_DELETED, STATE_EXPIRED, STATE_PENDING,
+};
 use crate::embedded::segment;
 use crate::embedded::sidecar::IndexedSettle;
 use crate::event_id::EventId;
@@ -185,13 +187,19 @@ impl Writer {
                     }
                 },
             };
-            let outcome = match state {
-                None | Some(STATE_DELETED) | Some(STATE_EXPIRED) => SettleOutcome::NotFound,
-                Some(s) if s == target => SettleOutcome::AlreadyDone,
-                Some(STATE_PENDING) if lease.is_some() && count != lease => {
+            let outcome = match (how, state) {
+                (_, None | Some(STATE_DELETED) | Some(STATE_EXPIRED)) => SettleOutcome::NotFound,
+                // Only a dead letter can be requeued, and only a pending event can die.
+                (Settle::Requeue, Some(STATE_DEAD)) => SettleOutcome::Done,
+                (Settle::Requeue, _) => SettleOutcome::NotFound,
+                (Settle::Dead, Some(STATE_DEAD)) => SettleOutcome::AlreadyDone,
+                (Settle::Dead, Some(STATE_PENDING)) => SettleOutcome::Done,
+                (Settle::Dead, _) => SettleOutcome::NotFound,
+                (_, Some(s)) if s == target => SettleOutcome::AlreadyDone,
+                (_, Some(STATE_PENDING)) if lease.is_some() && count != lease => {
                     SettleOutcome::LeaseExpired
                 }
-                Some(_) => SettleOutcome::Done,
+                (_, Some(_)) => SettleOutcome::Done,
             };
             if outcome == SettleOutcome::Done {
                 undo.push((key, self.batch.overlay.insert(key, target)));
@@ -225,7 +233,12 @@ impl Writer {
         let location = {
             let index = self.links.index.lock();
             if let Some(p) = index.pending(tenant, id) {
-                return Ok(Some((STATE_PENDING, Some(p.delivery_count))));
+                let state = if p.is_dead() {
+                    STATE_DEAD
+                } else {
+                    STATE_PENDING
+                };
+                return Ok(Some((state, Some(p.delivery_count))));
             }
             match index.locate(seq) {
                 Some(loc) if loc.state == STATE_ACKED => loc,
@@ -251,5 +264,7 @@ pub(super) fn settled_state(how: Settle) -> u8 {
     match how {
         Settle::Ack => STATE_ACKED,
         Settle::Delete => STATE_DELETED,
+        Settle::Dead => STATE_DEAD,
+        Settle::Requeue => STATE_PENDING,
     }
 }
