@@ -37,11 +37,16 @@ impl Access {
     }
 }
 
-/// The token part of `Authorization: Bearer <token>`.
+/// The token part of `Authorization: Bearer <token>`. The scheme is case-insensitive
+/// (RFC 9110, 11.1), and one or more spaces may follow it.
 fn bearer(head: &Parts) -> Option<&[u8]> {
-    head.headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+    let v = head.headers.get(AUTHORIZATION)?.as_bytes();
+    let (scheme, rest) = v.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"Bearer") || !rest.starts_with(b" ") {
+        return None;
+    }
+    let token = rest.trim_ascii_start();
+    (!token.is_empty()).then_some(token)
 }
 
 /// The API key a request presents, as `Authorization: Bearer` or `X-API-Key`.
@@ -52,20 +57,18 @@ pub fn presented_key(head: &Parts) -> Option<&[u8]> {
 /// The principal of the request's API key.
 pub fn authenticate(head: &Parts, keys: &KeyCache) -> Result<Principal, Problem> {
     let presented = presented_key(head).ok_or_else(|| {
-        Problem::new(
-            Code::Unauthorized,
+        Problem::unauthorized(
             "send your API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
         )
     })?;
     keys.authenticate(presented)
-        .ok_or_else(|| Problem::new(Code::Unauthorized, "this API key is unknown or revoked"))
+        .ok_or_else(|| Problem::unauthorized("this API key is unknown or revoked"))
 }
 
 /// Checks the admin token (compared in constant time).
 pub fn admin(head: &Parts, token: Option<&str>) -> Result<(), Problem> {
     let Some(token) = token else {
-        return Err(Problem::new(
-            Code::Unauthorized,
+        return Err(Problem::unauthorized(
             "the admin API is disabled; start the server with --admin-token",
         ));
     };
@@ -73,8 +76,7 @@ pub fn admin(head: &Parts, token: Option<&str>) -> Result<(), Problem> {
     if ok {
         Ok(())
     } else {
-        Err(Problem::new(
-            Code::Unauthorized,
+        Err(Problem::unauthorized(
             "send the admin token as `Authorization: Bearer <token>`",
         ))
     }

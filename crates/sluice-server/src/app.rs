@@ -245,7 +245,7 @@ impl<S: Store> App<S> {
                 };
                 let tenants = self.tenants.load();
                 let Some(tenant) = tenants.get(who.tenant).cloned() else {
-                    let p = Problem::new(Code::Unauthorized, "this key's tenant no longer exists");
+                    let p = Problem::unauthorized("this key's tenant no longer exists");
                     return refuse(p, None);
                 };
                 let decision = tenant.check();

@@ -32,12 +32,25 @@ pub async fn read(
     limit: usize,
     stall: Duration,
 ) -> Result<Bytes, Problem> {
-    let too_large = || {
+    read_bounded(head, slot, limit, stall, &|| {
         Problem::new(
             Code::PayloadTooLarge,
-            format!("the request body exceeds this tenant's limit of {limit} bytes"),
+            format!("the request body is larger than this route's limit of {limit} bytes"),
         )
-    };
+    })
+    .await
+}
+
+/// Like [`read`], with the caller's own refusal for an over-limit body: the ingest
+/// route's limit is the tenant's payload limit plus room for the envelope, and its
+/// refusal should name the limit the tenant set, not the sum.
+pub async fn read_bounded(
+    head: &Parts,
+    slot: &mut BodySlot,
+    limit: usize,
+    stall: Duration,
+    too_large: &(dyn Fn() -> Problem + Sync),
+) -> Result<Bytes, Problem> {
     let declared = declared_length(head);
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
@@ -91,6 +104,18 @@ pub fn require_json(head: &Parts, allow_ndjson: bool) -> Result<bool, Problem> {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    // Compressed bodies are not read (yet): say so rather than fail to parse them.
+    if let Some(enc) = head.headers.get(http::header::CONTENT_ENCODING) {
+        if !enc.as_bytes().eq_ignore_ascii_case(b"identity") {
+            return Err(Problem::new(
+                Code::UnsupportedMediaType,
+                format!(
+                    "Content-Encoding {:?} is not supported: send the body uncompressed",
+                    String::from_utf8_lossy(enc.as_bytes())
+                ),
+            ));
+        }
+    }
     let mime = ct.split(';').next().unwrap_or("").trim();
     // Media types are case-insensitive; compared in place, not lowercased into a copy.
     if mime.eq_ignore_ascii_case("application/json") {

@@ -216,9 +216,20 @@ impl Problem {
         }
     }
 
+    /// A `401 unauthorized` with the bearer challenge (`WWW-Authenticate`, RFC 9110
+    /// 11.6.1), as every refusal of missing or wrong credentials must carry.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Problem {
+            challenge: true,
+            ..Problem::new(Code::Unauthorized, detail)
+        }
+    }
+
     /// A `validation_failed` problem listing the field errors.
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let detail = match errors.as_slice() {
+            // A rule about the whole body names no field: no leading ": ".
+            [one] if one.field.is_empty() => one.message.clone(),
             [one] => format!("{}: {}", one.field, one.message),
             many => format!("{} fields are invalid; see errors", many.len()),
         };

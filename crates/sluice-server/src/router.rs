@@ -92,7 +92,10 @@ impl Router {
             by_path[i].routes.push((spec.method.clone(), spec.id));
         }
         for p in &mut by_path {
-            let allow: Vec<&str> = p.routes.iter().map(|(m, _)| m.as_str()).collect();
+            let mut allow: Vec<&str> = p.routes.iter().map(|(m, _)| m.as_str()).collect();
+            if p.routes.iter().any(|(m, _)| m == Method::GET) {
+                allow.push("HEAD");
+            }
             p.allow = Box::leak(allow.join(", ").into_boxed_str());
         }
         Router { paths, by_path }
@@ -113,7 +116,14 @@ impl Router {
             ));
         };
         let routes = &self.by_path[*found.value];
-        match routes.routes.iter().find(|(m, _)| m == method) {
+        // HEAD is GET without the body (hyper sends no body for HEAD; the headers,
+        // Content-Length included, are GET's own).
+        let wanted = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        match routes.routes.iter().find(|(m, _)| m == wanted) {
             Some((_, id)) => Ok(Matched {
                 route: &ROUTES[*id as usize],
                 params: found.params,

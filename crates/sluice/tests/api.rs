@@ -161,7 +161,7 @@ fn every_refusal_is_a_problem_with_a_stable_code() {
         // 405 with Allow.
         let r = http.call(&s, &key, "PUT", "/v1/events", "").await;
         r.problem(405, "method_not_allowed");
-        assert_eq!(r.header("allow"), Some("POST, GET"));
+        assert_eq!(r.header("allow"), Some("POST, GET, HEAD"));
         // 413: a tenant with a small payload limit.
         let small = tenant_key(
             &http,

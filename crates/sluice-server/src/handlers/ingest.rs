@@ -39,7 +39,28 @@ pub(crate) async fn single<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Re
         None => None,
     };
     let limit = max_payload_bytes + ENVELOPE_BYTES_MAX;
-    let body = body::read(head, cx.body, limit, app.config.body_read_timeout).await?;
+    let too_large = || {
+        Problem::new(
+            Code::PayloadTooLarge,
+            format!(
+                "the request body is larger than this tenant's payload limit of {max_payload_bytes} bytes (plus {ENVELOPE_BYTES_MAX} bytes for the envelope around it)"
+            ),
+        )
+    };
+    let body = body::read_bounded(
+        head,
+        cx.body,
+        limit,
+        app.config.body_read_timeout,
+        &too_large,
+    )
+    .await?;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Problem::validation(vec![FieldError::new(
+            "",
+            "a single event is a JSON object with event_type and payload; send an array of events to /v1/events/batch",
+        )]));
+    }
     let event = envelope::parse_event(
         &body,
         &body,

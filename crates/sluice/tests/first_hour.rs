@@ -1,0 +1,126 @@
+//! The first hour without surprises: regressions for what a new user hit (issue
+//! "The inbox that SQS and JetStream users expect", part 2), against the real binary.
+
+mod common;
+
+use common::{runtime, tenant_key, Http, Server};
+
+#[test]
+fn errors_say_what_the_user_sent_and_what_to_do() {
+    let s = Server::start(&[]);
+    let key = s.key().to_owned();
+    runtime().block_on(async {
+        let http = Http::h1();
+        // 413 names the tenant's payload limit, not the body limit it implies.
+        let big = format!(
+            r#"{{"event_type":"a","payload":{{"x":"{}"}}}}"#,
+            "a".repeat(2_000_000)
+        );
+        let p = http
+            .call(&s, &key, "POST", "/v1/events", &big)
+            .await
+            .problem(413, "payload_too_large");
+        let detail = p["detail"].as_str().expect("detail");
+        assert!(
+            detail.contains("1048576") && !detail.contains("1114112"),
+            "{detail}"
+        );
+        // An array sent as one event: one clear error, no ": " prefix, no field guesses.
+        let p = http
+            .call(&s, &key, "POST", "/v1/events", "[1,2]")
+            .await
+            .problem(422, "validation_failed");
+        let detail = p["detail"].as_str().expect("detail");
+        assert!(
+            detail.contains("/v1/events/batch") && !detail.starts_with(':'),
+            "{detail}"
+        );
+        assert_eq!(p["errors"].as_array().expect("errors").len(), 1);
+        // A compressed body: 415 that says so, not "malformed JSON at byte 0".
+        let r = http
+            .send(
+                "POST",
+                &s.url("/v1/events"),
+                &[
+                    ("authorization", &format!("Bearer {key}")),
+                    ("content-type", "application/json"),
+                    ("content-encoding", "gzip"),
+                ],
+                vec![0x1f, 0x8b, 0x08, 0x00],
+            )
+            .await;
+        let p = r.problem(415, "unsupported_media_type");
+        assert!(
+            p["detail"]
+                .as_str()
+                .expect("detail")
+                .contains("Content-Encoding"),
+            "{p}"
+        );
+        // An oversize item inside a batch is a 413 item too, naming its field.
+        let batch = format!(
+            r#"[{{"event_type":"a","payload":{{"x":"{}"}}}},{{"event_type":"b","payload":{{}}}}]"#,
+            "a".repeat(1_100_000)
+        );
+        let r = http
+            .call(&s, &key, "POST", "/v1/events/batch", &batch)
+            .await;
+        assert_eq!(r.status, 207, "{}", String::from_utf8_lossy(&r.body));
+        let item = &r.json()["results"][0];
+        assert_eq!(item["status"], 413);
+        assert!(item["detail"].as_str().expect("detail").contains("payload"));
+    });
+}
+
+#[test]
+fn http_conventions_bearer_case_challenge_head_and_405() {
+    let s = Server::start(&[]);
+    let key = s.key().to_owned();
+    runtime().block_on(async {
+        let http = Http::h1();
+        // The auth scheme is case-insensitive (RFC 9110).
+        for scheme in ["bearer", "BEARER", "Bearer"] {
+            let auth = format!("{scheme} {key}");
+            let r = http
+                .send("GET", &s.url("/v1/inbox"), &[("authorization", &auth)], "")
+                .await;
+            assert_eq!(r.status, 200, "{scheme}");
+        }
+        // 401 carries the challenge, with or without a key, and for the admin API.
+        for auth in [None, Some("Bearer sk_wrong"), Some("Basic eDp5")] {
+            let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", *a)).collect();
+            let r = http.send("GET", &s.url("/v1/inbox"), &headers, "").await;
+            r.problem(401, "unauthorized");
+            assert!(
+                r.header("www-authenticate")
+                    .is_some_and(|v| v.starts_with("Bearer")),
+                "{auth:?}"
+            );
+        }
+        let r = http.send("GET", &s.url("/v1/admin/tenants"), &[], "").await;
+        r.problem(401, "unauthorized");
+        assert!(r.header("www-authenticate").is_some());
+        // HEAD on a GET route: GET's status and headers, no body.
+        let auth = format!("Bearer {key}");
+        let r = http
+            .send("HEAD", &s.url("/v1/inbox"), &[("authorization", &auth)], "")
+            .await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let r = http.send("HEAD", &s.url("/v1/health"), &[], "").await;
+        assert_eq!(r.status, 200);
+        // Admin routes answer 405 with Allow where the path exists.
+        let other = tenant_key(&http, &s, "t2", &["ingest"], None).await;
+        assert!(other.starts_with("sk_"));
+        for (method, path, allow) in [
+            ("GET", "/v1/admin/tenants/t2", "PATCH"),
+            ("POST", "/v1/admin/keys/key_x", "DELETE"),
+            ("PUT", "/v1/admin/tenants", "GET, POST, HEAD"),
+        ] {
+            let r = http.admin(&s, method, path, "").await;
+            r.problem(405, "method_not_allowed");
+            assert_eq!(r.header("allow"), Some(allow), "{method} {path}");
+        }
+    });
+}
