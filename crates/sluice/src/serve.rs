@@ -34,7 +34,8 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         let tenants = store.catalog().borrow().tenants.len();
         tracing::info!(
             address = %report.addr,
-            data_dir = %settings.data_dir.display(),
+            data_dir = %std::path::absolute(&settings.data_dir).unwrap_or(settings.data_dir.clone()).display(),
+            version = env!("CARGO_PKG_VERSION"),
             durability = %describe_durability(&settings),
             backlog = report.backlog,
             nofile_limit = nofile.as_ref().map_or(0, |n| *n),
@@ -85,12 +86,27 @@ fn open_backend(
 ) -> anyhow::Result<Backend> {
     match settings.store.as_str() {
         "embedded" => {
-            let store = EmbeddedStore::open(store_config).with_context(|| {
-                format!("opening the data directory {}", settings.data_dir.display())
-            })?;
+            // Absolute, so that starting from another directory (a new, empty store
+            // and a new key) is plain in the log.
+            let dir = std::path::absolute(&settings.data_dir).unwrap_or(settings.data_dir.clone());
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %dir.display(), "sluice {} opening the embedded store", env!("CARGO_PKG_VERSION"));
+            let started = std::time::Instant::now();
+            let store = EmbeddedStore::open(store_config)
+                .with_context(|| format!("opening the data directory {}", dir.display()))?;
             for note in store.recovery_notes() {
                 tracing::warn!("recovery: {note}");
             }
+            let (segments, events, pending) = store.summary();
+            let tenants = store.catalog().borrow().tenants.len();
+            let took_ms = started.elapsed().as_millis() as u64;
+            tracing::info!(
+                segments,
+                events,
+                pending,
+                tenants,
+                took_ms,
+                "recovered the store: {events} events ({pending} pending) in {segments} segments, {tenants} tenants, in {took_ms} ms"
+            );
             Ok(Backend::Embedded(store))
         }
         other => anyhow::bail!("store must be embedded (got {other:?})"),

@@ -22,8 +22,10 @@ pub struct Retention {
     pub pending: String,
 }
 
-/// Everything `sluice serve` can be told. Unknown keys are ignored so that other
-/// `SLUICE_*` variables (such as `SLUICE_API_KEY` for `sluice bench`) do not break it.
+/// Everything `sluice serve` can be told. An unknown key in the file, or an unknown
+/// `SLUICE_*` variable, is refused at start-up with the closest known name (a typo must
+/// not be a silently ignored setting); the variables of Sluice's own tools
+/// ([`TOOL_VARIABLES`]) are let through.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     pub store: String,
@@ -97,16 +99,119 @@ impl Default for Settings {
     }
 }
 
+/// `SLUICE_*` variables that are not `serve` settings but Sluice's own: `sluice bench`'s
+/// key, and the test and benchmark harnesses' knobs (by prefix).
+const TOOL_VARIABLES: &[&str] = &["config", "api_key", "bin", "random_seed", "test_seed"];
+const TOOL_PREFIXES: &[&str] = &["crash_", "bench_"];
+
+/// Every setting's name as the file spells it (`retention.acked` for the table).
+fn known_keys() -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Ok(serde_json::Value::Object(top)) = serde_json::to_value(Settings::default()) {
+        for (k, v) in top {
+            match v {
+                serde_json::Value::Object(inner) => {
+                    keys.extend(inner.keys().map(|i| format!("{k}.{i}")));
+                }
+                _ => keys.push(k),
+            }
+        }
+    }
+    keys
+}
+
+/// Levenshtein distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+fn closest<'k>(key: &str, known: &'k [String]) -> &'k str {
+    known
+        .iter()
+        .min_by_key(|k| distance(key, k))
+        .map_or("", String::as_str)
+}
+
+/// Refuses keys of the file (`file_keys`, dotted) and `SLUICE_*` variable names
+/// (`env_names`, as set) that name no setting.
+fn check_keys(file_keys: &[String], env_names: &[String]) -> anyhow::Result<()> {
+    let known = known_keys();
+    for key in file_keys {
+        if !known.contains(key) {
+            bail!(
+                "unknown key {key:?} in the configuration file; did you mean {:?}? (`sluice serve --help` lists every setting)",
+                closest(key, &known)
+            );
+        }
+    }
+    for name in env_names {
+        let Some(rest) = name.strip_prefix("SLUICE_") else {
+            continue;
+        };
+        let key = rest.to_ascii_lowercase().replace("__", ".");
+        if known.contains(&key)
+            || TOOL_VARIABLES.contains(&key.as_str())
+            || TOOL_PREFIXES.iter().any(|p| key.starts_with(p))
+        {
+            continue;
+        }
+        let suggestion = closest(&key, &known)
+            .replace('.', "__")
+            .to_ascii_uppercase();
+        bail!(
+            "unknown environment variable {name}; did you mean SLUICE_{suggestion}? (tables use a double underscore: SLUICE_RETENTION__ACKED)"
+        );
+    }
+    Ok(())
+}
+
+/// The dotted keys of a TOML file's top level and its tables.
+fn file_keys(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let value: serde_json::Value = Figment::from(Toml::file(path))
+        .extract()
+        .with_context(|| format!("configuration file {} is not valid TOML", path.display()))?;
+    let mut keys = Vec::new();
+    if let serde_json::Value::Object(top) = value {
+        for (k, v) in top {
+            match v {
+                serde_json::Value::Object(inner) => {
+                    keys.extend(inner.keys().map(|i| format!("{k}.{i}")));
+                }
+                _ => keys.push(k),
+            }
+        }
+    }
+    Ok(keys)
+}
+
 impl Settings {
     /// Layers the sources; see the module docs.
     pub fn load(flags: &ServeFlags) -> anyhow::Result<Settings> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        let mut from_file = Vec::new();
         if let Some(path) = &flags.config {
             if !path.exists() {
                 bail!("configuration file {} does not exist", path.display());
             }
+            from_file = file_keys(path)?;
             figment = figment.merge(Toml::file(path));
         }
+        let env_names: Vec<String> = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .filter(|k| k.starts_with("SLUICE_"))
+            .collect();
+        check_keys(&from_file, &env_names)?;
         figment = figment
             .merge(
                 Env::prefixed("SLUICE_")
@@ -206,6 +311,36 @@ fn duration(name: &str, text: &str) -> anyhow::Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_closest_known_one() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(check_keys(
+            &s(&["listen", "retention.acked"]),
+            &s(&[
+                "SLUICE_LISTEN",
+                "SLUICE_RETENTION__PENDING",
+                "SLUICE_API_KEY",
+                "SLUICE_CRASH_ROUNDS",
+                "PATH"
+            ])
+        )
+        .is_ok());
+        let e = check_keys(&s(&["listne"]), &[]).unwrap_err().to_string();
+        assert!(e.contains("\"listne\"") && e.contains("\"listen\""), "{e}");
+        let e = check_keys(&s(&["retention.aked"]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("retention.acked"), "{e}");
+        let e = check_keys(&[], &s(&["SLUICE_RETENTION_ACKED"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("SLUICE_RETENTION_ACKED") && e.contains("SLUICE_RETENTION__ACKED"),
+            "{e}"
+        );
+        assert_eq!(distance("kitten", "sitting"), 3);
+    }
 
     /// The one test in this binary that touches the process environment, so nothing
     /// else can race it.

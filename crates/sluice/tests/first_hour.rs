@@ -124,3 +124,136 @@ fn http_conventions_bearer_case_challenge_head_and_405() {
         }
     });
 }
+
+#[test]
+fn admin_patch_is_a_merge_patch_and_refuses_zero_limits() {
+    let s = Server::start(&[]);
+    runtime().block_on(async {
+        let http = Http::h1();
+        let r = http
+            .admin(
+                &s,
+                "POST",
+                "/v1/admin/tenants",
+                r#"{"name":"acme","limits":{"max_payload_bytes":2048,"rate_per_second":50}}"#,
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        // Changing the rate keeps the payload limit (it used to wipe it).
+        let r = http
+            .admin(
+                &s,
+                "PATCH",
+                "/v1/admin/tenants/acme",
+                r#"{"limits":{"rate_per_second":5}}"#,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let limits = r.json()["limits"].clone();
+        assert_eq!(
+            (
+                limits["rate_per_second"].as_u64(),
+                limits["max_payload_bytes"].as_u64()
+            ),
+            (Some(5), Some(2048))
+        );
+        // null returns a limit to the server's default.
+        let r = http
+            .admin(
+                &s,
+                "PATCH",
+                "/v1/admin/tenants/acme",
+                r#"{"limits":{"max_payload_bytes":null}}"#,
+            )
+            .await;
+        let limits = r.json()["limits"].clone();
+        assert!(limits["max_payload_bytes"].is_null(), "{limits}");
+        assert_eq!(limits["rate_per_second"], 5);
+        // Zero would refuse everything: refused, naming the field.
+        for body in [
+            r#"{"limits":{"rate_per_second":0}}"#,
+            r#"{"limits":{"rate_burst":0}}"#,
+        ] {
+            let p = http
+                .admin(&s, "PATCH", "/v1/admin/tenants/acme", body)
+                .await
+                .problem(422, "validation_failed");
+            assert!(
+                p["errors"][0]["field"]
+                    .as_str()
+                    .expect("field")
+                    .starts_with("limits."),
+                "{p}"
+            );
+        }
+        http.admin(
+            &s,
+            "POST",
+            "/v1/admin/tenants",
+            r#"{"name":"zero","limits":{"rate_per_second":0}}"#,
+        )
+        .await
+        .problem(422, "validation_failed");
+        http.admin(&s, "PATCH", "/v1/admin/tenants/nobody", r#"{"limits":{}}"#)
+            .await
+            .problem(404, "not_found");
+    });
+}
+
+#[test]
+fn config_typos_are_refused_naming_the_closest_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("sluice.toml");
+    std::fs::write(&file, "listne = \"127.0.0.1:0\"\n").expect("write");
+    let data = dir.path().join("data");
+    let out = common::run_to_exit(
+        std::process::Command::new(common::binary())
+            .args(["serve", "--config"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&data),
+        std::time::Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"listne\"") && err.contains("\"listen\""),
+        "{err}"
+    );
+    let out = common::run_to_exit(
+        std::process::Command::new(common::binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("SLUICE_RETENTION_ACKED", "1d"),
+        std::time::Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SLUICE_RETENTION_ACKED") && err.contains("SLUICE_RETENTION__ACKED"),
+        "{err}"
+    );
+    assert!(
+        !data.join("catalog.json").exists()
+            || std::fs::read_dir(&data).map_or(true, |d| d.count() == 0),
+        "nothing was created"
+    );
+}
+
+#[test]
+fn the_start_up_log_names_the_absolute_data_dir_version_and_recovery() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start_in(dir.path(), &[]);
+    let log = s.wait_for_log("recovered the store", std::time::Duration::from_secs(10));
+    assert!(s.log_text().contains(&format!("sluice {}", env!("CARGO_PKG_VERSION"))), "{}", s.log_text());
+    let abs = std::fs::canonicalize(dir.path()).expect("canonical");
+    assert!(
+        s.log_text().contains(&abs.display().to_string()),
+        "{}",
+        s.log_text()
+    );
+    assert!(
+        log.contains("events") && log.contains("pending") && log.contains("ms"),
+        "{log}"
+    );
+}

@@ -42,10 +42,46 @@ struct CreateTenant {
     limits: Option<LimitsBody>,
 }
 
+/// A JSON merge patch (RFC 7396) of a tenant's limits: a field left out stays as it
+/// is, `null` returns it to the server's default, a number sets it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchTenant {
-    limits: LimitsBody,
+    limits: LimitsPatch,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsPatch {
+    #[serde(default, deserialize_with = "super::present")]
+    max_payload_bytes: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "super::present")]
+    rate_per_second: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "super::present")]
+    rate_burst: Option<Option<u32>>,
+}
+
+/// Limits of 0 would refuse every request (a rate of 0 is not "unlimited"): refused,
+/// so that what is stored always means what it says.
+fn check_limits(l: &TenantLimits) -> Result<(), Problem> {
+    let mut errors = Vec::new();
+    for (field, v) in [
+        ("limits.max_payload_bytes", l.max_payload_bytes),
+        ("limits.rate_per_second", l.rate_per_second),
+        ("limits.rate_burst", l.rate_burst),
+    ] {
+        if v == Some(0) {
+            errors.push(FieldError::new(
+                field,
+                "must be at least 1 (null returns it to the server's default)",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::validation(errors))
+    }
 }
 
 #[derive(Deserialize)]
@@ -110,6 +146,7 @@ pub(crate) async fn create_tenant<S: Store>(
         )]));
     }
     let limits = req.limits.map(TenantLimits::from).unwrap_or_default();
+    check_limits(&limits)?;
     let tenant = app
         .store
         .create_tenant(&req.name, limits)
@@ -126,9 +163,28 @@ pub(crate) async fn patch_tenant<S: Store>(
 ) -> Result<Reply, Problem> {
     let body = read_body(app, cx).await?;
     let req: PatchTenant = parse(&body)?;
+    let name = cx.param("name");
+    let mut limits = app
+        .store
+        .catalog()
+        .borrow()
+        .tenant_by_name(name)
+        .map(|t| t.limits)
+        .ok_or_else(|| Problem::new(Code::NotFound, format!("no tenant {name:?}")))?;
+    let p = req.limits;
+    for (slot, patch) in [
+        (&mut limits.max_payload_bytes, p.max_payload_bytes),
+        (&mut limits.rate_per_second, p.rate_per_second),
+        (&mut limits.rate_burst, p.rate_burst),
+    ] {
+        if let Some(v) = patch {
+            *slot = v;
+        }
+    }
+    check_limits(&limits)?;
     let tenant = app
         .store
-        .set_tenant_limits(cx.param("name"), req.limits.into())
+        .set_tenant_limits(name, limits)
         .await
         .map_err(store_problem)?;
     app.refresh_catalog();

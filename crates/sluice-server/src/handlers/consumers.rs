@@ -55,7 +55,7 @@ pub(crate) async fn patch<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Rep
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Patch {
-        #[serde(default, deserialize_with = "present")]
+        #[serde(default, deserialize_with = "super::present")]
         max_deliveries: Option<Option<u32>>,
     }
     let parsed: Patch = parse_json(&body)?;
@@ -77,11 +77,6 @@ pub(crate) async fn patch<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Rep
     let mut w = JsonWriter::with_capacity(256);
     write_consumer(app, &mut w, who.tenant).await?;
     Ok(reply::json(StatusCode::OK, w.finish()))
-}
-
-/// A JSON field that is there (even as `null`) is `Some`; one left out is `None`.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
-    serde::Deserialize::deserialize(d).map(Some)
 }
 
 async fn set<S: Store>(

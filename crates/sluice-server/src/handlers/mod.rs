@@ -72,6 +72,14 @@ pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Resul
     })
 }
 
+/// For JSON merge patch fields (RFC 7396): a field that is there, even as `null`, is
+/// `Some`; one left out (with `#[serde(default)]`) is `None`.
+pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
 /// A request body that is JSON when it is there (an empty body is allowed: the
 /// handler decides), read up to `limit` bytes.
 pub(crate) async fn read_json_body<S: sluice_store::Store>(

@@ -250,6 +250,15 @@ impl EmbeddedStore {
         }
     }
 
+    /// What the store holds, for the start-up log: segments, stored events (any state)
+    /// and pending events.
+    pub fn summary(&self) -> (u64, u64, u64) {
+        let index = self.inner.index.lock();
+        let events = index.segments.iter().map(|s| s.offsets.len() as u64).sum();
+        let pending = index.inboxes.values().map(|q| q.len() as u64).sum();
+        (index.segments.len() as u64, events, pending)
+    }
+
     /// Stops the writer after it has drained and synced everything queued.
     pub fn close(mut self) {
         self.stop();
