@@ -129,6 +129,19 @@ pub fn run(flags: BenchFlags) -> anyhow::Result<ExitCode> {
             println!("plot: {}", path.display());
         }
     }
+    let failing: Vec<String> = reports
+        .iter()
+        .filter(|r| r.success_pct < flags.min_success)
+        .map(|r| format!("{:.2} %", r.success_pct))
+        .collect();
+    if !failing.is_empty() {
+        eprintln!(
+            "sluice bench: success {} is below --min-success {} %",
+            failing.join(", "),
+            flags.min_success
+        );
+        return Ok(ExitCode::from(2));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

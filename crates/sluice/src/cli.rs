@@ -38,6 +38,12 @@ SLUICE_DATA_DIR, SLUICE_RETENTION__ACKED). Precedence: file < environment < flag
     Check(DataDir),
     /// Show a data directory's segments, event counts and sizes.
     Inspect(DataDir),
+    /// Print a shell completion script: `sluice completions bash > /etc/bash_completion.d/sluice`
+    /// (also zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Load-test a server: closed loop (N connections as fast as answers come) or open
     /// loop (--rate, latency from each request's intended send time, free of
     /// coordinated omission). Prints req/s, events/s, latency percentiles and every
@@ -139,6 +145,10 @@ pub struct BenchFlags {
     /// Print the report as JSON (an array for a sweep) instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Exit non-zero (code 2) when any run's success falls below this percentage, so a
+    /// script or CI job notices a run in which requests failed
+    #[arg(long, default_value_t = 100.0)]
+    pub min_success: f64,
 }
 
 /// Flags of `sluice serve`. Every one can also be set in the TOML file (same name) or

@@ -18,6 +18,16 @@ fn main() -> std::process::ExitCode {
         cli::Command::Check(dir) => offline::check(dir),
         cli::Command::Inspect(dir) => offline::inspect(dir),
         cli::Command::Bench(flags) => bench::run(*flags),
+        cli::Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut cli::Cli::command(),
+                "sluice",
+                &mut std::io::stdout(),
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

@@ -208,3 +208,38 @@ fn impossible_requests_are_refused_before_any_load() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_run_whose_requests_failed_exits_non_zero() {
+    let s = Server::start(&[]);
+    let run = |min: Option<&str>| {
+        let mut cmd = Command::new(binary());
+        cmd.arg("bench").args([
+            "--url",
+            &s.url(""),
+            "--api-key",
+            "sk_wrong",
+            "--duration",
+            "1s",
+            "--connections",
+            "2",
+        ]);
+        if let Some(m) = min {
+            cmd.args(["--min-success", m]);
+        }
+        run_to_exit(&mut cmd, Duration::from_secs(60))
+    };
+    let out = run(None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("below --min-success 100"), "{err}");
+    // The hint about the key is still printed.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("check --api-key"));
+    // A script that accepts failures says so.
+    assert_eq!(run(Some("0")).status.code(), Some(0));
+}

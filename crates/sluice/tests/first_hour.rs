@@ -245,7 +245,12 @@ fn the_start_up_log_names_the_absolute_data_dir_version_and_recovery() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Server::start_in(dir.path(), &[]);
     let log = s.wait_for_log("recovered the store", std::time::Duration::from_secs(10));
-    assert!(s.log_text().contains(&format!("sluice {}", env!("CARGO_PKG_VERSION"))), "{}", s.log_text());
+    assert!(
+        s.log_text()
+            .contains(&format!("sluice {}", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        s.log_text()
+    );
     let abs = std::fs::canonicalize(dir.path()).expect("canonical");
     assert!(
         s.log_text().contains(&abs.display().to_string()),
