@@ -19,7 +19,7 @@ use http::request::Parts;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use sluice_push::Dispatcher;
-use sluice_store::Store;
+use sluice_store::{Store, TenantId};
 
 use crate::access::{self, Access};
 use crate::auth::{KeyCache, Principal};
@@ -30,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::problem::{Code, Problem};
 use crate::reply::{self, decimal_header, Reply};
 use crate::router::Router;
-use crate::routes::{self, RouteId};
+use crate::routes::{self, RouteId, ROUTES};
 use crate::tenants::{RateDecision, TenantEntry, TenantTable};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -185,7 +185,7 @@ impl<S: Store> App<S> {
                 .load(Ordering::Relaxed)
                 .is_multiple_of(sample))
         .then(|| (head.method.clone(), head.uri.path().to_owned()));
-        let (route, mut reply, rate) = self.respond(&head, &mut body, &request_id).await;
+        let (route, mut reply, rate, tenant) = self.respond(&head, &mut body, &request_id).await;
         // A stalled body (408) is abandoned, not drained; one that no handler read is
         // drained if it can be.
         let mut close = reply.status() == StatusCode::REQUEST_TIMEOUT;
@@ -211,7 +211,17 @@ impl<S: Store> App<S> {
         let elapsed_us = started.elapsed().as_micros() as u64;
         self.metrics.observe(route, status, elapsed_us);
         if let Some((method, path)) = logged {
-            tracing::info!(%method, %path, status, elapsed_us, "request (sampled)");
+            let route = route.map_or("unmatched", |r| ROUTES[r as usize].path);
+            tracing::info!(
+                request_id = request_id_text(&reply),
+                tenant = tenant.map_or(0, |t| t.0),
+                %method,
+                route,
+                %path,
+                status,
+                elapsed_us,
+                "request (sampled)"
+            );
         }
         Ok(reply)
     }
@@ -223,14 +233,19 @@ impl<S: Store> App<S> {
         head: &Parts,
         body: &mut BodySlot,
         request_id: &HeaderValue,
-    ) -> (Option<RouteId>, Reply, Option<RateDecision>) {
+    ) -> (
+        Option<RouteId>,
+        Reply,
+        Option<RateDecision>,
+        Option<TenantId>,
+    ) {
         let rid = request_id.to_str().unwrap_or("");
         let matched = match self.router.route(&head.method, head.uri.path()) {
             Ok(m) => m,
-            Err(p) => return (None, reply::problem(&p, rid), None),
+            Err(p) => return (None, reply::problem(&p, rid), None, None),
         };
         let route = matched.route;
-        let refuse = |p: Problem, rate| (Some(route.id), reply::problem(&p, rid), rate);
+        let refuse = |p: Problem, rate| (Some(route.id), reply::problem(&p, rid), rate, None);
         let mut rate = None;
         let caller = match route.access {
             Access::Open => Caller::Anonymous,
@@ -267,6 +282,10 @@ impl<S: Store> App<S> {
                 Caller::Key { who, tenant }
             }
         };
+        let tenant = match &caller {
+            Caller::Key { who, .. } => Some(who.tenant),
+            _ => None,
+        };
         let mut cx = Cx {
             head,
             body,
@@ -277,7 +296,7 @@ impl<S: Store> App<S> {
             Ok(reply) => reply,
             Err(p) => reply::problem(&p, rid),
         };
-        (Some(route.id), reply, rate)
+        (Some(route.id), reply, rate, tenant)
     }
 }
 
@@ -296,6 +315,15 @@ fn request_id(prefix: &str, n: u64) -> HeaderValue {
         // The prefix is `req_` and hex digits, the counter hex digits: visible ASCII.
         Err(_) => unreachable!("a request id is visible ASCII"),
     }
+}
+
+/// The `X-Request-Id` a reply carries, for the access log.
+fn request_id_text(reply: &Reply) -> &str {
+    reply
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 fn valid_request_id(v: &HeaderValue) -> bool {

@@ -39,6 +39,7 @@ pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+pub mod process;
 pub mod reply;
 pub mod router;
 pub mod routes;

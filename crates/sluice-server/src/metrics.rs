@@ -228,9 +228,14 @@ impl Metrics {
         self.connections_open.fetch_sub(1, Relaxed);
     }
 
-    /// The label of a route slot.
-    fn label(slot: usize) -> &'static str {
-        ROUTES.get(slot).map_or("unknown", |r| r.label)
+    /// The `method` and `route` labels of a route slot (the route is its path
+    /// pattern); a request that matched no route is `method="other",route="unmatched"`,
+    /// so a scan of random paths adds one series, not one per path.
+    fn labels(slot: usize) -> String {
+        match ROUTES.get(slot) {
+            Some(r) => format!("method=\"{}\",route=\"{}\"", r.method, r.path),
+            None => "method=\"other\",route=\"unmatched\"".to_owned(),
+        }
     }
 
     /// The statuses counted per route, in slot order, as label values.
@@ -253,8 +258,8 @@ impl Metrics {
                 let n = count.load(Relaxed);
                 if n > 0 {
                     let labels = format!(
-                        "route=\"{}\",status=\"{}\"",
-                        Self::label(slot),
+                        "{},status=\"{}\"",
+                        Self::labels(slot),
                         self.status_label(status)
                     );
                     out.sample("sluice_http_requests_total", &labels, n);
@@ -273,7 +278,7 @@ impl Metrics {
             }
             out.histogram(
                 "sluice_http_request_duration_seconds",
-                &format!("route=\"{}\"", Self::label(slot)),
+                &Self::labels(slot),
                 &BUCKETS_US,
                 m.latency_buckets.iter().map(|c| c.load(Relaxed)),
                 m.latency_sum_us.load(Relaxed),
@@ -389,13 +394,13 @@ mod tests {
         m.write(&StoreStats::default(), &[], &mut out);
         let text = out.finish();
         for line in [
-            r#"sluice_http_requests_total{route="POST /v1/events",status="201"} 2"#,
-            r#"sluice_http_request_duration_seconds_bucket{route="POST /v1/events",le="0.0001"} 0"#,
-            r#"sluice_http_request_duration_seconds_bucket{route="POST /v1/events",le="0.0005"} 1"#,
-            r#"sluice_http_request_duration_seconds_bucket{route="POST /v1/events",le="5"} 2"#,
-            r#"sluice_http_request_duration_seconds_bucket{route="POST /v1/events",le="+Inf"} 2"#,
-            r#"sluice_http_request_duration_seconds_sum{route="POST /v1/events"} 2.0003"#,
-            r#"sluice_http_request_duration_seconds_count{route="POST /v1/events"} 2"#,
+            r#"sluice_http_requests_total{method="POST",route="/v1/events",status="201"} 2"#,
+            r#"sluice_http_request_duration_seconds_bucket{method="POST",route="/v1/events",le="0.0001"} 0"#,
+            r#"sluice_http_request_duration_seconds_bucket{method="POST",route="/v1/events",le="0.0005"} 1"#,
+            r#"sluice_http_request_duration_seconds_bucket{method="POST",route="/v1/events",le="5"} 2"#,
+            r#"sluice_http_request_duration_seconds_bucket{method="POST",route="/v1/events",le="+Inf"} 2"#,
+            r#"sluice_http_request_duration_seconds_sum{method="POST",route="/v1/events"} 2.0003"#,
+            r#"sluice_http_request_duration_seconds_count{method="POST",route="/v1/events"} 2"#,
             r#"sluice_batch_size_bucket{le="50"} 0"#,
             r#"sluice_batch_size_bucket{le="100"} 1"#,
             r#"sluice_batch_size_bucket{le="+Inf"} 1"#,
@@ -422,8 +427,14 @@ mod tests {
             assert_eq!(m.statuses.get(slot), Some(&status), "{code:?}");
         }
         for (i, spec) in ROUTES.iter().enumerate() {
-            assert_eq!(Metrics::label(i), spec.label);
+            assert_eq!(
+                Metrics::labels(i),
+                format!("method=\"{}\",route=\"{}\"", spec.method, spec.path)
+            );
         }
-        assert_eq!(Metrics::label(ROUTES.len()), "unknown");
+        assert_eq!(
+            Metrics::labels(ROUTES.len()),
+            "method=\"other\",route=\"unmatched\""
+        );
     }
 }

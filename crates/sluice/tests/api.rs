@@ -459,8 +459,8 @@ fn operations_endpoints_health_ready_metrics() {
         assert_eq!(m.status, 200);
         let text = String::from_utf8_lossy(&m.body).into_owned();
         for series in [
-            r#"sluice_http_requests_total{route="POST /v1/events",status="201"} 1"#,
-            r#"sluice_http_request_duration_seconds_count{route="POST /v1/events"} 1"#,
+            r#"sluice_http_requests_total{method="POST",route="/v1/events",status="201"} 1"#,
+            r#"sluice_http_request_duration_seconds_count{method="POST",route="/v1/events"} 1"#,
             "sluice_events_ingested_total 2",
             "sluice_batch_size_count 1",
             "sluice_store_commits_total",

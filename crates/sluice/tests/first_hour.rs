@@ -262,3 +262,60 @@ fn the_start_up_log_names_the_absolute_data_dir_version_and_recovery() {
         "{log}"
     );
 }
+
+#[test]
+fn metrics_and_the_sampled_access_log_say_who_and_where() {
+    let s = Server::start(&["--access-log-sample", "1"]);
+    let key = s.key().to_owned();
+    runtime().block_on(async {
+        let http = Http::h1();
+        http.send("GET", &s.url("/v1/inbox"), &[], "")
+            .await
+            .problem(401, "unauthorized");
+        let r = http.call(&s, &key, "GET", "/v1/inbox", "").await;
+        assert_eq!(r.status, 200);
+        let rid = r.header("x-request-id").expect("request id").to_owned();
+        http.send("GET", &s.url("/no/such/path"), &[], "")
+            .await
+            .problem(404, "not_found");
+        let m = http.send("GET", &s.url("/metrics"), &[], "").await;
+        let text = String::from_utf8_lossy(&m.body).into_owned();
+        for series in [
+            // 401s under their route; separate method and route labels.
+            r#"sluice_http_requests_total{method="GET",route="/v1/inbox",status="401"} 1"#,
+            r#"sluice_http_requests_total{method="GET",route="/v1/inbox",status="200"} 1"#,
+            r#"sluice_http_requests_total{method="other",route="unmatched",status="404"} 1"#,
+            concat!(
+                "sluice_build_info{version=\"",
+                env!("CARGO_PKG_VERSION"),
+                "\"} 1"
+            ),
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_max_fds ",
+            "process_start_time_seconds ",
+            r#"sluice_inbox_oldest_pending_age_seconds{tenant="default",consumer="default"} 0.000"#,
+        ] {
+            assert!(text.contains(series), "missing {series}:\n{text}");
+        }
+        let rss: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("rss");
+        assert!(rss > 1e6, "rss {rss}");
+        // The sampled access log line of the 200: its request id, tenant and route.
+        let line = s.wait_for_log(&rid, std::time::Duration::from_secs(10));
+        assert!(
+            line.contains("route=\"/v1/inbox\"") || line.contains("route=/v1/inbox"),
+            "{line}"
+        );
+        assert!(
+            line.contains("tenant=1")
+                && line.contains("status=200")
+                && line.contains("elapsed_us="),
+            "{line}"
+        );
+    });
+}

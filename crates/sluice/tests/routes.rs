@@ -99,7 +99,10 @@ fn every_route_is_documented_reached_and_counted() {
             String::from_utf8_lossy(&http.call(&s, &key, "GET", "/metrics", "").await.body)
                 .into_owned();
         for route in ROUTES {
-            let series = format!("sluice_http_requests_total{{route=\"{}\",", route.label);
+            let series = format!(
+                "sluice_http_requests_total{{method=\"{}\",route=\"{}\",",
+                route.method, route.path
+            );
             assert!(
                 metrics.contains(&series),
                 "{} is not counted:\n{metrics}",

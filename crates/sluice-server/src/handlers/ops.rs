@@ -61,6 +61,7 @@ pub(crate) async fn metrics<S: Store>(app: &App<S>, _: &mut Cx<'_>) -> Result<Re
     };
     let mut out = Exposition::with_capacity(16 << 10);
     app.metrics.write(&stats, &pending, &mut out);
+    crate::process::write(&mut out);
     app.push.write_metrics(&mut out).await;
     app.store.write_metrics(&mut out).await;
     Ok(reply::with_type(
