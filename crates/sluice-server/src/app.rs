@@ -37,6 +37,7 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// Everything the request path shares: read-mostly, behind cheap clones.
 pub struct App<S> {
@@ -198,9 +199,11 @@ impl<S: Store> App<S> {
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
         let headers = reply.headers_mut();
+        self.config.cors.decorate(&head, headers);
         headers.insert(X_REQUEST_ID.clone(), request_id);
         if let Some(rate) = rate {
             headers.insert(RATELIMIT_LIMIT.clone(), rate.limit);
+            headers.insert(RATELIMIT_POLICY.clone(), rate.policy);
             headers.insert(
                 RATELIMIT_REMAINING.clone(),
                 decimal_header(u64::from(rate.remaining)),
@@ -240,6 +243,14 @@ impl<S: Store> App<S> {
         Option<TenantId>,
     ) {
         let rid = request_id.to_str().unwrap_or("");
+        // A CORS preflight carries no credentials: answered before authentication.
+        if let Some(r) = self
+            .config
+            .cors
+            .preflight(head, self.router.allow(head.uri.path()))
+        {
+            return (None, r, None, None);
+        }
         let matched = match self.router.route(&head.method, head.uri.path()) {
             Ok(m) => m,
             Err(p) => return (None, reply::problem(&p, rid), None, None),

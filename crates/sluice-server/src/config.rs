@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Push delivery's settings.
     pub push: sluice_push::PushConfig,
+    /// Origins allowed to call the API from a browser (CORS); none by default.
+    pub cors: crate::cors::CorsOrigins,
 }
 
 impl ServerConfig {
@@ -77,6 +79,7 @@ impl ServerConfig {
             access_log_sample: 0,
             shutdown_grace: Duration::from_secs(30),
             push: sluice_push::PushConfig::default(),
+            cors: crate::cors::CorsOrigins::None,
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod app;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod cors;
 pub mod cursor;
 pub mod envelope;
 pub use sluice_wire::json;

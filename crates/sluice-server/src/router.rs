@@ -139,6 +139,14 @@ impl Router {
     }
 }
 
+impl Router {
+    /// The methods a path takes (the `Allow` header), if any route has it.
+    pub fn allow(&self, path: &str) -> Option<&'static str> {
+        let found = self.paths.at(path).ok()?;
+        Some(self.by_path[*found.value].allow)
+    }
+}
+
 impl Default for Router {
     fn default() -> Self {
         Router::new()

@@ -28,8 +28,12 @@ pub struct TenantEntry {
     pub rate_per_second: u32,
     /// Burst allowance.
     pub rate_burst: u32,
-    /// `RateLimit-Limit`, built once instead of on every response.
+    /// `RateLimit-Limit` (the requests allowed per 1 s window: the sustained rate),
+    /// built once instead of on every response.
     pub limit_header: http::HeaderValue,
+    /// `RateLimit-Policy` (`<rate>;w=1;burst=<burst>`, the IETF RateLimit header
+    /// draft's quota policy, with the GCRA burst as an extension parameter).
+    pub policy_header: http::HeaderValue,
     /// The inbox's `max_deliveries` (`None`: unlimited).
     pub max_deliveries: Option<u32>,
     limiter: Arc<Limiter>,
@@ -40,8 +44,10 @@ pub struct TenantEntry {
 pub struct RateDecision {
     /// Whether the request may proceed.
     pub allowed: bool,
-    /// `RateLimit-Limit`: the burst size, as a ready header value.
+    /// `RateLimit-Limit`: the requests allowed per second, as a ready header value.
     pub limit: http::HeaderValue,
+    /// `RateLimit-Policy`, ready.
+    pub policy: http::HeaderValue,
     /// `RateLimit-Remaining`.
     pub remaining: u32,
     /// `RateLimit-Reset`: seconds until the bucket is full again (or, when refused,
@@ -54,12 +60,15 @@ impl TenantEntry {
     pub fn check(&self) -> RateDecision {
         match self.limiter.check() {
             Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                let missing = self.rate_burst.saturating_sub(remaining) as u64;
+                let left = snapshot.remaining_burst_capacity();
+                let missing = self.rate_burst.saturating_sub(left) as u64;
                 RateDecision {
                     allowed: true,
                     limit: self.limit_header.clone(),
-                    remaining,
+                    policy: self.policy_header.clone(),
+                    // What the current 1 s window still allows: never more than the
+                    // window's quota, though the bucket may hold a larger burst.
+                    remaining: left.min(self.rate_per_second),
                     reset_s: missing.div_ceil(self.rate_per_second.max(1) as u64),
                 }
             }
@@ -68,6 +77,7 @@ impl TenantEntry {
                 RateDecision {
                     allowed: false,
                     limit: self.limit_header.clone(),
+                    policy: self.policy_header.clone(),
                     remaining: 0,
                     reset_s: ceil_secs(wait),
                 }
@@ -84,6 +94,15 @@ fn ceil_secs(d: Duration) -> u64 {
 #[derive(Debug, Default)]
 pub struct TenantTable {
     entries: HashMap<TenantId, Arc<TenantEntry>>,
+}
+
+/// `RateLimit-Policy: <rate>;w=1;burst=<burst>`.
+fn policy_header(rate: u32, burst: u32) -> http::HeaderValue {
+    match http::HeaderValue::from_str(&format!("{rate};w=1;burst={burst}")) {
+        Ok(v) => v,
+        // Digits, ';', '=' and letters: visible ASCII, which a header value may hold.
+        Err(_) => unreachable!("a policy header is visible ASCII"),
+    }
 }
 
 impl TenantTable {
@@ -122,7 +141,8 @@ impl TenantTable {
                     max_payload_bytes,
                     rate_per_second: rate,
                     rate_burst: burst,
-                    limit_header: http::HeaderValue::from(burst),
+                    limit_header: http::HeaderValue::from(rate),
+                    policy_header: policy_header(rate, burst),
                     max_deliveries: t.inbox.max_deliveries,
                     limiter,
                 }),

@@ -283,6 +283,12 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_log_sample: Option<u64>,
+    /// Origins allowed to call the API from a browser (CORS): "*" or a comma-separated
+    /// list such as https://app.example.com; preflights are answered before auth
+    /// [default: none]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors_origins: Option<String>,
     /// Open a damaged data directory by truncating the damaged segment at the first bad
     /// batch. Events after the damage in that segment are lost; run `sluice check` first
     #[arg(long)]

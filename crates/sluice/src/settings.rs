@@ -57,6 +57,7 @@ pub struct Settings {
     pub webhook_breaker_open: String,
     pub repair: bool,
     pub commit_delay: String,
+    pub cors_origins: String,
 }
 
 impl Default for Settings {
@@ -95,6 +96,7 @@ impl Default for Settings {
             webhook_breaker_open: "30s".into(),
             repair: false,
             commit_delay: "0ms".into(),
+            cors_origins: String::new(),
         }
     }
 }
@@ -279,6 +281,8 @@ impl Settings {
         };
         c.admin_token = self.admin_token.clone().filter(|t| !t.is_empty());
         c.access_log_sample = self.access_log_sample;
+        c.cors = sluice_server::cors::CorsOrigins::parse(&self.cors_origins)
+            .map_err(anyhow::Error::msg)?;
         c.push = self.push_config()?;
         Ok(c)
     }

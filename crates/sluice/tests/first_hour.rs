@@ -319,3 +319,91 @@ fn metrics_and_the_sampled_access_log_say_who_and_where() {
         );
     });
 }
+
+#[test]
+fn cors_preflights_before_auth_and_ratelimit_headers_follow_the_draft() {
+    let s = Server::start(&["--cors-origins", "https://app.example"]);
+    let key = s.key().to_owned();
+    runtime().block_on(async {
+        let http = Http::h1();
+        // A preflight: no credentials, answered 204 for an allowed origin.
+        let pre = |origin: &'static str| {
+            let (http, url) = (http.clone(), s.url("/v1/events"));
+            async move {
+                http.send(
+                    "OPTIONS",
+                    &url,
+                    &[
+                        ("origin", origin),
+                        ("access-control-request-method", "POST"),
+                        (
+                            "access-control-request-headers",
+                            "authorization, content-type",
+                        ),
+                    ],
+                    "",
+                )
+                .await
+            }
+        };
+        let r = pre("https://app.example").await;
+        assert_eq!(r.status, 204);
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            Some("https://app.example")
+        );
+        assert!(r
+            .header("access-control-allow-methods")
+            .is_some_and(|m| m.contains("POST")));
+        assert!(r
+            .header("access-control-allow-headers")
+            .is_some_and(|h| h.contains("authorization")));
+        // Another origin gets no CORS answer (and so the browser refuses).
+        let r = pre("https://evil.example").await;
+        assert!(r.header("access-control-allow-origin").is_none());
+        assert_ne!(r.status, 204);
+        // A real request from the allowed origin: the header, and what a script may read.
+        let auth = format!("Bearer {key}");
+        let r = http
+            .send(
+                "GET",
+                &s.url("/v1/inbox"),
+                &[("authorization", &auth), ("origin", "https://app.example")],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            Some("https://app.example")
+        );
+        assert!(r
+            .header("access-control-expose-headers")
+            .is_some_and(|h| h.contains("x-request-id")));
+        // RateLimit headers: the limit is the rate per 1 s window, with a policy header.
+        assert_eq!(r.header("ratelimit-limit"), Some("100000"));
+        assert_eq!(
+            r.header("ratelimit-policy"),
+            Some("100000;w=1;burst=200000")
+        );
+        let remaining: u64 = r
+            .header("ratelimit-remaining")
+            .expect("remaining")
+            .parse()
+            .expect("number");
+        assert!(remaining <= 100_000);
+    });
+    // Off by default: no CORS header at all.
+    let plain = Server::start(&[]);
+    runtime().block_on(async {
+        let r = Http::h1()
+            .send(
+                "GET",
+                &plain.url("/v1/health"),
+                &[("origin", "https://app.example")],
+                "",
+            )
+            .await;
+        assert!(r.header("access-control-allow-origin").is_none());
+    });
+}
