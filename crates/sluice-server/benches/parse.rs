@@ -4,6 +4,8 @@
 //!   `POST /v1/events` (borrowed envelope, payload kept as a slice of the body);
 //! - `parse/single/dom`: the same body into a `serde_json::Value`, the reference a
 //!   DOM-building server pays; the ratio shows what borrowing saves;
+//! - `parse/single/envelope_keyed`: `envelope` with an Idempotency-Key, so with the
+//!   canonical fingerprint (a parse and a sorted write of the payload, and SHA-256);
 //! - `parse/batch_100/envelope`: `parse_batch` of 100 events (one pass), the hot path of
 //!   `POST /v1/events/batch`, against `parse/batch_100/two_pass` (`split_batch`, then
 //!   `parse_event` per item: the path for keyed or invalid items) and
@@ -38,6 +40,20 @@ fn single(c: &mut Criterion) {
     });
     group.bench_function("dom", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(&body).map(|v| v.is_object()))
+    });
+    // With an Idempotency-Key: the canonical fingerprint's cost on top of `envelope`.
+    group.bench_function("envelope_keyed", |b| {
+        b.iter(|| {
+            parse_event(
+                &body,
+                &body,
+                TenantId(1),
+                Some("order-42"),
+                PAYLOAD_MAX,
+                ItemPath::Body,
+            )
+            .map(|e| e.payload.len())
+        })
     });
     group.finish();
 }

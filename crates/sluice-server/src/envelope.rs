@@ -318,15 +318,22 @@ fn validate(
             "validation passed without required fields",
         ));
     };
+    let idempotency = key.map(|key| IdempotencyKey {
+        key,
+        fingerprint: fingerprint_event(
+            &event_type,
+            source.as_deref(),
+            occurred_at.as_deref(),
+            &payload,
+        )
+        .unwrap_or_else(|| fingerprint(item)),
+    });
     Ok(NewEvent {
         tenant,
         event_type,
         source,
         occurred_at,
-        idempotency: key.map(|key| IdempotencyKey {
-            key,
-            fingerprint: fingerprint(item),
-        }),
+        idempotency,
         payload,
     })
 }
@@ -378,7 +385,42 @@ fn check_batch_len(len: usize) -> Result<(), Problem> {
     Ok(())
 }
 
-/// A digest of what a client sent with an idempotency key: "the same body".
+/// A digest of what a client sent with an idempotency key, in canonical form: the
+/// event's fields, with the payload parsed and written back with sorted keys and no
+/// whitespace. So a retry from another serializer (other key order, other spacing) or
+/// with the key moved between the header and the body replays, as Stripe's API does,
+/// while any change of a value is still a different request. Computed only for keyed
+/// events (its cost, a parse and a write of the payload, is in `benches/parse.rs`).
+///
+/// `None` only if the payload, already validated as JSON, fails to parse again: the
+/// caller then falls back to the raw bytes.
+pub fn fingerprint_event(
+    event_type: &[u8],
+    source: Option<&[u8]>,
+    occurred_at: Option<&[u8]>,
+    payload: &[u8],
+) -> Option<[u8; 16]> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let canonical = serde_json::to_vec(&value).ok()?;
+    let mut h = Sha256::new();
+    h.update(b"sluice-fingerprint-v2");
+    for part in [Some(event_type), source, occurred_at, Some(&canonical[..])] {
+        match part {
+            Some(p) => {
+                h.update([1u8]);
+                h.update((p.len() as u64).to_le_bytes());
+                h.update(p);
+            }
+            None => h.update([0u8]),
+        }
+    }
+    let digest = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    Some(out)
+}
+
+/// A digest of raw bytes (the fallback of [`fingerprint_event`]).
 pub fn fingerprint(bytes: &[u8]) -> [u8; 16] {
     let digest = Sha256::digest(bytes);
     let mut out = [0u8; 16];
@@ -609,7 +651,7 @@ mod tests {
         let one_pass = parse_batch(&body, false, TenantId(1), 64);
         assert!(one_pass.is_err(), "invalid UTF-8 must be refused");
         assert_eq!(one_pass, two_pass(&body), "invalid UTF-8");
-        // The keyed item got its fingerprint from its own bytes.
+        // The keyed item got its fingerprint from its own fields, in canonical form.
         let body =
             Bytes::from_static(br#"[{"event_type":"a","payload":{},"idempotency_key":"k1"}]"#);
         let events = parse_batch(&body, false, TenantId(1), 64).expect("parsed");
@@ -619,7 +661,39 @@ mod tests {
             .idempotency
             .as_ref()
             .expect("keyed");
-        assert_eq!(key.fingerprint, fingerprint(&body[1..body.len() - 1]));
+        assert_eq!(
+            key.fingerprint,
+            fingerprint_event(b"a", None, None, b"{}").expect("fp")
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_spelling_but_not_values() {
+        let fp = |json: &str| {
+            parse(json)
+                .expect("valid")
+                .idempotency
+                .expect("keyed")
+                .fingerprint
+        };
+        let a = fp(r#"{"event_type":"a","idempotency_key":"k","payload":{"x":1,"y":[1,2]}}"#);
+        // Other key order, other whitespace, the key elsewhere in the object: the same.
+        assert_eq!(
+            a,
+            fp(
+                r#"{ "payload" : { "y" : [ 1 , 2 ] , "x" : 1 } , "event_type" : "a" , "idempotency_key" : "k" }"#
+            )
+        );
+        // Any change of a value, a type or a field: different.
+        for other in [
+            r#"{"event_type":"a","idempotency_key":"k","payload":{"x":2,"y":[1,2]}}"#,
+            r#"{"event_type":"a","idempotency_key":"k","payload":{"x":"1","y":[1,2]}}"#,
+            r#"{"event_type":"a","idempotency_key":"k","payload":{"x":1,"y":[2,1]}}"#,
+            r#"{"event_type":"b","idempotency_key":"k","payload":{"x":1,"y":[1,2]}}"#,
+            r#"{"event_type":"a","idempotency_key":"k","source":"s","payload":{"x":1,"y":[1,2]}}"#,
+        ] {
+            assert_ne!(a, fp(other), "{other}");
+        }
     }
 
     #[test]

@@ -407,3 +407,40 @@ fn cors_preflights_before_auth_and_ratelimit_headers_follow_the_draft() {
         assert!(r.header("access-control-allow-origin").is_none());
     });
 }
+
+#[test]
+fn an_idempotent_retry_from_another_serializer_replays() {
+    let s = Server::start(&[]);
+    let key = s.key().to_owned();
+    runtime().block_on(async {
+        let http = Http::h1();
+        let auth = format!("Bearer {key}");
+        let send = |body: &'static str, header: bool| {
+            let (http, url, auth) = (http.clone(), s.url("/v1/events"), auth.clone());
+            async move {
+                let mut h = vec![("authorization", auth.as_str()), ("content-type", "application/json")];
+                if header {
+                    h.push(("idempotency-key", "order-7"));
+                }
+                http.send("POST", &url, &h, body).await
+            }
+        };
+        let first = send(r#"{"event_type":"order.paid","payload":{"id":7,"lines":[{"sku":"a","n":1}]}}"#, true).await;
+        assert_eq!(first.status, 201);
+        let id = first.json()["event_id"].clone();
+        // Key order, whitespace, and the key moved into the body: a replay of the same event.
+        for (body, header) in [
+            ("{ \"payload\" : { \"lines\" : [ { \"n\" : 1 , \"sku\" : \"a\" } ] , \"id\" : 7 } ,\n \"event_type\" : \"order.paid\" }", true),
+            (r#"{"idempotency_key":"order-7","event_type":"order.paid","payload":{"lines":[{"sku":"a","n":1}],"id":7}}"#, false),
+        ] {
+            let r = send(body, header).await;
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            assert_eq!(r.header("idempotent-replayed"), Some("true"));
+            assert_eq!(r.json()["event_id"], id);
+        }
+        // A different value is a different request: refused.
+        send(r#"{"event_type":"order.paid","payload":{"id":7,"lines":[{"sku":"a","n":2}]}}"#, true)
+            .await
+            .problem(422, "idempotency_key_reused");
+    });
+}
