@@ -344,6 +344,11 @@ impl Metrics {
             "Pending events dropped after retention.pending.",
             store.pending_expired,
         );
+        out.counter(
+            "sluice_inbox_dead_lettered_total",
+            "Events moved to the inbox dead letters after max_deliveries leases.",
+            store.dead_lettered,
+        );
         out.family(
             "sluice_pending_events",
             "gauge",

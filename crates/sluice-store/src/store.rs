@@ -47,6 +47,8 @@ pub struct StoreStats {
     pub overloaded_total: u64,
     /// Pending events dropped because they outlived `retention.pending`.
     pub pending_expired: u64,
+    /// Events moved to the inbox dead letters (leased `max_deliveries` times).
+    pub dead_lettered: u64,
 }
 
 /// A live view of the catalog: every change, made on this node or (for a clustered

@@ -559,6 +559,10 @@ fn max_deliveries_dead_letters_survive_kill_9_and_requeue() {
                 .json()["state"],
             "dead"
         );
+        assert_eq!(
+            metric(&http, &s, "sluice_inbox_dead_lettered_total").await,
+            1.0
+        );
         let hist = http
             .call(&s, &key, "GET", "/v1/events?state=dead", "")
             .await
@@ -634,6 +638,11 @@ fn max_deliveries_dead_letters_survive_kill_9_and_requeue() {
         .await
         .problem(400, "invalid_cursor");
         assert!(metric(&http, &s, "sluice_inbox_requeued_total").await >= 1.0);
+        // Counted by the store since this start: the move happened before the kill.
+        assert_eq!(
+            metric(&http, &s, "sluice_inbox_dead_lettered_total").await,
+            0.0
+        );
         // The lag: one pending event, its age reported.
         let c = http.call(&s, &key, "GET", "/v1/consumers", "").await.json();
         assert_eq!(c["consumers"][0]["pending"], 1);

@@ -35,6 +35,8 @@ pub(crate) struct Counters {
     pub(crate) sync_latency: [AtomicU64; SYNC_LATENCY_BOUNDS_US.len()],
     pub(crate) segments_purged: AtomicU64,
     pub(crate) pending_expired: AtomicU64,
+    /// Events moved to the inbox dead letters.
+    pub(crate) dead_lettered: AtomicU64,
     /// Reads that missed the page cache and went to the blocking pool.
     pub(crate) reads_uncached: AtomicU64,
 }

@@ -744,6 +744,7 @@ impl Store for EmbeddedStore {
             queue_depth: self.inner.queue.depth() as u64,
             overloaded_total: self.inner.queue.overloaded_total(),
             pending_expired: c.pending_expired.load(Ordering::Relaxed),
+            dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
         }
     }
 

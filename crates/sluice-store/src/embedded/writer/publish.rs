@@ -23,6 +23,12 @@ impl Writer {
                 seg.bytes = seg.bytes.max(batch.end_pos);
             }
             for r in &batch.settle_records {
+                if r.how == crate::types::Settle::Dead {
+                    self.links
+                        .counters
+                        .dead_lettered
+                        .fetch_add(r.seqs.len() as u64, Ordering::Relaxed);
+                }
                 for &seq in &r.seqs {
                     index.apply_settle(r.tenant, seq, r.how, r.at);
                 }
