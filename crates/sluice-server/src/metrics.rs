@@ -80,6 +80,8 @@ pub struct Metrics {
     connections_open: AtomicU64,
     /// What pull consumers do, for `/metrics`.
     pub(crate) inbox: InboxMetrics,
+    /// Live tails (`GET /v1/stream`) open now; shared with each stream's task.
+    pub(crate) tails_open: std::sync::Arc<AtomicU64>,
 }
 
 /// The inbox's counters: leases handed out (and how many of them were redeliveries),
@@ -175,6 +177,7 @@ impl Default for Metrics {
             connections_refused: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             inbox: InboxMetrics::default(),
+            tails_open: Default::default(),
         }
     }
 }
@@ -319,6 +322,11 @@ impl Metrics {
             self.connections_open.load(Relaxed),
         );
         self.inbox.write(out);
+        out.gauge(
+            "sluice_tail_streams_open",
+            "Live tails (GET /v1/stream) open now.",
+            self.tails_open.load(Relaxed),
+        );
         out.counter(
             "sluice_store_commits_total",
             "Durable writes (group commits, or acknowledged publishes).",

@@ -552,6 +552,19 @@ pub(crate) mod paths {
         security(("bearer" = []), ("api_key" = [])))]
     fn extend_lease() {}
 
+    /// The live tail: Server-Sent Events of newly committed events (`event:` the type,
+    /// `id:` the event id, `data:` the event as JSON). `Last-Event-ID` resumes right
+    /// after that event, from the log. `: ping` every 15 s; a client that reads too
+    /// slowly gets `event: lagged` and the stream ends.
+    #[utoipa::path(get, path = "/v1/stream", tag = "inbox",
+        params(
+            ("event_type" = Option<String>, Query, description = "Only this type"),
+            ("Last-Event-ID" = Option<String>, Header, description = "Resume right after this event")),
+        responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
+            (status = 400, description = "invalid_cursor: Last-Event-ID is not an event id", body = Problem), (status = 422, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn stream() {}
+
     /// The tenant's events in ingest order, acked ones included, while retained.
     #[utoipa::path(get, path = "/v1/events", tag = "inbox",
         params(

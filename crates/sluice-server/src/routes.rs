@@ -14,7 +14,7 @@ use sluice_store::Store;
 
 use crate::access::Access::{self, Admin, Key, Open};
 use crate::app::{App, Cx};
-use crate::handlers::{admin, consumers, events, inbox, ingest, ops, subscriptions as subs};
+use crate::handlers::{admin, consumers, events, inbox, ingest, ops, subscriptions as subs, tail};
 use crate::openapi::paths as doc;
 use crate::problem::Problem;
 use crate::reply::Reply;
@@ -69,6 +69,7 @@ route_table! {
     ConsumerGet: GET "/v1/consumers/{name}", READ, consumers::get, __path_get_consumer;
     ConsumerPatch: PATCH "/v1/consumers/{name}", MANAGE, consumers::patch, __path_patch_consumer;
     History: GET "/v1/events", READ, events::history, __path_history;
+    Stream: GET "/v1/stream", CONSUME, tail::stream, __path_stream;
     EventGet: GET "/v1/events/{id}", READ, events::get, __path_get_event;
     EventAck: POST "/v1/events/{id}/ack", CONSUME, inbox::ack_one, __path_ack_event;
     EventNack: POST "/v1/events/{id}/nack", CONSUME, inbox::nack, __path_nack_event;

@@ -9,6 +9,7 @@ pub(crate) mod inbox;
 pub(crate) mod ingest;
 pub(crate) mod ops;
 pub(crate) mod subscriptions;
+pub(crate) mod tail;
 
 use bytes::Bytes;
 use sluice_store::{EventId, EventState, StoreError, StoredEvent};
