@@ -183,13 +183,17 @@ pub struct ConsumerPatch {
 pub struct AckRequest {
     /// 1 to 1000 event ids.
     event_ids: Vec<String>,
+    /// Acks only: each id's `lease_id` (or `null`), in the same order; a stale one is
+    /// that item's `lease_expired`.
+    lease_ids: Option<Vec<Option<String>>>,
 }
 
 /// One id's ack result.
 #[derive(ToSchema)]
 pub struct AckResult {
     event_id: String,
-    /// `acked`, `already_acked` or `not_found`.
+    /// `acked`, `already_acked`, `not_found`, `lease_expired`, `invalid_lease` (or, for a
+    /// requeue, `requeued`).
     status: String,
 }
 

@@ -1215,7 +1215,7 @@ pub async fn stale_leases_change_nothing<H: Harness>(mut h: H) {
     assert_eq!(second.events[0].delivery_count, 2);
     let store = h.store();
     assert_eq!(
-        store.ack_leased(A, id, 1).await.expect("ack"),
+        store.ack_leased(A, vec![(id, 1)]).await.expect("ack")[0],
         SettleOutcome::LeaseExpired
     );
     for stale in [
@@ -1243,7 +1243,7 @@ pub async fn stale_leases_change_nothing<H: Harness>(mut h: H) {
     );
     // Another tenant's lease of it, or an id that is not exactly its own: not found.
     assert_eq!(
-        store.ack_leased(B, id, 2).await.expect("ack"),
+        store.ack_leased(B, vec![(id, 2)]).await.expect("ack")[0],
         SettleOutcome::NotFound
     );
     assert_eq!(
@@ -1260,12 +1260,24 @@ pub async fn stale_leases_change_nothing<H: Harness>(mut h: H) {
             .expect("act"),
         LeaseOutcome::NotFound
     );
+    // Several at once, each against its own lease: the stale one is left as it is.
+    let other = append_n(store, A, "t2", 1).await[0];
+    let mut q = leasing(A, 1, 30_000);
+    q.event_type = Some("t2".into());
+    store.list(q).await.expect("lease");
     assert_eq!(
-        store.ack_leased(A, id, 2).await.expect("ack"),
-        SettleOutcome::Done
+        store
+            .ack_leased(A, vec![(other, 7), (id, 2), (other, 1)])
+            .await
+            .expect("ack"),
+        vec![
+            SettleOutcome::LeaseExpired,
+            SettleOutcome::Done,
+            SettleOutcome::Done
+        ]
     );
     assert_eq!(
-        store.ack_leased(A, id, 2).await.expect("ack"),
+        store.ack_leased(A, vec![(id, 2)]).await.expect("ack")[0],
         SettleOutcome::AlreadyDone
     );
     let acked = store.get(A, id).await.expect("get").expect("there");
@@ -1352,7 +1364,7 @@ pub async fn nacks_and_extensions<H: Harness>(mut h: H) {
         vec![(ids[0], 2)]
     );
     assert_eq!(
-        store.ack_leased(A, ids[0], 2).await.expect("ack"),
+        store.ack_leased(A, vec![(ids[0], 2)]).await.expect("ack")[0],
         SettleOutcome::Done
     );
     // The poll passed over the other two and says when the first of them is back.

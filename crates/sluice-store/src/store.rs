@@ -104,15 +104,15 @@ pub trait Store: Send + Sync + 'static {
         how: Settle,
     ) -> impl Future<Output = Result<Vec<SettleOutcome>, StoreError>> + Send;
 
-    /// Acknowledges one event under a lease: only if the lease is current (the event
-    /// was not leased again since), else [`SettleOutcome::LeaseExpired`] and nothing
-    /// changes. An event already acked answers [`SettleOutcome::AlreadyDone`].
+    /// Acknowledges events under leases, one outcome per `(id, lease generation)`: each
+    /// only if its lease is current (the event was not leased again since), else
+    /// [`SettleOutcome::LeaseExpired`] and it is left as it is. An event already acked
+    /// answers [`SettleOutcome::AlreadyDone`].
     fn ack_leased(
         &self,
         tenant: TenantId,
-        id: EventId,
-        lease: u32,
-    ) -> impl Future<Output = Result<SettleOutcome, StoreError>> + Send;
+        acks: Vec<(EventId, u32)>,
+    ) -> impl Future<Output = Result<Vec<SettleOutcome>, StoreError>> + Send;
 
     /// Nacks or extends a lease (see [`LeaseAction`]). Leases are not durable, so
     /// neither is this: a restart makes every pending event visible.

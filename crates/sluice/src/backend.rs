@@ -71,10 +71,9 @@ impl Store for Backend {
     async fn ack_leased(
         &self,
         tenant: TenantId,
-        id: EventId,
-        lease: u32,
-    ) -> Result<SettleOutcome, StoreError> {
-        on!(self, s => s.ack_leased(tenant, id, lease).await)
+        acks: Vec<(EventId, u32)>,
+    ) -> Result<Vec<SettleOutcome>, StoreError> {
+        on!(self, s => s.ack_leased(tenant, acks).await)
     }
 
     async fn lease_action(

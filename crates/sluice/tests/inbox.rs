@@ -651,3 +651,78 @@ fn max_deliveries_dead_letters_survive_kill_9_and_requeue() {
             .is_some());
     });
 }
+
+#[test]
+fn a_bulk_ack_checks_each_lease() {
+    let s = Server::start(&[]);
+    let key = s.key().to_owned();
+    runtime().block_on(async {
+        let http = Http::h1();
+        let mut ids = Vec::new();
+        for n in 0..4 {
+            ids.push(ingest(&http, &s, &key, &event("bulk", n)).await);
+        }
+        let first = lease(&http, &s, &key, "lease_seconds=1").await;
+        let stale = first[0]["lease_id"].as_str().expect("lease").to_owned();
+        // ids[0]'s lease runs out and it is leased again (with ids[1..]).
+        let again = lease(&http, &s, &key, "lease_seconds=30&wait_seconds=10&limit=10").await;
+        assert_eq!(again.len(), 4, "{again:?}");
+        let current: Vec<String> = again
+            .iter()
+            .map(|e| e["lease_id"].as_str().expect("lease").to_owned())
+            .collect();
+        let body = serde_json::json!({
+            "event_ids": [ids[0], ids[1], ids[2], ids[3]],
+            "lease_ids": [stale, current[1], null, current[0]],
+        });
+        let r = http
+            .call(&s, &key, "POST", "/v1/inbox/ack", &body.to_string())
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let r = r.json();
+        let statuses: Vec<&str> = r["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|x| x["status"].as_str().expect("status"))
+            .collect();
+        // stale: refused; current: acked; none: acked; another event's lease: invalid.
+        assert_eq!(
+            statuses,
+            ["lease_expired", "acked", "acked", "invalid_lease"]
+        );
+        assert_eq!(r["acked"], 2);
+        let state = |id: &str| {
+            let (http, s, key, id) = (http.clone(), &s, key.clone(), id.to_owned());
+            async move {
+                http.call(s, &key, "GET", &format!("/v1/events/{id}"), "")
+                    .await
+                    .json()["state"]
+                    .clone()
+            }
+        };
+        assert_eq!(state(&ids[0]).await, "leased");
+        assert_eq!(state(&ids[3]).await, "leased");
+        assert_eq!(state(&ids[1]).await, "acked");
+        // Leases must match the ids one to one, and only an ack takes them.
+        let bad = serde_json::json!({"event_ids": [ids[0]], "lease_ids": []});
+        let r = http
+            .call(&s, &key, "POST", "/v1/inbox/ack", &bad.to_string())
+            .await;
+        assert_eq!(r.status, 200, "an empty lease list is no lease list");
+        let bad = serde_json::json!({"event_ids": [ids[0], ids[3]], "lease_ids": [current[0]]});
+        http.call(&s, &key, "POST", "/v1/inbox/ack", &bad.to_string())
+            .await
+            .problem(422, "validation_failed");
+        let bad = serde_json::json!({"event_ids": [ids[0]], "lease_ids": [current[0]]});
+        http.call(
+            &s,
+            &key,
+            "POST",
+            "/v1/inbox/dead-letters/requeue",
+            &bad.to_string(),
+        )
+        .await
+        .problem(422, "validation_failed");
+    });
+}

@@ -414,14 +414,16 @@ async fn bulk<S: Store>(
     let body = body::read(cx.head, cx.body, 1 << 20, app.config.body_read_timeout).await?;
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
-    struct AckBody {
+    struct BulkBody {
         event_ids: Vec<String>,
+        /// For acks: each id's lease (`null` for none), in the same order.
+        lease_ids: Option<Vec<Option<String>>>,
     }
-    let parsed: AckBody = serde_json::from_slice(&body).map_err(|e| {
+    let parsed: BulkBody = serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
             Problem::validation(vec![FieldError::new(
                 "event_ids",
-                "must be an array of event id strings",
+                "must be an array of event id strings (and lease_ids, if sent, an array of lease ids or nulls)",
             )])
         } else {
             Problem::new(Code::MalformedJson, format!("body is not valid JSON: {e}"))
@@ -433,55 +435,111 @@ async fn bulk<S: Store>(
             "must hold 1 to 1000 ids",
         )]));
     }
-    let ids: Vec<Option<EventId>> = parsed.event_ids.iter().map(|s| EventId::parse(s)).collect();
-    let valid: Vec<EventId> = ids.iter().flatten().copied().collect();
-    let asked = valid.len();
-    let outcomes = if valid.is_empty() {
+    let leases = parsed.lease_ids.unwrap_or_default();
+    if !leases.is_empty() && (how != Settle::Ack || leases.len() != parsed.event_ids.len()) {
+        return Err(Problem::validation(vec![FieldError::new(
+            "lease_ids",
+            "must hold one lease id (or null) per event id, and only in an ack",
+        )]));
+    }
+    /// What each item asks of the store.
+    enum Item {
+        /// Not an event id, or a lease id not issued for it.
+        Refused(&'static str),
+        Plain(EventId),
+        Leased(EventId, u32),
+    }
+    let items: Vec<Item> = parsed
+        .event_ids
+        .iter()
+        .enumerate()
+        .map(|(i, text)| match EventId::parse(text) {
+            None => Item::Refused("not_found"),
+            Some(id) => match leases.get(i).and_then(Option::as_deref) {
+                None => Item::Plain(id),
+                Some(l) => match app.cursors.decode_lease(tenant, id.sequence(), l) {
+                    Ok(generation) => Item::Leased(id, generation),
+                    Err(_) => Item::Refused("invalid_lease"),
+                },
+            },
+        })
+        .collect();
+    let plain: Vec<EventId> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Plain(id) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let leased: Vec<(EventId, u32)> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Leased(id, g) => Some((*id, *g)),
+            _ => None,
+        })
+        .collect();
+    let asked = (plain.len(), leased.len());
+    let plain_out = if plain.is_empty() {
         Vec::new()
     } else {
         app.store
-            .settle(tenant, valid, how)
+            .settle(tenant, plain, how)
             .await
             .map_err(store_problem)?
     };
-    if outcomes.len() != asked {
+    let leased_out = if leased.is_empty() {
+        Vec::new()
+    } else {
+        app.store
+            .ack_leased(tenant, leased)
+            .await
+            .map_err(store_problem)?
+    };
+    if (plain_out.len(), leased_out.len()) != asked {
         return Err(Problem::new(
             Code::Internal,
-            format!("the store answered {} of {asked} acks", outcomes.len()),
+            format!(
+                "the store answered {} of {} settles",
+                plain_out.len() + leased_out.len(),
+                asked.0 + asked.1
+            ),
         ));
     }
-    let mut outcomes = outcomes.into_iter();
+    let (mut plain_out, mut leased_out) = (plain_out.into_iter(), leased_out.into_iter());
     let mut acked = 0;
-    let mut w = JsonWriter::with_capacity(64 * ids.len() + 32);
+    let mut w = JsonWriter::with_capacity(64 * items.len() + 32);
     w.begin_object();
     w.key("results");
     w.begin_array();
-    for (text, id) in parsed.event_ids.iter().zip(&ids) {
-        // A malformed id names no event; a well-formed one takes the store's answer,
-        // which comes in order (their count was checked above).
-        let outcome = match id {
-            Some(_) => outcomes.next().unwrap_or(SettleOutcome::NotFound),
-            None => SettleOutcome::NotFound,
+    for (text, item) in parsed.event_ids.iter().zip(&items) {
+        // Each store answer comes in order (their counts were checked above).
+        let outcome = match item {
+            Item::Refused(status) => Err(*status),
+            Item::Plain(_) => Ok(plain_out.next().unwrap_or(SettleOutcome::NotFound)),
+            Item::Leased(..) => Ok(leased_out.next().unwrap_or(SettleOutcome::NotFound)),
         };
         w.begin_object();
         w.field_str("event_id", text);
         w.field_str(
             "status",
             match (how, outcome) {
-                (Settle::Requeue, SettleOutcome::Done) => {
+                (_, Err(status)) => status,
+                (Settle::Requeue, Ok(SettleOutcome::Done)) => {
                     acked += 1;
                     app.metrics.inbox.requeued.fetch_add(1, Relaxed);
                     "requeued"
                 }
-                (_, SettleOutcome::Done) => {
+                (_, Ok(SettleOutcome::Done)) => {
                     acked += 1;
                     app.metrics.inbox.acked.fetch_add(1, Relaxed);
                     "acked"
                 }
-                (_, SettleOutcome::AlreadyDone) => "already_acked",
-                (_, SettleOutcome::NotFound) => "not_found",
-                // A bulk settle carries no leases, so the store never answers this.
-                (_, SettleOutcome::LeaseExpired) => "lease_expired",
+                (_, Ok(SettleOutcome::AlreadyDone)) => "already_acked",
+                (_, Ok(SettleOutcome::NotFound)) => "not_found",
+                (_, Ok(SettleOutcome::LeaseExpired)) => {
+                    app.metrics.inbox.lease_expired.fetch_add(1, Relaxed);
+                    "lease_expired"
+                }
             },
         );
         w.end_object();
@@ -511,11 +569,11 @@ pub(crate) async fn ack_one<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<R
         parse_json(&body)?
     };
     let outcome = match lease_of(app, who.tenant, id, parsed.lease_id.as_deref())? {
-        Some(lease) => vec![app
+        Some(lease) => app
             .store
-            .ack_leased(who.tenant, id, lease)
+            .ack_leased(who.tenant, vec![(id, lease)])
             .await
-            .map_err(store_problem)?],
+            .map_err(store_problem)?,
         None => app
             .store
             .settle(who.tenant, vec![id], Settle::Ack)

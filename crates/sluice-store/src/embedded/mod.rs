@@ -567,7 +567,7 @@ impl Store for EmbeddedStore {
             tenant,
             ids,
             how,
-            lease: None,
+            leases: None,
             done,
         })
         .await
@@ -576,19 +576,17 @@ impl Store for EmbeddedStore {
     async fn ack_leased(
         &self,
         tenant: TenantId,
-        id: EventId,
-        lease: u32,
-    ) -> Result<SettleOutcome, StoreError> {
-        let outcomes = self
-            .call(|done| Command::Settle {
-                tenant,
-                ids: vec![id],
-                how: Settle::Ack,
-                lease: Some(lease),
-                done,
-            })
-            .await?;
-        Ok(outcomes.first().copied().unwrap_or(SettleOutcome::NotFound))
+        acks: Vec<(EventId, u32)>,
+    ) -> Result<Vec<SettleOutcome>, StoreError> {
+        let (ids, leases): (Vec<EventId>, Vec<u32>) = acks.into_iter().unzip();
+        self.call(|done| Command::Settle {
+            tenant,
+            ids,
+            how: Settle::Ack,
+            leases: Some(leases),
+            done,
+        })
+        .await
     }
 
     async fn lease_action(

@@ -71,9 +71,9 @@ pub(crate) enum Command {
         ids: Vec<EventId>,
         /// Ack or delete.
         how: Settle,
-        /// For an ack of one event under a lease: the lease's generation, which must be
+        /// For acks under leases: each id's lease generation, in order, which must be
         /// the event's delivery count still (else the outcome is `LeaseExpired`).
-        lease: Option<u32>,
+        leases: Option<Vec<u32>>,
         /// Where the outcome goes.
         done: oneshot::Sender<Result<Vec<SettleOutcome>, EngineError>>,
     },

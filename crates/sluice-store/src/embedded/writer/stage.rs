@@ -56,9 +56,9 @@ impl Writer {
                 tenant,
                 ids,
                 how,
-                lease,
+                leases,
                 done,
-            } => match self.stage_settle(tenant, &ids, how, lease) {
+            } => match self.stage_settle(tenant, &ids, how, leases.as_deref()) {
                 Ok(outcomes) => self.batch.staged.push(Staged::Settle { outcomes, done }),
                 Err(e) => drop(done.send(Err(e))),
             },
@@ -151,13 +151,15 @@ impl Writer {
         tenant: TenantId,
         ids: &[EventId],
         how: Settle,
-        lease: Option<u32>,
+        leases: Option<&[u32]>,
     ) -> Result<Vec<SettleOutcome>, EngineError> {
         let target = settled_state(how);
         let mut outcomes = Vec::with_capacity(ids.len());
         let mut changed = Vec::new();
         let mut undo = Vec::new();
-        for &id in ids {
+        for (i, &id) in ids.iter().enumerate() {
+            // One lease per id, or none: `ack_leased` unzips both from the same pairs.
+            let lease = leases.and_then(|l| l.get(i).copied());
             let seq = id.sequence();
             let key = (tenant, id);
             let staged = self.batch.overlay.get(&key).or_else(|| {
