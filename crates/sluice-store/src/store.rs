@@ -157,10 +157,20 @@ pub trait Store: Send + Sync + 'static {
     fn inbox_summaries(&self)
         -> impl Future<Output = Result<Vec<InboxSummary>, StoreError>> + Send;
 
-    /// Pending (unacked, undeleted) events per tenant, for metrics.
+    /// Pending (unacked, undeleted) events per tenant: [`Store::inbox_summaries`]'
+    /// counts, derived rather than kept beside them.
     fn pending_counts(
         &self,
-    ) -> impl Future<Output = Result<Vec<(TenantId, u64)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(TenantId, u64)>, StoreError>> + Send {
+        async move {
+            Ok(self
+                .inbox_summaries()
+                .await?
+                .into_iter()
+                .map(|s| (s.tenant, s.pending))
+                .collect())
+        }
+    }
 
     /// The neutral counters.
     fn stats(&self) -> impl Future<Output = StoreStats> + Send;

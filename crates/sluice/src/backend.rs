@@ -110,10 +110,6 @@ impl Store for Backend {
         on!(self, s => s.inbox_summaries().await)
     }
 
-    async fn pending_counts(&self) -> Result<Vec<(TenantId, u64)>, StoreError> {
-        on!(self, s => s.pending_counts().await)
-    }
-
     async fn stats(&self) -> StoreStats {
         on!(self, s => s.stats().await)
     }

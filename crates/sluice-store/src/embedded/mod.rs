@@ -725,15 +725,6 @@ impl Store for EmbeddedStore {
             .collect())
     }
 
-    async fn pending_counts(&self) -> Result<Vec<(TenantId, u64)>, StoreError> {
-        let index = self.inner.index.lock();
-        Ok(index
-            .inboxes
-            .iter()
-            .map(|(tenant, inbox)| (*tenant, inbox.len() as u64))
-            .collect())
-    }
-
     async fn stats(&self) -> StoreStats {
         let c = &self.inner.counters;
         StoreStats {
