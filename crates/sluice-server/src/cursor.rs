@@ -132,17 +132,7 @@ impl CursorKey {
                 "this cursor was not issued for this listing: pass next_cursor exactly as a previous page returned it (cursors are opaque, and are refused when altered or used by another tenant)",
             )
         };
-        let body = text.strip_prefix(PREFIX).ok_or_else(invalid)?;
-        let mut raw = [0u8; RAW_BYTES];
-        match URL_SAFE_NO_PAD.decode_slice(body, &mut raw) {
-            Ok(RAW_BYTES) => {}
-            _ => return Err(invalid()),
-        }
-        // A decoder may accept non-canonical trailing bits; re-encoding must give back
-        // exactly the text, so that each cursor has one spelling.
-        if URL_SAFE_NO_PAD.encode(raw) != body {
-            return Err(invalid());
-        }
+        let raw: [u8; RAW_BYTES] = unpack(text, PREFIX).ok_or_else(invalid)?;
         let mut seq = [0u8; 8];
         seq.copy_from_slice(&raw[..8]);
         let seq = Sequence(u64::from_be_bytes(seq));
@@ -153,6 +143,19 @@ impl CursorKey {
             Err(invalid())
         }
     }
+}
+
+/// The `N` bytes of a token `prefix` + base64url, if it is exactly that. A decoder may
+/// accept non-canonical trailing bits; re-encoding must give back exactly the text, so
+/// that each token has one spelling.
+fn unpack<const N: usize>(text: &str, prefix: &str) -> Option<[u8; N]> {
+    let body = text.strip_prefix(prefix)?;
+    let mut raw = [0u8; N];
+    match URL_SAFE_NO_PAD.decode_slice(body, &mut raw) {
+        Ok(n) if n == N => {}
+        _ => return None,
+    }
+    (URL_SAFE_NO_PAD.encode(raw) == body).then_some(raw)
 }
 
 /// Lease ids: `"lse_" base64url(seq u64 BE | generation u32 BE | tag 12)` (35
@@ -186,15 +189,7 @@ impl CursorKey {
                 "this lease_id was not issued for this event: send the lease_id the lease returned with it, unaltered",
             )
         };
-        let body = text.strip_prefix(LEASE_PREFIX).ok_or_else(invalid)?;
-        let mut raw = [0u8; LEASE_RAW_BYTES];
-        match URL_SAFE_NO_PAD.decode_slice(body, &mut raw) {
-            Ok(LEASE_RAW_BYTES) => {}
-            _ => return Err(invalid()),
-        }
-        if URL_SAFE_NO_PAD.encode(raw) != body {
-            return Err(invalid());
-        }
+        let raw: [u8; LEASE_RAW_BYTES] = unpack(text, LEASE_PREFIX).ok_or_else(invalid)?;
         let mut at = [0u8; 8];
         at.copy_from_slice(&raw[..8]);
         let mut generation = [0u8; 4];

@@ -3,7 +3,10 @@
 use http::StatusCode;
 use sluice_store::{EventState, LogQuery, Settle, SettleOutcome, Store, StoredEvent, UnixMs};
 
-use super::{event_id, not_found_event, query_pairs, store_problem, write_event};
+use super::{
+    event_id, limit_param, not_found_event, query_pairs, store_problem, write_event,
+    write_event_page,
+};
 use crate::app::{App, Cx};
 use crate::cursor::Listing;
 use crate::json::JsonWriter;
@@ -71,13 +74,7 @@ pub(crate) async fn history<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<R
     };
     for (k, v) in query_pairs(cx) {
         match k.as_ref() {
-            "limit" => match v.parse::<usize>() {
-                Ok(n) if (1..=1000).contains(&n) => limit = n,
-                _ => errors.push(FieldError::new(
-                    "limit",
-                    "must be an integer from 1 to 1000",
-                )),
-            },
+            "limit" => limit = limit_param(&v, &mut errors),
             "cursor" if v.is_empty() => {}
             "cursor" => after = Some(app.cursors.decode(Listing::History, who.tenant, &v)?),
             "event_type" if v.is_empty() => {}
@@ -164,25 +161,9 @@ pub(crate) async fn history<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<R
             break;
         }
     }
-    let mut w =
-        JsonWriter::with_capacity(found.iter().map(|e| e.payload.len() + 256).sum::<usize>() + 64);
-    w.begin_object();
-    w.key("events");
-    w.begin_array();
-    for e in &found {
-        write_event(&mut w, e);
-    }
-    w.end_array();
-    match position {
-        Some(p) => w.field_str(
-            "next_cursor",
-            &app.cursors.encode(Listing::History, who.tenant, p),
-        ),
-        None => w.field_null("next_cursor"),
-    }
-    w.field_bool("has_more", has_more);
-    w.end_object();
-    Ok(reply::json(StatusCode::OK, w.finish()))
+    let cursor = position.map(|p| app.cursors.encode(Listing::History, who.tenant, p));
+    let body = write_event_page(&found, |_| None, cursor, has_more);
+    Ok(reply::json(StatusCode::OK, body))
 }
 
 fn state_name(state: EventState) -> &'static str {

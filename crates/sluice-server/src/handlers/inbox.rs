@@ -13,11 +13,12 @@ use std::time::Duration;
 use http::StatusCode;
 use sluice_store::{
     EventId, EventState, InboxQuery, LeaseAction, LeaseOutcome, Settle, SettleOutcome, Store,
+    StoredEvent,
 };
 
 use super::{
-    event_id, not_found_event, parse_json, read_json_body, store_problem, write_event_leased,
-    LEASE_SECONDS_MAX,
+    event_id, limit_param, not_found_event, parse_json, read_json_body, store_problem,
+    write_event_page, LEASE_SECONDS_MAX,
 };
 use crate::app::{App, Cx};
 use crate::body;
@@ -54,13 +55,7 @@ pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
     let mut errors = Vec::new();
     for (k, v) in form_urlencoded::parse(cx.head.uri.query().unwrap_or("").as_bytes()) {
         match k.as_ref() {
-            "limit" => match v.parse::<usize>() {
-                Ok(n) if (1..=1000).contains(&n) => query.limit = n,
-                _ => errors.push(FieldError::new(
-                    "limit",
-                    "must be an integer from 1 to 1000",
-                )),
-            },
+            "limit" => query.limit = limit_param(&v, &mut errors),
             "cursor" if v.is_empty() => {}
             "cursor" => query.after = Some(app.cursors.decode(Listing::Inbox, who.tenant, &v)?),
             "event_type" if v.is_empty() => {}
@@ -97,38 +92,19 @@ pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
         let again = page.events.iter().filter(|e| e.delivery_count > 1).count();
         m.redelivered.fetch_add(again as u64, Relaxed);
     }
-    let mut w = JsonWriter::with_capacity(
-        page.events
-            .iter()
-            .map(|e| e.payload.len() + 256)
-            .sum::<usize>()
-            + 64,
-    );
-    w.begin_object();
-    w.key("events");
-    w.begin_array();
-    for e in &page.events {
-        let lease_id = match e.state {
-            EventState::Leased { .. } if leasing => Some(app.cursors.encode_lease(
-                who.tenant,
-                e.id.sequence(),
-                e.delivery_count,
-            )),
-            _ => None,
-        };
-        write_event_leased(&mut w, e, lease_id.as_deref());
-    }
-    w.end_array();
-    match page.next_cursor {
-        Some(c) => w.field_str(
-            "next_cursor",
-            &app.cursors.encode(Listing::Inbox, who.tenant, c),
-        ),
-        None => w.field_null("next_cursor"),
-    }
-    w.field_bool("has_more", page.has_more);
-    w.end_object();
-    Ok(reply::json(StatusCode::OK, w.finish()))
+    let cursor = page
+        .next_cursor
+        .map(|c| app.cursors.encode(Listing::Inbox, who.tenant, c));
+    let lease_id = |e: &StoredEvent| match e.state {
+        EventState::Leased { .. } if leasing => Some(app.cursors.encode_lease(
+            who.tenant,
+            e.id.sequence(),
+            e.delivery_count,
+        )),
+        _ => None,
+    };
+    let body = write_event_page(&page.events, lease_id, cursor, page.has_more);
+    Ok(reply::json(StatusCode::OK, body))
 }
 
 /// Lists once, or, with a wait, until something is there: woken by the tenant's
@@ -335,13 +311,7 @@ pub(crate) async fn dead_letters<S: Store>(
     let mut errors = Vec::new();
     for (k, v) in form_urlencoded::parse(cx.head.uri.query().unwrap_or("").as_bytes()) {
         match k.as_ref() {
-            "limit" => match v.parse::<usize>() {
-                Ok(n) if (1..=1000).contains(&n) => limit = n,
-                _ => errors.push(FieldError::new(
-                    "limit",
-                    "must be an integer from 1 to 1000",
-                )),
-            },
+            "limit" => limit = limit_param(&v, &mut errors),
             "cursor" if v.is_empty() => {}
             "cursor" => {
                 after = Some(
@@ -363,30 +333,11 @@ pub(crate) async fn dead_letters<S: Store>(
         .inbox_dead_letters(who.tenant, after, limit)
         .await
         .map_err(store_problem)?;
-    let mut w = JsonWriter::with_capacity(
-        page.events
-            .iter()
-            .map(|e| e.payload.len() + 256)
-            .sum::<usize>()
-            + 64,
-    );
-    w.begin_object();
-    w.key("events");
-    w.begin_array();
-    for e in &page.events {
-        write_event_leased(&mut w, e, None);
-    }
-    w.end_array();
-    match page.next_cursor {
-        Some(c) => w.field_str(
-            "next_cursor",
-            &app.cursors.encode(Listing::InboxDeadLetters, who.tenant, c),
-        ),
-        None => w.field_null("next_cursor"),
-    }
-    w.field_bool("has_more", page.has_more);
-    w.end_object();
-    Ok(reply::json(StatusCode::OK, w.finish()))
+    let cursor = page
+        .next_cursor
+        .map(|c| app.cursors.encode(Listing::InboxDeadLetters, who.tenant, c));
+    let body = write_event_page(&page.events, |_| None, cursor, page.has_more);
+    Ok(reply::json(StatusCode::OK, body))
 }
 
 /// `POST /v1/inbox/dead-letters/requeue {"event_ids": [...]}`: back in the inbox, with

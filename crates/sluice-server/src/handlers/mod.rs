@@ -15,7 +15,7 @@ use bytes::Bytes;
 use sluice_store::{EventId, EventState, StoreError, StoredEvent};
 
 use crate::json::{rfc3339_ms, JsonWriter};
-use crate::problem::{Code, Problem};
+use crate::problem::{Code, FieldError, Problem};
 
 /// Lease length bounds, in seconds.
 pub(crate) const LEASE_SECONDS_MAX: u64 = 12 * 3600;
@@ -100,6 +100,48 @@ pub(crate) async fn read_json_body<S: sluice_store::Store>(
     crate::body::read(head, cx.body, limit, app.config.body_read_timeout).await
 }
 
+/// A listing's `limit` parameter (1 to 1000; 100 when absent): a bad one is noted in
+/// `errors` and the default is returned, since the request is refused anyway.
+pub(crate) fn limit_param(v: &str, errors: &mut Vec<FieldError>) -> usize {
+    match v.parse::<usize>() {
+        Ok(n) if (1..=1000).contains(&n) => n,
+        _ => {
+            errors.push(FieldError::new(
+                "limit",
+                "must be an integer from 1 to 1000",
+            ));
+            100
+        }
+    }
+}
+
+/// Writes a page of events: `{"events": [...], "next_cursor", "has_more"}`, the shape
+/// of the inbox, its dead letters and the history. `lease_id` names each item's lease
+/// when the page took leases.
+pub(crate) fn write_event_page<'e>(
+    events: &'e [StoredEvent],
+    lease_id: impl Fn(&'e StoredEvent) -> Option<String>,
+    next_cursor: Option<String>,
+    has_more: bool,
+) -> Bytes {
+    let mut w =
+        JsonWriter::with_capacity(events.iter().map(|e| e.payload.len() + 256).sum::<usize>() + 64);
+    w.begin_object();
+    w.key("events");
+    w.begin_array();
+    for e in events {
+        write_event_leased(&mut w, e, lease_id(e).as_deref());
+    }
+    w.end_array();
+    match next_cursor {
+        Some(c) => w.field_str("next_cursor", &c),
+        None => w.field_null("next_cursor"),
+    }
+    w.field_bool("has_more", has_more);
+    w.end_object();
+    w.finish()
+}
+
 /// A query string's parameters.
 pub(crate) fn query_pairs<'a>(
     cx: &'a crate::app::Cx<'_>,
@@ -122,19 +164,41 @@ pub(crate) fn write_event(w: &mut JsonWriter, e: &StoredEvent) {
     write_event_leased(w, e, None);
 }
 
+/// Writes the fields an event has whoever reads it (inbox, history, tail), inside an
+/// object the caller opened: id, type, source, the payload verbatim, the two times.
+pub(crate) fn write_event_fields(
+    w: &mut JsonWriter,
+    id: EventId,
+    event_type: &Bytes,
+    source: Option<&Bytes>,
+    payload: &Bytes,
+    received_at: sluice_store::UnixMs,
+    occurred_at: Option<&Bytes>,
+) {
+    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+    let mut buf = [0u8; 30];
+    w.field_token("event_id", id.encode(&mut buf));
+    w.field_str("event_type", &text(event_type));
+    w.field_opt_str("source", source.map(text).as_deref());
+    w.key("payload");
+    w.raw(payload);
+    w.field_timestamp("received_at", received_at);
+    w.field_opt_str("occurred_at", occurred_at.map(text).as_deref());
+}
+
 /// Writes an event as [`write_event`] does, with the `lease_id` of the lease a poll
 /// just took on it.
 pub(crate) fn write_event_leased(w: &mut JsonWriter, e: &StoredEvent, lease_id: Option<&str>) {
-    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
-    let mut buf = [0u8; 30];
     w.begin_object();
-    w.field_token("event_id", e.id.encode(&mut buf));
-    w.field_str("event_type", &text(&e.event_type));
-    w.field_opt_str("source", e.source.as_ref().map(text).as_deref());
-    w.key("payload");
-    w.raw(&e.payload);
-    w.field_timestamp("received_at", e.received_at);
-    w.field_opt_str("occurred_at", e.occurred_at.as_ref().map(text).as_deref());
+    write_event_fields(
+        w,
+        e.id,
+        &e.event_type,
+        e.source.as_ref(),
+        &e.payload,
+        e.received_at,
+        e.occurred_at.as_ref(),
+    );
     w.field_u64("delivery_count", e.delivery_count as u64);
     let (state, lease) = match e.state {
         EventState::Pending => ("pending", None),

@@ -19,7 +19,7 @@ use sluice_store::{
     Subscription, SubscriptionPatch, SubscriptionStatus, TenantId, UnixMs,
 };
 
-use super::{parse_json, query_pairs, read_json_body, store_problem, write_event};
+use super::{limit_param, parse_json, query_pairs, read_json_body, store_problem, write_event};
 use crate::app::{App, Cx};
 use crate::cursor::Listing;
 use crate::json::JsonWriter;
@@ -462,20 +462,6 @@ pub(crate) async fn rotate_secret<S: Store>(
     w.field_str("secret", &secret);
     w.end_object();
     Ok(reply::json(StatusCode::OK, w.finish()))
-}
-
-/// A page size from `limit` (1..=1000, default 100).
-fn limit_param(v: &str, errors: &mut Vec<FieldError>) -> usize {
-    match v.parse::<usize>() {
-        Ok(n) if (1..=1000).contains(&n) => n,
-        _ => {
-            errors.push(FieldError::new(
-                "limit",
-                "must be an integer from 1 to 1000",
-            ));
-            100
-        }
-    }
 }
 
 /// `GET /v1/subscriptions/{id}/attempts?limit=&cursor=&outcome=`

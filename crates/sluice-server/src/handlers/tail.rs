@@ -19,7 +19,7 @@ use sluice_store::feed::{LogFollower, TypeFilter};
 use sluice_store::{EventId, LogEvent, Sequence, Store, TenantId};
 use tokio::sync::mpsc;
 
-use super::query_pairs;
+use super::{query_pairs, write_event_fields};
 use crate::app::{App, Cx};
 use crate::json::JsonWriter;
 use crate::problem::{Code, FieldError, Problem};
@@ -144,17 +144,17 @@ async fn follow<S: Store>(
 /// One SSE message: `event:` the type, `id:` the event id, `data:` the event's JSON (one
 /// `data:` line per line of it: a payload kept verbatim may hold newlines).
 fn message(e: &LogEvent) -> Bytes {
-    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
     let mut w = JsonWriter::with_capacity(e.payload.len() + 256);
-    let mut buf = [0u8; 30];
     w.begin_object();
-    w.field_token("event_id", e.id.encode(&mut buf));
-    w.field_str("event_type", &text(&e.event_type));
-    w.field_opt_str("source", e.source.as_ref().map(text).as_deref());
-    w.key("payload");
-    w.raw(&e.payload);
-    w.field_timestamp("received_at", e.received_at);
-    w.field_opt_str("occurred_at", e.occurred_at.as_ref().map(text).as_deref());
+    write_event_fields(
+        &mut w,
+        e.id,
+        &e.event_type,
+        e.source.as_ref(),
+        &e.payload,
+        e.received_at,
+        e.occurred_at.as_ref(),
+    );
     w.end_object();
     let json = w.finish();
     let mut out = BytesMut::with_capacity(json.len() + e.event_type.len() + 64);
@@ -162,6 +162,7 @@ fn message(e: &LogEvent) -> Bytes {
     // Event types are [A-Za-z0-9._:-]: no newline can end the field early.
     out.put_slice(&e.event_type);
     out.put_slice(b"\nid: ");
+    let mut buf = [0u8; 30];
     out.put_slice(e.id.encode(&mut buf).as_bytes());
     out.put_u8(b'\n');
     for line in json.split(|&b| b == b'\n') {
