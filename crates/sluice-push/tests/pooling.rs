@@ -1,5 +1,5 @@
 //! The webhook client keeps connections alive: a run of deliveries to one endpoint
-//! opens one connection (HTTP/1.1 keep-alive), not one per delivery.
+//! reuses its connections (HTTP/1.1 keep-alive), not one per delivery.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,15 +33,28 @@ async fn sequential_deliveries_share_one_connection() {
         }
     });
     let client = WebhookClient::new(true, Duration::from_secs(5));
-    for _ in 0..20 {
+    for _ in 0..DELIVERIES {
         let req = http::Request::post(format!("http://{addr}/hook"))
             .body(Full::new(Bytes::from_static(b"{}")))
             .expect("request");
         let answer = client.send(req).await;
         assert_eq!(answer.status, Some(200), "{answer:?}");
     }
-    // One, or two when the first connection was not back in the pool yet as the second
-    // request went out (the pool takes it back as its answer's end is read).
+    // Not exactly one: hyper-util returns a connection to the pool from a spawned task
+    // once its answer is read, and a checkout that finds no idle connection starts a
+    // connect that races the return (`one_connection_for` in hyper-util 0.1's legacy
+    // client); the loser of that race joins the pool too. So a run of sequential
+    // deliveries on a loaded machine opens a few connections (1 to 3 seen in 40 runs
+    // under two busy loops), but never one per delivery, which is what keep-alive
+    // broken would look like.
     let opened = accepted.load(Ordering::Relaxed);
-    assert!(opened <= 2, "20 deliveries opened {opened} connections");
+    assert!(
+        opened <= CONNECTIONS_MAX,
+        "{DELIVERIES} deliveries opened {opened} connections"
+    );
 }
+
+/// Sequential deliveries in the run.
+const DELIVERIES: usize = 100;
+/// The most connections the run may open: well below one per delivery.
+const CONNECTIONS_MAX: usize = 8;
