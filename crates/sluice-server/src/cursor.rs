@@ -14,10 +14,11 @@
 //! ```
 //!
 //! `scope` is the subscription (or consumer) a listing belongs to, so a cursor of one
-//! subscription's attempts does not page another's.
-//!
-//! ```text
-//! ```
+//! subscription's attempts does not page another's, nor one consumer's inbox another's.
+//! A lease's scope is its generation, and a named consumer's lease also takes its
+//! consumer id after the scope (`| consumer u32 BE`), so a lease of one consumer acks
+//! nothing in another; the default consumer's (0) is left out, so tokens issued before
+//! named consumers existed stay valid.
 //!
 //! 96 bits of tag: a forgery has one chance in 2^96 per try.
 
@@ -26,7 +27,7 @@ use base64::Engine;
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use sluice_store::{Sequence, TenantId};
+use sluice_store::{ConsumerId, InboxKey, Sequence, TenantId};
 use subtle::ConstantTimeEq;
 
 use crate::problem::{Code, Problem};
@@ -39,30 +40,31 @@ const DOMAIN: &[u8] = b"sluice-cursor-v1";
 /// Which listing a cursor pages through: a cursor of one is refused by the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listing {
-    /// `GET /v1/inbox`.
-    Inbox,
+    /// `GET /v1/inbox` of this consumer.
+    Inbox(ConsumerId),
     /// `GET /v1/subscriptions/{id}/attempts` of the subscription with this key.
     Attempts(u32),
     /// `GET /v1/subscriptions/{id}/dead-letters` of the subscription with this key.
     DeadLetters(u32),
     /// `GET /v1/events` (the history).
     History,
-    /// `GET /v1/inbox/dead-letters`.
-    InboxDeadLetters,
-    /// A lease of one event, of this generation: not a listing, but a token signed the
-    /// same way (see [`CursorKey::encode_lease`]).
-    Lease(u32),
+    /// `GET /v1/inbox/dead-letters` of this consumer.
+    InboxDeadLetters(ConsumerId),
+    /// A lease of one event in a consumer's inbox, of this generation: not a listing,
+    /// but a token signed the same way (see [`CursorKey::encode_lease`]).
+    Lease(u32, ConsumerId),
 }
 
 impl Listing {
-    fn domain(self) -> (u8, u32) {
+    /// Kind, scope, and the consumer a lease is in (0: none, left out of the MAC).
+    fn domain(self) -> (u8, u32, u32) {
         match self {
-            Listing::Inbox => (1, 0),
-            Listing::Attempts(sub) => (2, sub),
-            Listing::DeadLetters(sub) => (3, sub),
-            Listing::History => (4, 0),
-            Listing::InboxDeadLetters => (6, 0),
-            Listing::Lease(generation) => (5, generation),
+            Listing::Inbox(c) => (1, c.0, 0),
+            Listing::Attempts(sub) => (2, sub, 0),
+            Listing::DeadLetters(sub) => (3, sub, 0),
+            Listing::History => (4, 0, 0),
+            Listing::InboxDeadLetters(c) => (6, c.0, 0),
+            Listing::Lease(generation, c) => (5, generation, c.0),
         }
     }
 }
@@ -99,9 +101,12 @@ impl CursorKey {
     fn tag(&self, listing: Listing, tenant: TenantId, seq: Sequence) -> [u8; TAG_BYTES] {
         let mut mac = self.mac.clone();
         mac.update(DOMAIN);
-        let (kind, scope) = listing.domain();
+        let (kind, scope, consumer) = listing.domain();
         mac.update(&[kind]);
         mac.update(&scope.to_be_bytes());
+        if consumer != 0 {
+            mac.update(&consumer.to_be_bytes());
+        }
         mac.update(&tenant.0.to_be_bytes());
         mac.update(&seq.0.to_be_bytes());
         let full = mac.finalize().into_bytes();
@@ -165,24 +170,20 @@ const LEASE_PREFIX: &str = "lse_";
 const LEASE_RAW_BYTES: usize = 12 + TAG_BYTES;
 
 impl CursorKey {
-    /// The `lease_id` for `tenant`'s event `seq`, leased at `generation` (its delivery
+    /// The `lease_id` for event `seq` in `inbox`, leased at `generation` (its delivery
     /// count after the lease).
-    pub fn encode_lease(&self, tenant: TenantId, seq: Sequence, generation: u32) -> String {
+    pub fn encode_lease(&self, inbox: InboxKey, seq: Sequence, generation: u32) -> String {
         let mut raw = [0u8; LEASE_RAW_BYTES];
         raw[..8].copy_from_slice(&seq.0.to_be_bytes());
         raw[8..12].copy_from_slice(&generation.to_be_bytes());
-        raw[12..].copy_from_slice(&self.tag(Listing::Lease(generation), tenant, seq));
+        let listing = Listing::Lease(generation, inbox.consumer);
+        raw[12..].copy_from_slice(&self.tag(listing, inbox.tenant, seq));
         format!("{LEASE_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
     }
 
-    /// The generation a `lease_id` names, if this key issued it for `tenant`'s event
-    /// `seq`; otherwise a `400 invalid_lease` problem.
-    pub fn decode_lease(
-        &self,
-        tenant: TenantId,
-        seq: Sequence,
-        text: &str,
-    ) -> Result<u32, Problem> {
+    /// The generation a `lease_id` names, if this key issued it for event `seq` in
+    /// `inbox`; otherwise a `400 invalid_lease` problem.
+    pub fn decode_lease(&self, inbox: InboxKey, seq: Sequence, text: &str) -> Result<u32, Problem> {
         let invalid = || {
             Problem::new(
                 Code::InvalidLease,
@@ -198,7 +199,11 @@ impl CursorKey {
         if u64::from_be_bytes(at) != seq.0 {
             return Err(invalid());
         }
-        let expected = self.tag(Listing::Lease(generation), tenant, seq);
+        let expected = self.tag(
+            Listing::Lease(generation, inbox.consumer),
+            inbox.tenant,
+            seq,
+        );
         if bool::from(expected.ct_eq(&raw[12..])) {
             Ok(generation)
         } else {
@@ -214,13 +219,20 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_other_tenants_and_alterations() {
         let key = CursorKey::new(b"secret");
-        let text = key.encode(Listing::Inbox, TenantId(1), Sequence(42));
+        let text = key.encode(
+            Listing::Inbox(ConsumerId::DEFAULT),
+            TenantId(1),
+            Sequence(42),
+        );
         assert_eq!(text.len(), 31);
         assert_eq!(
-            key.decode(Listing::Inbox, TenantId(1), &text).ok(),
+            key.decode(Listing::Inbox(ConsumerId::DEFAULT), TenantId(1), &text)
+                .ok(),
             Some(Sequence(42))
         );
-        assert!(key.decode(Listing::Inbox, TenantId(2), &text).is_err());
+        assert!(key
+            .decode(Listing::Inbox(ConsumerId::DEFAULT), TenantId(2), &text)
+            .is_err());
         assert!(key
             .decode(Listing::Attempts(0), TenantId(1), &text)
             .is_err());
@@ -230,14 +242,14 @@ mod tests {
             .decode(Listing::DeadLetters(7), TenantId(1), &sub)
             .is_err());
         assert!(CursorKey::new(b"other")
-            .decode(Listing::Inbox, TenantId(1), &text)
+            .decode(Listing::Inbox(ConsumerId::DEFAULT), TenantId(1), &text)
             .is_err());
         for at in 0..text.len() {
             let mut bytes = text.clone().into_bytes();
             bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
             let altered = String::from_utf8(bytes).expect("ascii");
             let err = key
-                .decode(Listing::Inbox, TenantId(1), &altered)
+                .decode(Listing::Inbox(ConsumerId::DEFAULT), TenantId(1), &altered)
                 .expect_err(&altered);
             assert_eq!(err.code, Code::InvalidCursor);
         }
@@ -246,29 +258,60 @@ mod tests {
     #[test]
     fn lease_ids_name_one_event_and_generation() {
         let key = CursorKey::new(b"secret");
-        let text = key.encode_lease(TenantId(1), Sequence(42), 3);
+        let text = key.encode_lease(TenantId(1).into(), Sequence(42), 3);
         assert_eq!(text.len(), 36);
         assert_eq!(
-            key.decode_lease(TenantId(1), Sequence(42), &text).ok(),
+            key.decode_lease(TenantId(1).into(), Sequence(42), &text)
+                .ok(),
             Some(3)
         );
         // Another event, another tenant, another key: refused.
-        assert!(key.decode_lease(TenantId(1), Sequence(43), &text).is_err());
-        assert!(key.decode_lease(TenantId(2), Sequence(42), &text).is_err());
+        assert!(key
+            .decode_lease(TenantId(1).into(), Sequence(43), &text)
+            .is_err());
+        assert!(key
+            .decode_lease(TenantId(2).into(), Sequence(42), &text)
+            .is_err());
         assert!(CursorKey::new(b"other")
-            .decode_lease(TenantId(1), Sequence(42), &text)
+            .decode_lease(TenantId(1).into(), Sequence(42), &text)
+            .is_err());
+        // Another consumer's lease of the same event and generation: refused, and a
+        // named consumer's is refused by the default one.
+        let named = InboxKey {
+            tenant: TenantId(1),
+            consumer: ConsumerId(5),
+        };
+        assert!(key.decode_lease(named, Sequence(42), &text).is_err());
+        let theirs = key.encode_lease(named, Sequence(42), 3);
+        assert_eq!(key.decode_lease(named, Sequence(42), &theirs).ok(), Some(3));
+        assert!(key
+            .decode_lease(TenantId(1).into(), Sequence(42), &theirs)
+            .is_err());
+        let other = InboxKey {
+            consumer: ConsumerId(6),
+            ..named
+        };
+        assert!(key.decode_lease(other, Sequence(42), &theirs).is_err());
+        // One consumer's inbox cursor does not page another's.
+        let c5 = key.encode(Listing::Inbox(ConsumerId(5)), TenantId(1), Sequence(42));
+        assert!(key
+            .decode(Listing::Inbox(ConsumerId(6)), TenantId(1), &c5)
             .is_err());
         // A cursor is not a lease id.
-        let cursor = key.encode(Listing::Inbox, TenantId(1), Sequence(42));
+        let cursor = key.encode(
+            Listing::Inbox(ConsumerId::DEFAULT),
+            TenantId(1),
+            Sequence(42),
+        );
         assert!(key
-            .decode_lease(TenantId(1), Sequence(42), &cursor)
+            .decode_lease(TenantId(1).into(), Sequence(42), &cursor)
             .is_err());
         for at in 0..text.len() {
             let mut bytes = text.clone().into_bytes();
             bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
             let altered = String::from_utf8(bytes).expect("ascii");
             let err = key
-                .decode_lease(TenantId(1), Sequence(42), &altered)
+                .decode_lease(TenantId(1).into(), Sequence(42), &altered)
                 .expect_err(&altered);
             assert_eq!(err.code, Code::InvalidLease);
         }

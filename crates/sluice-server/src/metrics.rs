@@ -58,6 +58,8 @@ struct RouteMetrics {
 pub struct TenantInbox {
     /// The tenant's name.
     pub name: String,
+    /// The consumer's name (`default`: the tenant's own inbox).
+    pub consumer: String,
     /// Pending events.
     pub pending: u64,
     /// Age of the oldest pending event, in seconds (0 when none).
@@ -364,11 +366,13 @@ impl Metrics {
         );
         let label = |t: &TenantInbox| {
             format!(
-                "tenant=\"{}\",consumer=\"default\"",
-                sluice_store::exposition::label_value(&t.name)
+                "tenant=\"{}\",consumer=\"{}\"",
+                sluice_store::exposition::label_value(&t.name),
+                sluice_store::exposition::label_value(&t.consumer)
             )
         };
-        for t in pending {
+        // Kept as it was (the default inbox, by tenant): dashboards rely on it.
+        for t in pending.iter().filter(|t| t.consumer == "default") {
             out.sample(
                 "sluice_pending_events",
                 &format!(
@@ -377,6 +381,14 @@ impl Metrics {
                 ),
                 t.pending,
             );
+        }
+        out.family(
+            "sluice_consumer_pending_events",
+            "gauge",
+            "Pending (unacked) events per tenant and consumer.",
+        );
+        for t in pending {
+            out.sample("sluice_consumer_pending_events", &label(t), t.pending);
         }
         out.family(
             "sluice_inbox_oldest_pending_age_seconds",

@@ -156,7 +156,12 @@ pub struct RequeueResults {
 /// A consumer and where it stands.
 #[derive(ToSchema)]
 pub struct Consumer {
+    /// `default` (the tenant's own inbox, every event) or a named consumer.
     name: String,
+    /// The types it takes (exact, or prefixes ending in `.*`); empty: every type.
+    event_types: Vec<String>,
+    /// Where it started in the log; `null` for `default`, which has every event.
+    start_after_sequence: Option<u64>,
     /// Events not yet acked or deleted (dead letters included).
     pending: u64,
     /// Age of the oldest of them: the consumer's lag.
@@ -169,6 +174,20 @@ pub struct Consumer {
 #[derive(ToSchema)]
 pub struct ConsumerList {
     consumers: Vec<Consumer>,
+}
+
+/// A new named consumer.
+#[derive(ToSchema)]
+pub struct ConsumerCreate {
+    /// 1 to 64 characters of a-z, 0-9, '_' or '-'; not `default`.
+    name: String,
+    /// Exact types, or prefixes ending in `.*`; missing or empty: every type.
+    event_types: Option<Vec<String>>,
+    /// 1..=1000; missing: unlimited.
+    max_deliveries: Option<u32>,
+    /// `new` (default): only events committed from now on, costing nothing for those
+    /// before; `all`: every event still retained.
+    start: Option<String>,
 }
 
 /// A change to a consumer's settings.
@@ -480,13 +499,14 @@ pub(crate) mod paths {
             ("cursor" = Option<String>, Query, description = "next_cursor of the previous page, exactly as returned (opaque; an altered one is 400 invalid_cursor)"),
             ("event_type" = Option<String>, Query, description = "Only this type"),
             ("lease_seconds" = Option<u32>, Query, description = "Lease the returned events (1..=43200); each leased item carries a lease_id"),
-            ("wait_seconds" = Option<u32>, Query, description = "Long poll: when nothing is there, wait up to this long (0..=20) for an event, answering as soon as one is")),
+            ("wait_seconds" = Option<u32>, Query, description = "Long poll: when nothing is there, wait up to this long (0..=20) for an event, answering as soon as one is"),
+            ("consumer" = Option<String>, Query, description = "Which consumer's inbox: a named consumer, or `default` (the default)")),
         responses((status = 200, body = InboxPage), (status = 400, description = "invalid_cursor: not a cursor issued for this listing", body = Problem), (status = 422, body = Problem)),
         security(("bearer" = []), ("api_key" = [])))]
     fn inbox() {}
 
     /// Acknowledge up to 1000 events.
-    #[utoipa::path(post, path = "/v1/inbox/ack", tag = "inbox", request_body = AckRequest,
+    #[utoipa::path(post, path = "/v1/inbox/ack", tag = "inbox", request_body = AckRequest, params(("consumer" = Option<String>, Query, description = "Which consumer's inbox: a named consumer, or `default` (the default)")),
         responses((status = 200, body = AckResults), (status = 422, body = Problem)),
         security(("bearer" = []), ("api_key" = [])))]
     fn inbox_ack() {}
@@ -495,18 +515,19 @@ pub(crate) mod paths {
     #[utoipa::path(get, path = "/v1/inbox/dead-letters", tag = "inbox",
         params(
             ("limit" = Option<u32>, Query, description = "1..=1000, default 100"),
-            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+            ("consumer" = Option<String>, Query, description = "Which consumer's inbox: a named consumer, or `default` (the default)")),
         responses((status = 200, body = InboxPage), (status = 400, body = Problem), (status = 422, body = Problem)),
         security(("bearer" = []), ("api_key" = [])))]
     fn inbox_dead_letters() {}
 
     /// Put dead letters back in the inbox, their delivery counts at 0.
-    #[utoipa::path(post, path = "/v1/inbox/dead-letters/requeue", tag = "inbox", request_body = AckRequest,
+    #[utoipa::path(post, path = "/v1/inbox/dead-letters/requeue", tag = "inbox", request_body = AckRequest, params(("consumer" = Option<String>, Query, description = "Which consumer's inbox: a named consumer, or `default` (the default)")),
         responses((status = 200, body = RequeueResults), (status = 422, body = Problem)),
         security(("bearer" = []), ("api_key" = [])))]
     fn inbox_requeue() {}
 
-    /// The tenant's consumers (today: its inbox, `default`) with their lag.
+    /// The tenant's consumers (its inbox, `default`, then its named ones) with their lag.
     #[utoipa::path(get, path = "/v1/consumers", tag = "inbox",
         responses((status = 200, body = ConsumerList)),
         security(("bearer" = []), ("api_key" = [])))]
@@ -525,15 +546,29 @@ pub(crate) mod paths {
         security(("bearer" = []), ("api_key" = [])))]
     fn patch_consumer() {}
 
+    /// Create a named consumer: an independent inbox over the tenant's log. The inbox
+    /// routes act on it with `?consumer=<name>`.
+    #[utoipa::path(post, path = "/v1/consumers", tag = "inbox", request_body = ConsumerCreate,
+        responses((status = 201, body = Consumer), (status = 409, description = "The name is taken, or the tenant has 32 named consumers", body = Problem), (status = 422, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn create_consumer() {}
+
+    /// Delete a named consumer, with its pending set and dead letters (the events stay
+    /// in the log). `default` cannot be deleted (409).
+    #[utoipa::path(delete, path = "/v1/consumers/{name}", tag = "inbox", params(("name" = String, Path)),
+        responses((status = 204, description = "Deleted"), (status = 404, body = Problem), (status = 409, body = Problem)),
+        security(("bearer" = []), ("api_key" = [])))]
+    fn delete_consumer() {}
+
     /// Read one event with its delivery state.
-    #[utoipa::path(get, path = "/v1/events/{id}", tag = "inbox", params(("id" = String, Path)),
+    #[utoipa::path(get, path = "/v1/events/{id}", tag = "inbox", params(("id" = String, Path), ("consumer" = Option<String>, Query, description = "Which consumer's inbox: a named consumer, or `default` (the default)")),
         responses((status = 200, body = Event), (status = 404, description = "Unknown, deleted, or another tenant's", body = Problem)),
         security(("bearer" = []), ("api_key" = [])))]
     fn get_event() {}
 
     /// Acknowledge one event (repeating is harmless). With a `lease_id`, only while that
     /// lease is current.
-    #[utoipa::path(post, path = "/v1/events/{id}/ack", tag = "inbox", params(("id" = String, Path)),
+    #[utoipa::path(post, path = "/v1/events/{id}/ack", tag = "inbox", params(("id" = String, Path), ("consumer" = Option<String>, Query, description = "Which consumer's inbox: a named consumer, or `default` (the default)")),
         request_body(content = Option<LeaseRef>, description = "Optional: the lease this ack is made under"),
         responses((status = 200, body = Acked), (status = 400, description = "invalid_lease: not a lease_id issued for this event", body = Problem),
             (status = 404, body = Problem), (status = 409, description = "lease_expired: the event was leased again since; nothing changed", body = Problem)),
@@ -541,7 +576,7 @@ pub(crate) mod paths {
     fn ack_event() {}
 
     /// End a lease early: the event is visible again at once, or after `delay_seconds`.
-    #[utoipa::path(post, path = "/v1/events/{id}/nack", tag = "inbox", params(("id" = String, Path)),
+    #[utoipa::path(post, path = "/v1/events/{id}/nack", tag = "inbox", params(("id" = String, Path), ("consumer" = Option<String>, Query, description = "Which consumer's inbox: a named consumer, or `default` (the default)")),
         request_body(content = Option<NackRequest>, description = "Optional"),
         responses((status = 200, body = LeaseState), (status = 400, body = Problem), (status = 404, body = Problem),
             (status = 409, description = "lease_expired", body = Problem), (status = 422, body = Problem)),
@@ -549,7 +584,7 @@ pub(crate) mod paths {
     fn nack_event() {}
 
     /// Extend a lease the consumer is still working under.
-    #[utoipa::path(post, path = "/v1/events/{id}/lease", tag = "inbox", params(("id" = String, Path)),
+    #[utoipa::path(post, path = "/v1/events/{id}/lease", tag = "inbox", params(("id" = String, Path), ("consumer" = Option<String>, Query, description = "Which consumer's inbox: a named consumer, or `default` (the default)")),
         request_body = ExtendRequest,
         responses((status = 200, body = LeaseState), (status = 400, body = Problem), (status = 404, body = Problem),
             (status = 409, description = "lease_expired", body = Problem), (status = 422, body = Problem)),
@@ -577,7 +612,8 @@ pub(crate) mod paths {
             ("event_type" = Option<String>, Query, description = "Only this type"),
             ("state" = Option<String>, Query, description = "pending, leased or acked"),
             ("limit" = Option<u32>, Query, description = "1..=1000, default 100"),
-            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+            ("consumer" = Option<String>, Query, description = "Which consumer's inbox: a named consumer, or `default` (the default)")),
         responses((status = 200, body = InboxPage), (status = 400, body = Problem), (status = 422, body = Problem)),
         security(("bearer" = []), ("api_key" = [])))]
     fn history() {}
@@ -725,7 +761,7 @@ impl Modify for Security {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice", description = "Durable event ingestion: producers POST events, made durable before the answer; consumers pull from a per-tenant inbox with leases and acks."),
-    components(schemas(EventIn, Receipt, BatchItem, BatchResults, Event, InboxPage, LeaseRef, NackRequest, ExtendRequest, LeaseState, RequeueResults, Consumer, ConsumerList, ConsumerPatch, AckRequest, AckResult, AckResults,
+    components(schemas(EventIn, Receipt, BatchItem, BatchResults, Event, InboxPage, LeaseRef, NackRequest, ExtendRequest, LeaseState, RequeueResults, Consumer, ConsumerList, ConsumerPatch, ConsumerCreate, AckRequest, AckResult, AckResults,
                        Acked, FieldError, Problem, Status, Limits, TenantIn, Tenant, TenantPatch, Tenants, KeyIn,
                        KeyCreated, KeyInfo, Keys, SubscriptionIn, Subscription, Subscriptions,
                        SubscriptionPatch, SecretOut, AttemptOut, Attempts, DeadLetter, DeadLetters,

@@ -66,8 +66,10 @@ route_table! {
     InboxDeadLetters: GET "/v1/inbox/dead-letters", CONSUME, inbox::dead_letters, __path_inbox_dead_letters;
     InboxRequeue: POST "/v1/inbox/dead-letters/requeue", CONSUME, inbox::requeue, __path_inbox_requeue;
     ConsumerList: GET "/v1/consumers", READ, consumers::list, __path_list_consumers;
+    ConsumerCreate: POST "/v1/consumers", MANAGE, consumers::create, __path_create_consumer;
     ConsumerGet: GET "/v1/consumers/{name}", READ, consumers::get, __path_get_consumer;
     ConsumerPatch: PATCH "/v1/consumers/{name}", MANAGE, consumers::patch, __path_patch_consumer;
+    ConsumerDelete: DELETE "/v1/consumers/{name}", MANAGE, consumers::delete, __path_delete_consumer;
     History: GET "/v1/events", READ, events::history, __path_history;
     Stream: GET "/v1/stream", CONSUME, tail::stream, __path_stream;
     EventGet: GET "/v1/events/{id}", READ, events::get, __path_get_event;

@@ -12,6 +12,36 @@ pub const EVENT_TYPE_RULE: &str =
 /// The longest event type, in characters.
 pub const EVENT_TYPE_CHARS_MAX: usize = 256;
 
+/// Entries an `event_types` filter (a subscription's, a consumer's) may hold.
+pub const EVENT_TYPES_MAX: usize = 100;
+
+/// Checks event types: exact names, or prefixes ending in `.*`.
+pub fn event_type_patterns(types: Vec<String>, errors: &mut Vec<FieldError>) -> Vec<String> {
+    if types.len() > EVENT_TYPES_MAX {
+        errors.push(FieldError::new(
+            "event_types",
+            "must hold at most 100 entries",
+        ));
+        return Vec::new();
+    }
+    for (i, t) in types.iter().enumerate() {
+        let ok = match t.strip_suffix(".*") {
+            Some(prefix) => event_type(prefix),
+            None => event_type(t),
+        };
+        if !ok {
+            errors.push(FieldError::new(
+                format!("event_types[{i}]"),
+                "must be an event type (1 to 256 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'), or a prefix ending in .* such as order.*",
+            ));
+        }
+    }
+    let mut types = types;
+    types.sort();
+    types.dedup();
+    types
+}
+
 /// Event types: 1–256 characters of `[A-Za-z0-9._:-]`.
 pub fn event_type(t: &str) -> bool {
     !t.is_empty()

@@ -1,4 +1,5 @@
-//! The control plane: tenants, API keys and subscriptions, as every backend stores them.
+//! The control plane: tenants, API keys, subscriptions and named consumers, as every
+//! backend stores them.
 //!
 //! The catalog is small and changes rarely, so backends keep it apart from the event
 //! log (the embedded engine as one JSON file replaced atomically, JetStream in a KV
@@ -11,11 +12,19 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::types::{Sequence, TenantId, UnixMs};
+use crate::types::{ConsumerId, Sequence, TenantId, UnixMs};
 
 /// Subscriptions one tenant may have: each is a consumer the dispatcher runs, so the
 /// bound is the dispatcher's memory and task count per tenant.
 pub const SUBSCRIPTIONS_PER_TENANT_MAX: usize = 1000;
+
+/// Named consumers one tenant may have. Each takes its own 32-byte entry for every
+/// matching event committed, on the commit path, so the bound is the commit path's
+/// work per event (and RAM per pending event) times this.
+pub const CONSUMERS_PER_TENANT_MAX: usize = 32;
+
+/// The name of the inbox every tenant has; no named consumer may take it.
+pub const DEFAULT_CONSUMER: &str = "default";
 
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -87,6 +96,54 @@ pub struct InboxSettings {
     /// An event leased this many times without an ack moves to the dead letters on
     /// its next poll. `None`: unlimited (the default).
     pub max_deliveries: Option<u32>,
+}
+
+/// A named consumer: an independent inbox over its tenant's log (see
+/// [`crate::types::ConsumerId`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consumer {
+    /// Its id, never reused.
+    pub id: ConsumerId,
+    /// The owner.
+    pub tenant: TenantId,
+    /// Unique within the tenant; never `default`.
+    pub name: String,
+    /// The event types it takes: exact names, or prefixes ending in `.*`; empty takes
+    /// every type.
+    pub event_types: Vec<String>,
+    /// As [`InboxSettings::max_deliveries`], for this consumer.
+    pub max_deliveries: Option<u32>,
+    /// It takes the events after this position: the log's end when it was created
+    /// with `start: "new"`, 0 with `start: "all"`.
+    pub start_after: Sequence,
+    /// When it was created.
+    pub created_at: UnixMs,
+}
+
+/// Where a new consumer starts reading its tenant's log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsumerStart {
+    /// With what is committed from now on: it costs nothing for the events before it.
+    #[default]
+    New,
+    /// With every event still retained.
+    All,
+}
+
+/// What a new consumer is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewConsumer {
+    /// The owner.
+    pub tenant: TenantId,
+    /// Its name.
+    pub name: String,
+    /// See [`Consumer::event_types`].
+    pub event_types: Vec<String>,
+    /// See [`Consumer::max_deliveries`].
+    pub max_deliveries: Option<u32>,
+    /// Where it starts.
+    pub start: ConsumerStart,
 }
 
 /// A stored API key: its SHA-256 hash, never the key.
@@ -306,6 +363,24 @@ pub enum CatalogChange {
         /// The public id.
         id: String,
     },
+    /// A new named consumer.
+    CreateConsumer(NewConsumer),
+    /// Replaces a named consumer's `max_deliveries`.
+    SetConsumerMaxDeliveries {
+        /// The owner.
+        tenant: TenantId,
+        /// Its name.
+        name: String,
+        /// The new setting.
+        max_deliveries: Option<u32>,
+    },
+    /// Deletes a named consumer, with its pending set and dead letters.
+    DeleteConsumer {
+        /// The owner.
+        tenant: TenantId,
+        /// Its name.
+        name: String,
+    },
 }
 
 /// What a change made.
@@ -317,6 +392,8 @@ pub enum Changed {
     Key(ApiKeyRecord),
     /// A subscription, as it is now.
     Subscription(Box<Subscription>),
+    /// A named consumer, as it is now.
+    Consumer(Box<Consumer>),
     /// Something was deleted.
     Deleted,
 }
@@ -334,6 +411,13 @@ pub struct Catalog {
     /// The next [`SubKey`] to issue.
     #[serde(default)]
     pub next_sub_key: u32,
+    /// All named consumers.
+    #[serde(default)]
+    pub consumers: Vec<Consumer>,
+    /// The next [`ConsumerId`] to issue (0 is every tenant's `default` inbox, so the
+    /// first issued is 1).
+    #[serde(default)]
+    pub next_consumer_id: u32,
     /// 32 random bytes, hex, that key the MACs of the tokens Sluice hands to clients
     /// (page cursors, lease ids), so that an altered or forged token is refused rather
     /// than decoded into some other position. Kept with the catalog because every node
@@ -356,6 +440,14 @@ impl Catalog {
         self.subscriptions
             .iter()
             .find(|s| s.tenant == tenant && s.id == id)
+    }
+
+    /// A tenant's named consumer by name; another tenant's is `None`, exactly like an
+    /// unknown name.
+    pub fn consumer(&self, tenant: TenantId, name: &str) -> Option<&Consumer> {
+        self.consumers
+            .iter()
+            .find(|c| c.tenant == tenant && c.name == name)
     }
 
     /// Applies one change: the one place the catalog's rules live. `now` stamps what is
@@ -497,6 +589,69 @@ impl Catalog {
                     .retain(|s| !(s.tenant == tenant && s.id == id));
                 if next.subscriptions.len() == before {
                     return Err(StoreError::NotFound(format!("subscription {id}")));
+                }
+                Ok((next, Changed::Deleted))
+            }
+            CatalogChange::CreateConsumer(new) => {
+                if self.tenant(new.tenant).is_none() {
+                    return Err(StoreError::NotFound(format!("tenant {}", new.tenant.0)));
+                }
+                if new.name == DEFAULT_CONSUMER || self.consumer(new.tenant, &new.name).is_some() {
+                    return Err(StoreError::Conflict(format!(
+                        "consumer {:?} already exists",
+                        new.name
+                    )));
+                }
+                let owned = self
+                    .consumers
+                    .iter()
+                    .filter(|c| c.tenant == new.tenant)
+                    .count();
+                if owned >= CONSUMERS_PER_TENANT_MAX {
+                    return Err(StoreError::Conflict(format!(
+                        "this tenant has {owned} named consumers, the most it may have"
+                    )));
+                }
+                let mut next = self.clone();
+                let id = ConsumerId(next.next_consumer_id.max(1));
+                next.next_consumer_id = id.0 + 1;
+                let consumer = Consumer {
+                    id,
+                    tenant: new.tenant,
+                    name: new.name,
+                    event_types: new.event_types,
+                    max_deliveries: new.max_deliveries,
+                    start_after: match new.start {
+                        ConsumerStart::New => log_end,
+                        ConsumerStart::All => Sequence(0),
+                    },
+                    created_at: now,
+                };
+                next.consumers.push(consumer.clone());
+                Ok((next, Changed::Consumer(Box::new(consumer))))
+            }
+            CatalogChange::SetConsumerMaxDeliveries {
+                tenant,
+                name,
+                max_deliveries,
+            } => {
+                let mut next = self.clone();
+                let consumer = next
+                    .consumers
+                    .iter_mut()
+                    .find(|c| c.tenant == tenant && c.name == name)
+                    .ok_or_else(|| StoreError::NotFound(format!("consumer {name:?}")))?;
+                consumer.max_deliveries = max_deliveries;
+                let consumer = consumer.clone();
+                Ok((next, Changed::Consumer(Box::new(consumer))))
+            }
+            CatalogChange::DeleteConsumer { tenant, name } => {
+                let mut next = self.clone();
+                let before = next.consumers.len();
+                next.consumers
+                    .retain(|c| !(c.tenant == tenant && c.name == name));
+                if next.consumers.len() == before {
+                    return Err(StoreError::NotFound(format!("consumer {name:?}")));
                 }
                 Ok((next, Changed::Deleted))
             }

@@ -20,8 +20,9 @@ use crate::delivery::{Attempt, AttemptOutcome, AttemptQuery, Next, Replay, Settl
 use crate::feed::{FeedItem, LogFollower, TypeFilter, FEED_CAPACITY};
 use crate::types::UnixMs;
 use crate::{
-    AppendOutcome, CatalogOps, EventId, EventState, IdempotencyKey, InboxQuery, LeaseAction,
-    LeaseOutcome, LogQuery, NewEvent, Settle, SettleOutcome, Store, TenantId,
+    AppendOutcome, CatalogOps, ConsumerStart, EventId, EventState, IdempotencyKey, InboxKey,
+    InboxQuery, LeaseAction, LeaseOutcome, LogQuery, NewConsumer, NewEvent, Settle, SettleOutcome,
+    Store, TenantId,
 };
 
 /// How the suite drives one backend.
@@ -102,6 +103,7 @@ async fn append_n<S: Store>(store: &S, tenant: TenantId, event_type: &str, n: u6
 fn query(tenant: TenantId, limit: usize) -> InboxQuery {
     InboxQuery {
         tenant,
+        consumer: crate::types::ConsumerId::DEFAULT,
         limit,
         after: None,
         event_type: None,
@@ -1602,6 +1604,283 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
     .await;
     out.into_iter().flatten().collect()
 }
+/// Creates a named consumer of tenant A.
+async fn consume<S: Store>(
+    store: &S,
+    name: &str,
+    event_types: &[&str],
+    start: ConsumerStart,
+) -> InboxKey {
+    ensure_tenants(store).await;
+    let change = CatalogChange::CreateConsumer(NewConsumer {
+        tenant: A,
+        name: name.into(),
+        event_types: event_types.iter().map(|t| t.to_string()).collect(),
+        max_deliveries: None,
+        start,
+    });
+    match store.change_catalog(change).await.expect("create consumer") {
+        Changed::Consumer(c) => InboxKey {
+            tenant: A,
+            consumer: c.id,
+        },
+        other => panic!("expected a consumer, got {other:?}"),
+    }
+}
+
+/// The ids an inbox lists now, in order.
+async fn listed<S: Store>(store: &S, inbox: InboxKey) -> Vec<EventId> {
+    let mut q = query(inbox.tenant, 100);
+    q.consumer = inbox.consumer;
+    let page = store.list(q).await.expect("list");
+    page.events.iter().map(|e| e.id).collect()
+}
+
+/// A pending-count summary of one inbox.
+async fn pending_in<S: Store>(store: &S, inbox: InboxKey) -> Option<u64> {
+    store
+        .inbox_summaries()
+        .await
+        .expect("summaries")
+        .into_iter()
+        .find(|s| s.tenant == inbox.tenant && s.consumer == inbox.consumer)
+        .map(|s| s.pending)
+}
+
+/// Named consumers are independent inboxes over one log: each takes the events after
+/// its start that match its types, and acks, leases and dead letters in one change
+/// nothing in another. A delete is the log's and leaves all of them. All of it
+/// survives a reopen, and a deleted consumer's records never reach a new one of the
+/// same name.
+pub async fn named_consumers_are_independent_inboxes<H: Harness>(mut h: H) {
+    ensure_tenants(h.store()).await;
+    let before: Vec<EventId> = {
+        let events = ["order.created", "user.joined", "order.paid"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| event(A, t, i as u64))
+            .collect();
+        h.store()
+            .append(events)
+            .await
+            .expect("append")
+            .iter()
+            .map(created)
+            .collect()
+    };
+    let orders = consume(h.store(), "orders", &["order.*"], ConsumerStart::All).await;
+    let fresh = consume(h.store(), "fresh", &[], ConsumerStart::New).await;
+    let after: Vec<EventId> = {
+        let events = vec![event(A, "order.shipped", 3), event(A, "user.left", 4)];
+        h.store()
+            .append(events)
+            .await
+            .expect("append")
+            .iter()
+            .map(created)
+            .collect()
+    };
+    let default = InboxKey::from(A);
+    assert_eq!(
+        listed(h.store(), default).await,
+        [&before[..], &after[..]].concat(),
+        "the default inbox takes everything"
+    );
+    assert_eq!(
+        listed(h.store(), orders).await,
+        vec![before[0], before[2], after[0]],
+        "start all, order.* only"
+    );
+    assert_eq!(
+        listed(h.store(), fresh).await,
+        after,
+        "start new: nothing before it"
+    );
+    // An event a consumer does not take is not found through it.
+    assert!(h
+        .store()
+        .get(orders, before[1])
+        .await
+        .expect("get")
+        .is_none());
+    assert!(h
+        .store()
+        .get(fresh, before[0])
+        .await
+        .expect("get")
+        .is_none());
+    let out = h
+        .store()
+        .settle(orders, vec![before[1]], Settle::Ack)
+        .await
+        .expect("ack");
+    assert_eq!(out, vec![SettleOutcome::NotFound]);
+
+    // An ack in one consumer leaves the others as they were.
+    let out = h
+        .store()
+        .settle(orders, vec![before[0]], Settle::Ack)
+        .await
+        .expect("ack");
+    assert_eq!(out, vec![SettleOutcome::Done]);
+    let in_orders = h
+        .store()
+        .get(orders, before[0])
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(in_orders.state, EventState::Acked);
+    let in_default = h
+        .store()
+        .get(A, before[0])
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(in_default.state, EventState::Pending);
+    let again = h
+        .store()
+        .settle(orders, vec![before[0]], Settle::Ack)
+        .await
+        .expect("ack");
+    assert_eq!(again, vec![SettleOutcome::AlreadyDone]);
+
+    // Leases are per consumer: a lease in `fresh` is not one in the default inbox.
+    let mut lease = leasing(A, 10, 1_000);
+    lease.consumer = fresh.consumer;
+    let leased = h.store().list(lease.clone()).await.expect("lease");
+    assert_eq!(leased.events.len(), 2);
+    assert!(leased.events.iter().all(|e| e.delivery_count == 1));
+    let stale = h
+        .store()
+        .ack_leased(A, vec![(after[0], 1)])
+        .await
+        .expect("ack");
+    assert_eq!(
+        stale,
+        vec![SettleOutcome::LeaseExpired],
+        "the default inbox never leased it"
+    );
+    let plain = h
+        .store()
+        .list(leasing(A, 10, 1_000))
+        .await
+        .expect("lease default");
+    assert_eq!(
+        plain.events.len(),
+        5,
+        "fresh's leases hide nothing in the default inbox"
+    );
+    let acked = h
+        .store()
+        .ack_leased(fresh, vec![(after[0], 1)])
+        .await
+        .expect("ack");
+    assert_eq!(acked, vec![SettleOutcome::Done]);
+    let count = h
+        .store()
+        .get(fresh, after[0])
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!((count.state, count.delivery_count), (EventState::Acked, 1));
+
+    // Dead letters are per consumer too.
+    h.advance_ms(1_001);
+    let mut dying = leasing(A, 10, 1_000);
+    dying.consumer = orders.consumer;
+    dying.max_deliveries = Some(1);
+    let first = h.store().list(dying.clone()).await.expect("lease");
+    assert_eq!(first.events.len(), 2);
+    h.advance_ms(1_001);
+    assert!(h
+        .store()
+        .list(dying.clone())
+        .await
+        .expect("lease")
+        .events
+        .is_empty());
+    let dead = h
+        .store()
+        .inbox_dead_letters(orders, None, 10)
+        .await
+        .expect("dead");
+    assert_eq!(
+        dead.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![before[2], after[0]]
+    );
+    assert!(h
+        .store()
+        .inbox_dead_letters(A, None, 10)
+        .await
+        .expect("dead")
+        .events
+        .is_empty());
+
+    // A delete is the log's: gone from every consumer.
+    let out = h
+        .store()
+        .settle(fresh, vec![after[1]], Settle::Delete)
+        .await
+        .expect("delete");
+    assert_eq!(out, vec![SettleOutcome::Done]);
+    for inbox in [default, fresh] {
+        assert!(h.store().get(inbox, after[1]).await.expect("get").is_none());
+        assert!(!listed(h.store(), inbox).await.contains(&after[1]));
+    }
+    assert_eq!(pending_in(h.store(), default).await, Some(4));
+    assert_eq!(
+        pending_in(h.store(), orders).await,
+        Some(2),
+        "two dead letters"
+    );
+    assert_eq!(pending_in(h.store(), fresh).await, Some(0));
+
+    // All of it survives a reopen.
+    h.reopen().await;
+    let in_orders = h
+        .store()
+        .get(orders, before[0])
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(in_orders.state, EventState::Acked);
+    let dead = h
+        .store()
+        .inbox_dead_letters(orders, None, 10)
+        .await
+        .expect("dead");
+    assert_eq!(dead.events.len(), 2, "dead letters are durable");
+    assert_eq!(listed(h.store(), fresh).await, Vec::<EventId>::new());
+    assert_eq!(listed(h.store(), default).await.len(), 4);
+    assert_eq!(pending_in(h.store(), orders).await, Some(2));
+
+    // A deleted consumer's state goes with it; a new one of the same name starts over.
+    let change = CatalogChange::DeleteConsumer {
+        tenant: A,
+        name: "orders".into(),
+    };
+    h.store()
+        .change_catalog(change)
+        .await
+        .expect("delete consumer");
+    assert_eq!(pending_in(h.store(), orders).await, None);
+    let orders2 = consume(h.store(), "orders", &["order.*"], ConsumerStart::All).await;
+    assert_ne!(
+        orders2.consumer, orders.consumer,
+        "consumer ids are never reused"
+    );
+    assert_eq!(
+        listed(h.store(), orders2).await,
+        vec![before[0], before[2], after[0]]
+    );
+    h.reopen().await;
+    assert_eq!(
+        listed(h.store(), orders2).await,
+        vec![before[0], before[2], after[0]],
+        "the deleted consumer's acks and dead letters did not reach the new one"
+    );
+    assert_eq!(pending_in(h.store(), orders).await, None);
+}
 
 /// Expands to one `#[test]` per conformance case for the given [`Harness`] type.
 #[macro_export]
@@ -1617,7 +1896,8 @@ macro_rules! conformance_tests {
             unordered_deliveries_run_in_parallel_up_to_the_cap, dead_letters_and_replays,
             attempts_log_pages_newest_first, stale_settles_change_nothing,
             delivery_state_survives_reopen, stale_leases_change_nothing, nacks_and_extensions,
-            inbox_states_and_signals, dead_letters_after_max_deliveries);
+            inbox_states_and_signals, dead_letters_after_max_deliveries,
+            named_consumers_are_independent_inboxes);
     };
     (@cases $harness:ty; $($case:ident),* $(,)?) => {
         $(

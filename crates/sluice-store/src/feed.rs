@@ -106,6 +106,16 @@ pub enum TypeFilter {
 }
 
 impl TypeFilter {
+    /// The filter of a subscription's or a consumer's `event_types`: every type when
+    /// there are none.
+    pub fn of_patterns(event_types: &[String]) -> TypeFilter {
+        if event_types.is_empty() {
+            TypeFilter::All
+        } else {
+            TypeFilter::Patterns(event_types.to_vec().into())
+        }
+    }
+
     /// Whether an event of type `event_type` passes.
     pub fn matches(&self, event_type: &[u8]) -> bool {
         match self {

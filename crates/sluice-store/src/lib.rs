@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! use bytes::Bytes;
-//! use sluice_store::{embedded::{EmbeddedConfig, EmbeddedStore}, NewEvent, Store, TenantId, InboxQuery};
+//! use sluice_store::{embedded::{EmbeddedConfig, EmbeddedStore}, ConsumerId, NewEvent, Store, TenantId, InboxQuery};
 //!
 //! # async fn demo() -> Result<(), sluice_store::StoreError> {
 //! let store = EmbeddedStore::open(EmbeddedConfig::new("./sluice-data"))?;
@@ -20,7 +20,8 @@
 //!     payload: Bytes::from_static(br#"{"order":42}"#),
 //! }]).await?;
 //! // The event is on disk (fdatasync'd) once `append` returns.
-//! let page = store.list(InboxQuery { tenant: TenantId(1), limit: 10, after: None,
+//! let page = store.list(InboxQuery { tenant: TenantId(1), consumer: ConsumerId::DEFAULT,
+//!     limit: 10, after: None,
 //!     event_type: None, lease_ms: Some(30_000), max_deliveries: None }).await?;
 //! assert_eq!(page.events.len(), 1);
 //! # let _ = outcomes; Ok(()) }
@@ -40,15 +41,15 @@ mod store;
 mod types;
 
 pub use catalog::{
-    ApiKeyRecord, Catalog, CatalogChange, Changed, InboxSettings, NewSubscription, Ordering, Scope,
-    SigningSecret, SubKey, Subscription, SubscriptionPatch, SubscriptionStatus, Tenant,
-    TenantLimits,
+    ApiKeyRecord, Catalog, CatalogChange, Changed, Consumer, ConsumerStart, InboxSettings,
+    NewConsumer, NewSubscription, Ordering, Scope, SigningSecret, SubKey, Subscription,
+    SubscriptionPatch, SubscriptionStatus, Tenant, TenantLimits,
 };
 pub use error::StoreError;
 pub use event_id::EventId;
 pub use store::{CatalogOps, CatalogWatch, Store, StoreStats};
 pub use types::{
-    now_ms, AppendOutcome, Committed, EventState, Health, IdempotencyKey, InboxPage, InboxQuery,
-    InboxSummary, LeaseAction, LeaseOutcome, LogEvent, LogPage, LogQuery, NewEvent, Sequence,
-    Settle, SettleOutcome, StoredEvent, TenantId, UnixMs,
+    now_ms, AppendOutcome, Committed, ConsumerId, EventState, Health, IdempotencyKey, InboxKey,
+    InboxPage, InboxQuery, InboxSummary, LeaseAction, LeaseOutcome, LogEvent, LogPage, LogQuery,
+    NewEvent, Sequence, Settle, SettleOutcome, StoredEvent, TenantId, UnixMs,
 };

@@ -3,8 +3,11 @@
 //!
 //! Its vocabulary is DESIGN.md's consumer model. A tenant's events form one ordered log
 //! ([`Store::append`], [`Store::read_log`], [`Store::feed`]); everything that reads it
-//! is a consumer with its own state: the inbox here ([`Store::list`], [`Store::settle`]),
-//! each subscription and each live tail. Positions in the log are [`Sequence`]s:
+//! is a consumer with its own state: the inboxes here ([`Store::list`],
+//! [`Store::settle`]; every tenant's `default` one and its named consumers, each an
+//! [`InboxKey`]), each subscription and each live tail. Inbox methods take
+//! `impl Into<InboxKey>`, so a bare [`TenantId`] names the tenant's default inbox.
+//! Positions in the log are [`Sequence`]s:
 //! increasing in commit order within a tenant's log, not necessarily dense (other
 //! tenants' events and deleted ones leave gaps).
 //!
@@ -28,7 +31,7 @@ use crate::event_id::EventId;
 use crate::exposition::Exposition;
 use crate::feed::CommitFeed;
 use crate::types::{
-    AppendOutcome, EventState, Health, InboxPage, InboxQuery, InboxSummary, LeaseAction,
+    AppendOutcome, EventState, Health, InboxKey, InboxPage, InboxQuery, InboxSummary, LeaseAction,
     LeaseOutcome, LogPage, LogQuery, NewEvent, Sequence, Settle, SettleOutcome, StoredEvent,
     TenantId,
 };
@@ -83,23 +86,25 @@ pub trait Store: Send + Sync + 'static {
     /// path never waits for it.
     fn feed(&self) -> impl Future<Output = Result<CommitFeed, StoreError>> + Send;
 
-    /// Lists (and optionally leases) a page of a tenant's pending events.
+    /// Lists (and optionally leases) a page of an inbox's pending events.
     fn list(&self, query: InboxQuery)
         -> impl Future<Output = Result<InboxPage, StoreError>> + Send;
 
-    /// Reads one event of this tenant. Another tenant's id answers `None`, exactly like
-    /// an unknown id, and so does any id that is not exactly an event's own. Acked
-    /// events stay readable until retention; deleted ones do not.
+    /// Reads one event of this tenant, with its state in `inbox`. Another tenant's id
+    /// answers `None`, exactly like an unknown id, and so does any id that is not
+    /// exactly an event's own, or (for a named consumer) one of an event it does not
+    /// take. Acked events stay readable until retention; deleted ones do not.
     fn get(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         id: EventId,
     ) -> impl Future<Output = Result<Option<StoredEvent>, StoreError>> + Send;
 
-    /// Acknowledges or deletes events durably, one outcome per id.
+    /// Acknowledges, dead-letters or requeues events in an inbox durably, or deletes
+    /// them from the log (from every inbox: a delete is the log's), one outcome per id.
     fn settle(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         ids: Vec<EventId>,
         how: Settle,
     ) -> impl Future<Output = Result<Vec<SettleOutcome>, StoreError>> + Send;
@@ -110,7 +115,7 @@ pub trait Store: Send + Sync + 'static {
     /// answers [`SettleOutcome::AlreadyDone`].
     fn ack_leased(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         acks: Vec<(EventId, u32)>,
     ) -> impl Future<Output = Result<Vec<SettleOutcome>, StoreError>> + Send;
 
@@ -118,47 +123,52 @@ pub trait Store: Send + Sync + 'static {
     /// neither is this: a restart makes every pending event visible.
     fn lease_action(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         id: EventId,
         action: LeaseAction,
     ) -> impl Future<Output = Result<LeaseOutcome, StoreError>> + Send;
 
-    /// The current state and delivery count of each id, in order (`None`: not this
-    /// tenant's, deleted, expired or unknown), for listings that read the log and
-    /// report where each event stands.
+    /// The current state and delivery count of each id in an inbox, in order (`None`:
+    /// not this tenant's, not one a named consumer takes, deleted, expired or unknown),
+    /// for listings that read the log and report where each event stands.
     fn inbox_states(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         ids: Vec<EventId>,
     ) -> impl Future<Output = Result<Vec<Option<(EventState, u32)>>, StoreError>> + Send;
 
-    /// A page of the tenant's inbox dead letters (events leased `max_deliveries` times
+    /// A page of an inbox's dead letters (events leased `max_deliveries` times
     /// without an ack), oldest first. `next_cursor` is how far the page looked, which
     /// can be past its last event. [`Store::settle`] with [`Settle::Requeue`] puts them
     /// back; an ack or a delete settles them as any event.
     fn inbox_dead_letters(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         after: Option<Sequence>,
         limit: usize,
     ) -> impl Future<Output = Result<InboxPage, StoreError>> + Send;
 
-    /// Notified when events may have become visible in the tenant's inbox (a commit of
-    /// its events, a nack): what a long poll waits on. Enable the `Notified` future
+    /// Notified when events may have become visible in an inbox (a commit of its
+    /// tenant's events, a nack): what a long poll waits on. Enable the `Notified` future
     /// before listing, so a commit between the two is not missed.
     ///
     /// `interchangeable` polls (leasing, no type filter: any of them takes any event)
     /// share a signal that wakes one of them per event (`notify_one`), so idle
     /// consumers do not all wake for each event; every other poll is woken by every
     /// commit of its tenant (`notify_waiters`).
-    fn inbox_signal(&self, tenant: TenantId, interchangeable: bool) -> Arc<tokio::sync::Notify>;
+    fn inbox_signal(
+        &self,
+        inbox: impl Into<InboxKey>,
+        interchangeable: bool,
+    ) -> Arc<tokio::sync::Notify>;
 
-    /// Each tenant's inbox: pending count and the age of its oldest pending event.
+    /// Every inbox (each tenant's default one that holds anything, and every named
+    /// consumer): pending count and the age of its oldest pending event.
     fn inbox_summaries(&self)
         -> impl Future<Output = Result<Vec<InboxSummary>, StoreError>> + Send;
 
-    /// Pending (unacked, undeleted) events per tenant: [`Store::inbox_summaries`]'
-    /// counts, derived rather than kept beside them.
+    /// Pending (unacked, undeleted) events in each tenant's default inbox:
+    /// [`Store::inbox_summaries`]' counts, derived rather than kept beside them.
     fn pending_counts(
         &self,
     ) -> impl Future<Output = Result<Vec<(TenantId, u64)>, StoreError>> + Send {
@@ -167,6 +177,7 @@ pub trait Store: Send + Sync + 'static {
                 .inbox_summaries()
                 .await?
                 .into_iter()
+                .filter(|s| s.consumer == crate::types::ConsumerId::DEFAULT)
                 .map(|s| (s.tenant, s.pending))
                 .collect())
         }

@@ -22,6 +22,50 @@ use crate::event_id::EventId;
 #[serde(transparent)]
 pub struct TenantId(pub u32);
 
+/// One of a tenant's consumers: an independent inbox over the tenant's log, with its own
+/// pending set, leases, acks and dead letters (Kafka's consumer group, JetStream's
+/// durable consumer). Ids are issued by the catalog and never reused, so a record of a
+/// deleted consumer can never reach a new one of the same name.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct ConsumerId(pub u32);
+
+impl ConsumerId {
+    /// The inbox every tenant has, named `default`: it takes every event of the tenant.
+    pub const DEFAULT: ConsumerId = ConsumerId(0);
+}
+
+/// Which inbox an inbox call is about: a tenant's consumer. A bare [`TenantId`] converts
+/// into its default inbox, which is what most callers mean.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InboxKey {
+    /// The owner.
+    pub tenant: TenantId,
+    /// Which of its consumers.
+    pub consumer: ConsumerId,
+}
+
+impl From<TenantId> for InboxKey {
+    fn from(tenant: TenantId) -> Self {
+        InboxKey {
+            tenant,
+            consumer: ConsumerId::DEFAULT,
+        }
+    }
+}
+
 /// Position of an event in the store's single, gap-free ingest order.
 ///
 /// Sequences are monotonic across restarts, so they double as inbox cursors and as the
@@ -166,6 +210,8 @@ pub struct StoredEvent {
 pub struct InboxQuery {
     /// Whose inbox.
     pub tenant: TenantId,
+    /// Which of the tenant's consumers.
+    pub consumer: ConsumerId,
     /// Page size, 1..=1000.
     pub limit: usize,
     /// Return events strictly after this sequence (the previous page's `next_cursor`).
@@ -196,11 +242,13 @@ pub struct InboxPage {
     pub next_visible: Option<UnixMs>,
 }
 
-/// Where one tenant's inbox stands: what `GET /v1/consumers` and the lag metric show.
+/// Where one consumer's inbox stands: what `GET /v1/consumers` and the lag metric show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InboxSummary {
     /// Whose.
     pub tenant: TenantId,
+    /// Which of its consumers.
+    pub consumer: ConsumerId,
     /// Events not yet acked or deleted (dead letters included).
     pub pending: u64,
     /// When the oldest of them was received: the consumer's lag.

@@ -237,6 +237,7 @@ fn crash_test_kill_9_loses_nothing() {
             let mut per_key: HashMap<Vec<u8>, EventId> = HashMap::new();
             let mut q = InboxQuery {
                 tenant: TENANT,
+                consumer: sluice_store::ConsumerId::DEFAULT,
                 limit: 1000,
                 after: None,
                 event_type: None,

@@ -168,6 +168,7 @@ fn run(ops: Vec<Op>) {
             } => {
                 let q = InboxQuery {
                     tenant: TenantId(tenant),
+                    consumer: sluice_store::ConsumerId::DEFAULT,
                     limit,
                     after: None,
                     event_type: ty.map(|t| format!("type.{t}")),

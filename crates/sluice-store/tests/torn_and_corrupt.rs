@@ -84,6 +84,7 @@ fn all_ids(dir: &Path, segment_bytes: u64, repair: bool) -> Result<Vec<EventId>,
     let ids = rt().block_on(async {
         let q = InboxQuery {
             tenant: T,
+            consumer: sluice_store::ConsumerId::DEFAULT,
             limit: 1000,
             after: None,
             event_type: None,

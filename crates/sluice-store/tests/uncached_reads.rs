@@ -126,6 +126,7 @@ fn reads_outside_the_page_cache_are_served_from_the_blocking_pool() {
         let page = store
             .list(InboxQuery {
                 tenant: T,
+                consumer: sluice_store::ConsumerId::DEFAULT,
                 limit: 1000,
                 after: None,
                 event_type: None,

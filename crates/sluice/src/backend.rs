@@ -13,9 +13,9 @@ use sluice_store::embedded::EmbeddedStore;
 use sluice_store::exposition::Exposition;
 use sluice_store::feed::CommitFeed;
 use sluice_store::{
-    AppendOutcome, CatalogChange, CatalogWatch, Changed, EventId, EventState, Health, InboxPage,
-    InboxQuery, InboxSummary, LeaseAction, LeaseOutcome, LogPage, LogQuery, NewEvent, Sequence,
-    Settle, SettleOutcome, Store, StoreError, StoreStats, StoredEvent, SubKey, TenantId,
+    AppendOutcome, CatalogChange, CatalogWatch, Changed, EventId, EventState, Health, InboxKey,
+    InboxPage, InboxQuery, InboxSummary, LeaseAction, LeaseOutcome, LogPage, LogQuery, NewEvent,
+    Sequence, Settle, SettleOutcome, Store, StoreError, StoreStats, StoredEvent, SubKey, TenantId,
 };
 use tokio::sync::Notify;
 
@@ -55,55 +55,66 @@ impl Store for Backend {
         on!(self, s => s.list(query).await)
     }
 
-    async fn get(&self, tenant: TenantId, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        on!(self, s => s.get(tenant, id).await)
+    async fn get(
+        &self,
+        inbox: impl Into<InboxKey> + Send,
+        id: EventId,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let inbox = inbox.into();
+        on!(self, s => s.get(inbox, id).await)
     }
 
     async fn settle(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         ids: Vec<EventId>,
         how: Settle,
     ) -> Result<Vec<SettleOutcome>, StoreError> {
-        on!(self, s => s.settle(tenant, ids, how).await)
+        let inbox = inbox.into();
+        on!(self, s => s.settle(inbox, ids, how).await)
     }
 
     async fn ack_leased(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         acks: Vec<(EventId, u32)>,
     ) -> Result<Vec<SettleOutcome>, StoreError> {
-        on!(self, s => s.ack_leased(tenant, acks).await)
+        let inbox = inbox.into();
+        on!(self, s => s.ack_leased(inbox, acks).await)
     }
 
     async fn lease_action(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         id: EventId,
         action: LeaseAction,
     ) -> Result<LeaseOutcome, StoreError> {
-        on!(self, s => s.lease_action(tenant, id, action).await)
+        let inbox = inbox.into();
+        on!(self, s => s.lease_action(inbox, id, action).await)
     }
 
     async fn inbox_states(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         ids: Vec<EventId>,
     ) -> Result<Vec<Option<(EventState, u32)>>, StoreError> {
-        on!(self, s => s.inbox_states(tenant, ids).await)
+        let inbox = inbox.into();
+        on!(self, s => s.inbox_states(inbox, ids).await)
     }
 
     async fn inbox_dead_letters(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         after: Option<Sequence>,
         limit: usize,
     ) -> Result<InboxPage, StoreError> {
-        on!(self, s => s.inbox_dead_letters(tenant, after, limit).await)
+        let inbox = inbox.into();
+        on!(self, s => s.inbox_dead_letters(inbox, after, limit).await)
     }
 
-    fn inbox_signal(&self, tenant: TenantId, interchangeable: bool) -> Arc<Notify> {
-        on!(self, s => s.inbox_signal(tenant, interchangeable))
+    fn inbox_signal(&self, inbox: impl Into<InboxKey>, interchangeable: bool) -> Arc<Notify> {
+        let inbox = inbox.into();
+        on!(self, s => s.inbox_signal(inbox, interchangeable))
     }
 
     async fn inbox_summaries(&self) -> Result<Vec<InboxSummary>, StoreError> {

@@ -4,7 +4,7 @@ use http::StatusCode;
 use sluice_store::{EventState, LogQuery, Settle, SettleOutcome, Store, StoredEvent, UnixMs};
 
 use super::{
-    event_id, limit_param, not_found_event, query_pairs, store_problem, write_event,
+    event_id, inbox_of, limit_param, not_found_event, query_pairs, store_problem, write_event,
     write_event_page,
 };
 use crate::app::{App, Cx};
@@ -16,12 +16,12 @@ use crate::validate;
 
 /// `GET /v1/events/{id}`
 pub(crate) async fn get<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
-    let who = cx.who()?;
+    let inbox = inbox_of(app, cx)?.key;
     let text = cx.param("id");
     let id = event_id(text)?;
     let event = app
         .store
-        .get(who.tenant, id)
+        .get(inbox, id)
         .await
         .map_err(store_problem)?
         .ok_or_else(|| not_found_event(text))?;
@@ -30,7 +30,7 @@ pub(crate) async fn get<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply
     Ok(reply::json(StatusCode::OK, w.finish()))
 }
 
-/// `DELETE /v1/events/{id}`
+/// `DELETE /v1/events/{id}`: from the log, so from every consumer's inbox.
 pub(crate) async fn delete<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let who = cx.who()?;
     let text = cx.param("id");
@@ -57,9 +57,11 @@ const HISTORY_READS_MAX: usize = 16;
 
 /// `GET /v1/events?since=&until=&event_type=&state=&limit=&cursor=`: the tenant's events
 /// in ingest order, acked ones included, while retained; the replay `retention.acked`
-/// exists for. Read from the log, with each event's inbox state beside it.
+/// exists for. Read from the log, with each event's inbox state beside it; with
+/// `consumer=`, the events that consumer takes, with its state.
 pub(crate) async fn history<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let who = cx.who()?;
+    let inbox = inbox_of(app, cx)?.key;
     let mut limit = 100usize;
     let mut after = None;
     let mut event_type = None;
@@ -98,9 +100,10 @@ pub(crate) async fn history<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<R
                     "must be an RFC 3339 UTC timestamp, such as 2026-12-01T10:00:00Z",
                 )),
             },
+            "consumer" => {}
             other => errors.push(FieldError::new(
                 other,
-                "is not a known parameter (since, until, event_type, state, limit, cursor)",
+                "is not a known parameter (since, until, event_type, state, limit, cursor, consumer)",
             )),
         }
     }
@@ -126,11 +129,12 @@ pub(crate) async fn history<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<R
         let ids = page.events.iter().map(|e| e.id).collect();
         let states = app
             .store
-            .inbox_states(who.tenant, ids)
+            .inbox_states(inbox, ids)
             .await
             .map_err(store_problem)?;
         for (e, st) in page.events.into_iter().zip(states) {
-            // Settled (deleted, expired) between the read and the lookup: gone.
+            // Settled (deleted, expired) between the read and the lookup: gone; or not
+            // one the consumer takes.
             let Some((st, delivery_count)) = st else {
                 continue;
             };

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use http::StatusCode;
 use sluice_store::{
-    EventId, EventState, InboxQuery, LeaseAction, LeaseOutcome, Settle, SettleOutcome, Store,
-    StoredEvent,
+    EventId, EventState, InboxKey, InboxQuery, LeaseAction, LeaseOutcome, Settle, SettleOutcome,
+    Store, StoredEvent,
 };
 
 use super::{
-    event_id, limit_param, not_found_event, parse_json, read_json_body, store_problem,
+    event_id, inbox_of, limit_param, not_found_event, parse_json, read_json_body, store_problem,
     write_event_page, LEASE_SECONDS_MAX,
 };
 use crate::app::{App, Cx};
@@ -42,14 +42,17 @@ const LEASE_BODY_MAX: usize = 4 << 10;
 
 /// `GET /v1/inbox`
 pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
-    let (who, tenant) = cx.key()?;
+    let inbox = inbox_of(app, cx)?;
+    let consumer = inbox.key.consumer;
+    let tenant = inbox.key.tenant;
     let mut query = InboxQuery {
-        tenant: who.tenant,
+        tenant,
+        consumer,
         limit: 100,
         after: None,
         event_type: None,
         lease_ms: None,
-        max_deliveries: tenant.max_deliveries,
+        max_deliveries: inbox.max_deliveries,
     };
     let mut wait = Duration::ZERO;
     let mut errors = Vec::new();
@@ -57,7 +60,10 @@ pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
         match k.as_ref() {
             "limit" => query.limit = limit_param(&v, &mut errors),
             "cursor" if v.is_empty() => {}
-            "cursor" => query.after = Some(app.cursors.decode(Listing::Inbox, who.tenant, &v)?),
+            "cursor" => {
+                query.after = Some(app.cursors.decode(Listing::Inbox(consumer), tenant, &v)?)
+            }
+            "consumer" => {}
             "event_type" if v.is_empty() => {}
             "event_type" if validate::event_type(&v) => query.event_type = Some(v.into_owned()),
             "event_type" => errors.push(FieldError::new("event_type", validate::EVENT_TYPE_RULE)),
@@ -77,7 +83,7 @@ pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
             },
             other => errors.push(FieldError::new(
                 other,
-                "is not a known parameter (limit, cursor, event_type, lease_seconds, wait_seconds)",
+                "is not a known parameter (limit, cursor, event_type, lease_seconds, wait_seconds, consumer)",
             )),
         }
     }
@@ -94,10 +100,10 @@ pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
     }
     let cursor = page
         .next_cursor
-        .map(|c| app.cursors.encode(Listing::Inbox, who.tenant, c));
+        .map(|c| app.cursors.encode(Listing::Inbox(consumer), tenant, c));
     let lease_id = |e: &StoredEvent| match e.state {
         EventState::Leased { .. } if leasing => Some(app.cursors.encode_lease(
-            who.tenant,
+            inbox.key,
             e.id.sequence(),
             e.delivery_count,
         )),
@@ -121,7 +127,11 @@ async fn poll<S: Store>(
     }
     let deadline = tokio::time::Instant::now() + wait;
     let interchangeable = query.lease_ms.is_some() && query.event_type.is_none();
-    let signal = app.store.inbox_signal(query.tenant, interchangeable);
+    let key = sluice_store::InboxKey {
+        tenant: query.tenant,
+        consumer: query.consumer,
+    };
+    let signal = app.store.inbox_signal(key, interchangeable);
     let _parked = Parked::new(&app.metrics.inbox.polls_waiting);
     loop {
         let notified = signal.notified();
@@ -165,12 +175,12 @@ impl Drop for Parked<'_> {
 /// The `lease_id` a request body names, checked against the event it came with.
 fn lease_of<S: Store>(
     app: &App<S>,
-    tenant: sluice_store::TenantId,
+    inbox: InboxKey,
     id: EventId,
     lease_id: Option<&str>,
 ) -> Result<Option<u32>, Problem> {
     lease_id
-        .map(|l| app.cursors.decode_lease(tenant, id.sequence(), l))
+        .map(|l| app.cursors.decode_lease(inbox, id.sequence(), l))
         .transpose()
 }
 
@@ -197,7 +207,7 @@ pub(crate) async fn nack<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
         lease_id: Option<String>,
         delay_seconds: Option<u64>,
     }
-    let who = cx.who()?;
+    let inbox = inbox_of(app, cx)?.key;
     let body = read_json_body(app, cx, LEASE_BODY_MAX).await?;
     let text = cx.param("id");
     let id = event_id(text)?;
@@ -213,20 +223,12 @@ pub(crate) async fn nack<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
             "must be an integer from 0 to 43200",
         )]));
     }
-    let lease = lease_of(app, who.tenant, id, parsed.lease_id.as_deref())?;
+    let lease = lease_of(app, inbox, id, parsed.lease_id.as_deref())?;
     let action = LeaseAction::Nack {
         lease,
         delay_ms: delay * 1000,
     };
-    lease_reply(
-        app,
-        who.tenant,
-        id,
-        text,
-        action,
-        parsed.lease_id.as_deref(),
-    )
-    .await
+    lease_reply(app, inbox, id, text, action, parsed.lease_id.as_deref()).await
 }
 
 /// `POST /v1/events/{id}/lease {"lease_id", "lease_seconds"}`
@@ -237,7 +239,7 @@ pub(crate) async fn extend<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Re
         lease_id: String,
         lease_seconds: u64,
     }
-    let who = cx.who()?;
+    let inbox = inbox_of(app, cx)?.key;
     let body = read_json_body(app, cx, LEASE_BODY_MAX).await?;
     let text = cx.param("id");
     let id = event_id(text)?;
@@ -250,18 +252,18 @@ pub(crate) async fn extend<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Re
     }
     let lease = app
         .cursors
-        .decode_lease(who.tenant, id.sequence(), &parsed.lease_id)?;
+        .decode_lease(inbox, id.sequence(), &parsed.lease_id)?;
     let action = LeaseAction::Extend {
         lease,
         lease_ms: parsed.lease_seconds * 1000,
     };
-    lease_reply(app, who.tenant, id, text, action, Some(&parsed.lease_id)).await
+    lease_reply(app, inbox, id, text, action, Some(&parsed.lease_id)).await
 }
 
 /// Applies a nack or an extension and answers with where the event stands.
 async fn lease_reply<S: Store>(
     app: &App<S>,
-    tenant: sluice_store::TenantId,
+    inbox: InboxKey,
     id: EventId,
     text: &str,
     action: LeaseAction,
@@ -269,7 +271,7 @@ async fn lease_reply<S: Store>(
 ) -> Result<Reply, Problem> {
     match app
         .store
-        .lease_action(tenant, id, action)
+        .lease_action(inbox, id, action)
         .await
         .map_err(store_problem)?
     {
@@ -305,7 +307,8 @@ pub(crate) async fn dead_letters<S: Store>(
     app: &App<S>,
     cx: &mut Cx<'_>,
 ) -> Result<Reply, Problem> {
-    let who = cx.who()?;
+    let inbox = inbox_of(app, cx)?.key;
+    let (tenant, consumer) = (inbox.tenant, inbox.consumer);
     let mut limit = 100;
     let mut after = None;
     let mut errors = Vec::new();
@@ -316,12 +319,13 @@ pub(crate) async fn dead_letters<S: Store>(
             "cursor" => {
                 after = Some(
                     app.cursors
-                        .decode(Listing::InboxDeadLetters, who.tenant, &v)?,
+                        .decode(Listing::InboxDeadLetters(consumer), tenant, &v)?,
                 )
             }
+            "consumer" => {}
             other => errors.push(FieldError::new(
                 other,
-                "is not a known parameter (limit, cursor)",
+                "is not a known parameter (limit, cursor, consumer)",
             )),
         }
     }
@@ -330,12 +334,13 @@ pub(crate) async fn dead_letters<S: Store>(
     }
     let page = app
         .store
-        .inbox_dead_letters(who.tenant, after, limit)
+        .inbox_dead_letters(inbox, after, limit)
         .await
         .map_err(store_problem)?;
-    let cursor = page
-        .next_cursor
-        .map(|c| app.cursors.encode(Listing::InboxDeadLetters, who.tenant, c));
+    let cursor = page.next_cursor.map(|c| {
+        app.cursors
+            .encode(Listing::InboxDeadLetters(consumer), tenant, c)
+    });
     let body = write_event_page(&page.events, |_| None, cursor, page.has_more);
     Ok(reply::json(StatusCode::OK, body))
 }
@@ -343,14 +348,14 @@ pub(crate) async fn dead_letters<S: Store>(
 /// `POST /v1/inbox/dead-letters/requeue {"event_ids": [...]}`: back in the inbox, with
 /// their delivery counts at 0.
 pub(crate) async fn requeue<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
-    let who = cx.who()?;
-    bulk(app, cx, who.tenant, Settle::Requeue).await
+    let inbox = inbox_of(app, cx)?.key;
+    bulk(app, cx, inbox, Settle::Requeue).await
 }
 
 /// `POST /v1/inbox/ack {"event_ids": [...]}`
 pub(crate) async fn ack_many<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
-    let who = cx.who()?;
-    bulk(app, cx, who.tenant, Settle::Ack).await
+    let inbox = inbox_of(app, cx)?.key;
+    bulk(app, cx, inbox, Settle::Ack).await
 }
 
 /// A settle of up to [`ACK_IDS_MAX`] ids from `{"event_ids": [...]}`, answered per id:
@@ -358,7 +363,7 @@ pub(crate) async fn ack_many<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<
 async fn bulk<S: Store>(
     app: &App<S>,
     cx: &mut Cx<'_>,
-    tenant: sluice_store::TenantId,
+    inbox: InboxKey,
     how: Settle,
 ) -> Result<Reply, Problem> {
     body::require_json(cx.head, false)?;
@@ -408,7 +413,7 @@ async fn bulk<S: Store>(
             None => Item::Refused("not_found"),
             Some(id) => match leases.get(i).and_then(Option::as_deref) {
                 None => Item::Plain(id),
-                Some(l) => match app.cursors.decode_lease(tenant, id.sequence(), l) {
+                Some(l) => match app.cursors.decode_lease(inbox, id.sequence(), l) {
                     Ok(generation) => Item::Leased(id, generation),
                     Err(_) => Item::Refused("invalid_lease"),
                 },
@@ -434,7 +439,7 @@ async fn bulk<S: Store>(
         Vec::new()
     } else {
         app.store
-            .settle(tenant, plain, how)
+            .settle(inbox, plain, how)
             .await
             .map_err(store_problem)?
     };
@@ -442,7 +447,7 @@ async fn bulk<S: Store>(
         Vec::new()
     } else {
         app.store
-            .ack_leased(tenant, leased)
+            .ack_leased(inbox, leased)
             .await
             .map_err(store_problem)?
     };
@@ -510,7 +515,7 @@ async fn bulk<S: Store>(
 
 /// `POST /v1/events/{id}/ack`, with an optional body `{"lease_id"}`.
 pub(crate) async fn ack_one<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
-    let who = cx.who()?;
+    let inbox = inbox_of(app, cx)?.key;
     let body = read_json_body(app, cx, LEASE_BODY_MAX).await?;
     let text = cx.param("id");
     let id = event_id(text)?;
@@ -519,15 +524,15 @@ pub(crate) async fn ack_one<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<R
     } else {
         parse_json(&body)?
     };
-    let outcome = match lease_of(app, who.tenant, id, parsed.lease_id.as_deref())? {
+    let outcome = match lease_of(app, inbox, id, parsed.lease_id.as_deref())? {
         Some(lease) => app
             .store
-            .ack_leased(who.tenant, vec![(id, lease)])
+            .ack_leased(inbox, vec![(id, lease)])
             .await
             .map_err(store_problem)?,
         None => app
             .store
-            .settle(who.tenant, vec![id], Settle::Ack)
+            .settle(inbox, vec![id], Settle::Ack)
             .await
             .map_err(store_problem)?,
     };

@@ -12,7 +12,8 @@ pub(crate) mod subscriptions;
 pub(crate) mod tail;
 
 use bytes::Bytes;
-use sluice_store::{EventId, EventState, StoreError, StoredEvent};
+use sluice_store::catalog::DEFAULT_CONSUMER;
+use sluice_store::{EventId, EventState, InboxKey, Store, StoreError, StoredEvent, TenantId};
 
 use crate::json::{rfc3339_ms, JsonWriter};
 use crate::problem::{Code, FieldError, Problem};
@@ -147,6 +148,63 @@ pub(crate) fn query_pairs<'a>(
     cx: &'a crate::app::Cx<'_>,
 ) -> impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)> {
     form_urlencoded::parse(cx.head.uri.query().unwrap_or("").as_bytes())
+}
+
+/// The inbox an inbox route acts on: `?consumer=<name>` (the tenant's `default` inbox
+/// when absent), with its `max_deliveries`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Inbox {
+    pub(crate) key: InboxKey,
+    pub(crate) max_deliveries: Option<u32>,
+}
+
+/// The inbox the request's `?consumer=` names (see [`Inbox`]).
+pub(crate) fn inbox_of<S: Store>(
+    app: &crate::app::App<S>,
+    cx: &crate::app::Cx<'_>,
+) -> Result<Inbox, Problem> {
+    let (who, tenant) = cx.key()?;
+    let name = query_pairs(cx)
+        .find(|(k, _)| k == "consumer")
+        .map(|(_, v)| v);
+    consumer_inbox(app, who.tenant, tenant.max_deliveries, name.as_deref())
+}
+
+/// The tenant's inbox named `name`: `default` (or no name) is its own, any other is a
+/// named consumer, and one it does not have is `404` (another tenant's too).
+pub(crate) fn consumer_inbox<S: Store>(
+    app: &crate::app::App<S>,
+    tenant: TenantId,
+    default_max_deliveries: Option<u32>,
+    name: Option<&str>,
+) -> Result<Inbox, Problem> {
+    match name {
+        None | Some("") | Some(DEFAULT_CONSUMER) => Ok(Inbox {
+            key: tenant.into(),
+            max_deliveries: default_max_deliveries,
+        }),
+        Some(name) => app
+            .store
+            .catalog()
+            .borrow()
+            .consumer(tenant, name)
+            .map(|c| Inbox {
+                key: InboxKey {
+                    tenant,
+                    consumer: c.id,
+                },
+                max_deliveries: c.max_deliveries,
+            })
+            .ok_or_else(|| not_found_consumer(name)),
+    }
+}
+
+/// The 404 for a consumer name the tenant does not have.
+pub(crate) fn not_found_consumer(name: &str) -> Problem {
+    Problem::new(
+        Code::NotFound,
+        format!("no consumer {name:?} for this tenant (GET /v1/consumers lists them; every tenant has \"default\")"),
+    )
 }
 
 /// The 404 for an event id that names none of the tenant's events.

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use http::StatusCode;
 use sluice_store::exposition::Exposition;
-use sluice_store::Store;
+use sluice_store::{ConsumerId, Store};
 
 use crate::app::{App, Cx};
 use crate::metrics::TenantInbox;
@@ -40,20 +40,32 @@ pub(crate) async fn metrics<S: Store>(app: &App<S>, _: &mut Cx<'_>) -> Result<Re
     let stats = app.store.stats().await;
     let now = sluice_store::now_ms();
     let pending: Vec<TenantInbox> = match app.store.inbox_summaries().await {
-        Ok(summaries) => catalog
-            .tenants
-            .iter()
-            .map(|t| {
-                let s = summaries.iter().find(|s| s.tenant == t.id);
+        Ok(summaries) => {
+            let row = |tenant: &sluice_store::Tenant, id: ConsumerId, consumer: &str| {
+                let s = summaries
+                    .iter()
+                    .find(|s| s.tenant == tenant.id && s.consumer == id);
                 TenantInbox {
-                    name: t.name.clone(),
+                    name: tenant.name.clone(),
+                    consumer: consumer.to_owned(),
                     pending: s.map_or(0, |s| s.pending),
                     oldest_age_seconds: s
                         .and_then(|s| s.oldest_pending_ms)
                         .map_or(0.0, |ms| now.saturating_sub(ms).max(0) as f64 / 1000.0),
                 }
-            })
-            .collect(),
+            };
+            let mut rows: Vec<TenantInbox> = catalog
+                .tenants
+                .iter()
+                .map(|t| row(t, ConsumerId::DEFAULT, "default"))
+                .collect();
+            for c in &catalog.consumers {
+                if let Some(t) = catalog.tenant(c.tenant) {
+                    rows.push(row(t, c.id, &c.name));
+                }
+            }
+            rows
+        }
         Err(e) => {
             tracing::warn!(error = %e, "metrics: pending counts unavailable");
             Vec::new()

@@ -29,8 +29,6 @@ use crate::validate;
 
 /// The largest subscription request body.
 const BODY_BYTES_MAX: usize = 256 << 10;
-/// Event types (or patterns) one subscription may name.
-const EVENT_TYPES_MAX: usize = 100;
 /// Extra headers one subscription may send.
 const HEADERS_MAX: usize = 32;
 /// Longest description.
@@ -112,33 +110,6 @@ fn target<S: Store>(app: &App<S>, url: &str) -> Result<(), Problem> {
             e.to_string(),
         )])),
     }
-}
-
-/// Checks event types: exact names, or prefixes ending in `.*`.
-fn event_types(types: Vec<String>, errors: &mut Vec<FieldError>) -> Vec<String> {
-    if types.len() > EVENT_TYPES_MAX {
-        errors.push(FieldError::new(
-            "event_types",
-            "must hold at most 100 entries",
-        ));
-        return Vec::new();
-    }
-    for (i, t) in types.iter().enumerate() {
-        let ok = match t.strip_suffix(".*") {
-            Some(prefix) => validate::event_type(prefix),
-            None => validate::event_type(t),
-        };
-        if !ok {
-            errors.push(FieldError::new(
-                format!("event_types[{i}]"),
-                "must be an event type (1 to 256 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'), or a prefix ending in .* such as order.*",
-            ));
-        }
-    }
-    let mut types = types;
-    types.sort();
-    types.dedup();
-    types
 }
 
 fn headers(h: BTreeMap<String, String>, errors: &mut Vec<FieldError>) -> BTreeMap<String, String> {
@@ -271,7 +242,7 @@ pub(crate) async fn create<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Re
     let req: CreateBody = parse_json(&body)?;
     target(app, &req.target_url)?;
     let mut errors = Vec::new();
-    let types = event_types(req.event_types.unwrap_or_default(), &mut errors);
+    let types = validate::event_type_patterns(req.event_types.unwrap_or_default(), &mut errors);
     let ordering = match req.ordering.as_deref() {
         None | Some("fifo") => Ordering::Fifo,
         Some("none") => Ordering::None,
@@ -373,7 +344,9 @@ pub(crate) async fn patch<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Rep
         target(app, url)?;
     }
     let mut errors = Vec::new();
-    let types = req.event_types.map(|t| event_types(t, &mut errors));
+    let types = req
+        .event_types
+        .map(|t| validate::event_type_patterns(t, &mut errors));
     let status = match req.status.as_deref() {
         None => None,
         Some("active") => Some(SubscriptionStatus::Active),

@@ -11,6 +11,10 @@
 //!             | [key_hash 16 | fingerprint 16] | payload_len u32 | payload
 //! settle   := kind=2 (ack), 3 (delete), 6 (dead-letter) or 7 (requeue)
 //!             | tenant u32 | at i64 | count u32 | seq u64 * count
+//!             (of the tenant's default inbox; a delete is always the log's)
+//!           | kind=8 | how u8 (2, 6 or 7, as above) | consumer u32
+//!             | tenant u32 | at i64 | count u32 | seq u64 * count
+//!             (of a named consumer)
 //! control  := kind=4 (deliveries) or 5 (replay) | fields (see `control`)
 //! ```
 //!
@@ -22,7 +26,7 @@
 //! checksummed once, not twice, on the commit path. A single event read by offset is
 //! verified by its own record checksum without reading its batch.
 
-use crate::types::{Sequence, TenantId, UnixMs};
+use crate::types::{ConsumerId, Sequence, Settle, TenantId, UnixMs};
 
 /// Bytes at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SLUICE01";
@@ -49,6 +53,28 @@ pub const KIND_DELIVERIES: u8 = 4;
 pub const KIND_REPLAY: u8 = 5;
 const KIND_DEAD: u8 = 6;
 const KIND_REQUEUE: u8 = 7;
+const KIND_CONSUMER_SETTLE: u8 = 8;
+
+/// The kind byte of a settle (the `how` byte of a named consumer's).
+pub fn settle_kind(how: Settle) -> u8 {
+    match how {
+        Settle::Ack => KIND_ACK,
+        Settle::Delete => KIND_DELETE,
+        Settle::Dead => KIND_DEAD,
+        Settle::Requeue => KIND_REQUEUE,
+    }
+}
+
+/// The settle a kind (or `how`) byte names, if it names one.
+pub fn settle_of_kind(kind: u8) -> Option<Settle> {
+    match kind {
+        KIND_ACK => Some(Settle::Ack),
+        KIND_DELETE => Some(Settle::Delete),
+        KIND_DEAD => Some(Settle::Dead),
+        KIND_REQUEUE => Some(Settle::Requeue),
+        _ => None,
+    }
+}
 
 const FLAG_SOURCE: u8 = 1;
 const FLAG_OCCURRED_AT: u8 = 2;
@@ -131,9 +157,11 @@ pub struct EventRecord<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SettleRecord<'a> {
     /// Ack or delete.
-    pub how: crate::types::Settle,
+    pub how: Settle,
     /// Owner of the events.
     pub tenant: TenantId,
+    /// Whose inbox ([`ConsumerId::DEFAULT`] for the tenant's own).
+    pub consumer: ConsumerId,
     /// When it happened.
     pub at: UnixMs,
     /// The sequences, as raw little-endian u64s.
@@ -235,18 +263,21 @@ impl BatchEncoder {
     /// Appends an ack or delete record; returns its offset from the start of the batch.
     pub fn push_settle(
         &mut self,
-        how: crate::types::Settle,
-        tenant: TenantId,
+        how: Settle,
+        inbox: crate::types::InboxKey,
         at: UnixMs,
         seqs: &[Sequence],
     ) -> usize {
-        let kind = match how {
-            crate::types::Settle::Ack => KIND_ACK,
-            crate::types::Settle::Delete => KIND_DELETE,
-            crate::types::Settle::Dead => KIND_DEAD,
-            crate::types::Settle::Requeue => KIND_REQUEUE,
+        let tenant = inbox.tenant;
+        // A delete is the log's, whoever asks: it is always written as the tenant's.
+        let start = if inbox.consumer == ConsumerId::DEFAULT || how == Settle::Delete {
+            self.open_record(settle_kind(how))
+        } else {
+            let start = self.open_record(KIND_CONSUMER_SETTLE);
+            self.buf.push(settle_kind(how));
+            self.buf.extend_from_slice(&inbox.consumer.0.to_le_bytes());
+            start
         };
-        let start = self.open_record(kind);
         let b = &mut self.buf;
         b.extend_from_slice(&tenant.0.to_le_bytes());
         b.extend_from_slice(&at.to_le_bytes());
@@ -515,12 +546,18 @@ fn decode_record(body: &[u8]) -> Result<Record<'_>, &'static str> {
                 payload,
             }))
         }
-        KIND_ACK | KIND_DELETE | KIND_DEAD | KIND_REQUEUE => {
-            let how = match body[0] {
-                KIND_ACK => crate::types::Settle::Ack,
-                KIND_DELETE => crate::types::Settle::Delete,
-                KIND_DEAD => crate::types::Settle::Dead,
-                _ => crate::types::Settle::Requeue,
+        KIND_ACK | KIND_DELETE | KIND_DEAD | KIND_REQUEUE | KIND_CONSUMER_SETTLE => {
+            let (how, consumer) = if body[0] == KIND_CONSUMER_SETTLE {
+                let how = settle_of_kind(r.take(1)?[0])
+                    .filter(|h| *h != Settle::Delete)
+                    .ok_or("unknown settle kind in a consumer's settle record")?;
+                (how, ConsumerId(r.u32()?))
+            } else {
+                // The arm's kinds all name a settle.
+                (
+                    settle_of_kind(body[0]).ok_or("unknown settle kind")?,
+                    ConsumerId::DEFAULT,
+                )
             };
             let tenant = TenantId(r.u32()?);
             let at = r.u64()? as i64;
@@ -530,6 +567,7 @@ fn decode_record(body: &[u8]) -> Result<Record<'_>, &'static str> {
             Ok(Record::Settle(SettleRecord {
                 how,
                 tenant,
+                consumer,
                 at,
                 seqs,
             }))
@@ -615,7 +653,17 @@ mod tests {
         let mut enc = BatchEncoder::default();
         enc.begin();
         let first = enc.push_event(&sample(1));
-        let second = enc.push_settle(Settle::Ack, TenantId(3), 5, &[Sequence(1), Sequence(9)]);
+        let second = enc.push_settle(
+            Settle::Ack,
+            TenantId(3).into(),
+            5,
+            &[Sequence(1), Sequence(9)],
+        );
+        let named = crate::types::InboxKey {
+            tenant: TenantId(3),
+            consumer: ConsumerId(4),
+        };
+        enc.push_settle(Settle::Dead, named, 6, &[Sequence(2)]);
         let bytes = enc.finish().to_vec();
         let BatchRead::Batch {
             body,
@@ -626,7 +674,7 @@ mod tests {
             panic!("batch did not read back");
         };
         assert_eq!(frame_len, bytes.len());
-        assert_eq!(n, 2);
+        assert_eq!(n, 3);
         let all: Vec<_> = records(body).collect::<Result<_, _>>().unwrap();
         assert_eq!(all[0], (first - BATCH_HEADER_LEN, Record::Event(sample(1))));
         let Record::Settle(s) = all[1].1 else {
@@ -634,6 +682,15 @@ mod tests {
         };
         assert_eq!(all[1].0, second - BATCH_HEADER_LEN);
         assert_eq!(s.seqs().collect::<Vec<_>>(), vec![Sequence(1), Sequence(9)]);
+        assert_eq!((s.how, s.consumer), (Settle::Ack, ConsumerId::DEFAULT));
+        let Record::Settle(s) = all[2].1 else {
+            panic!("expected a consumer's settle record")
+        };
+        assert_eq!(
+            (s.how, s.tenant, s.consumer, s.at),
+            (Settle::Dead, TenantId(3), ConsumerId(4), 6)
+        );
+        assert_eq!(s.seqs().collect::<Vec<_>>(), vec![Sequence(2)]);
         assert_eq!(
             read_record(&bytes[first..]).unwrap(),
             Record::Event(sample(1))

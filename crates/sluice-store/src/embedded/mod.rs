@@ -54,7 +54,7 @@ pub use error::EngineError;
 use self::catalog_file::CatalogFile;
 use self::commit_queue::{QueueGauges, QueueSender};
 use self::counters::Counters;
-use self::index::{Index, STATE_ACKED, STATE_DELETED, STATE_EXPIRED, STATE_PENDING};
+use self::index::{Index, STATE_ACKED, STATE_DELETED, STATE_EXPIRED};
 use self::reader::{blocking, Span, Wanted, SPAN_BYTES_MAX};
 use self::writer::{Command, Links, Start, Writer};
 use crate::catalog::{Catalog, CatalogChange, Changed, SubKey};
@@ -67,9 +67,9 @@ use crate::exposition::Exposition;
 use crate::feed::{CommitFeed, FeedSender};
 use crate::store::{CatalogWatch, Store, StoreStats};
 use crate::types::{
-    AppendOutcome, EventState, Health, InboxPage, InboxQuery, InboxSummary, LeaseAction,
-    LeaseOutcome, LogPage, LogQuery, NewEvent, Sequence, Settle, SettleOutcome, StoredEvent,
-    TenantId, UnixMs,
+    AppendOutcome, ConsumerId, EventState, Health, InboxKey, InboxPage, InboxQuery, InboxSummary,
+    LeaseAction, LeaseOutcome, LogPage, LogQuery, NewEvent, Sequence, Settle, SettleOutcome,
+    StoredEvent, TenantId, UnixMs,
 };
 
 /// Events one log read looks at, at most, before it answers with how far it got: the
@@ -140,9 +140,9 @@ impl EmbeddedStore {
     /// at start-up, before serving.
     pub fn open(config: EmbeddedConfig) -> Result<EmbeddedStore, EngineError> {
         let lock = fsutil::lock_dir(&config.dir)?;
-        let recovered = recovery::recover(&config)?;
         let catalog_file = CatalogFile::new(&config.dir);
         let mut catalog = catalog_file.load()?;
+        let recovered = recovery::recover(&config, &catalog.consumers)?;
         if catalog.token_secret.is_empty() {
             catalog.token_secret = Catalog::new_token_secret();
             catalog_file.save(&catalog)?;
@@ -313,6 +313,96 @@ fn pending_state(p: &index::Pending, now: UnixMs) -> EventState {
     }
 }
 
+impl EmbeddedStore {
+    /// Starts a consumer the catalog just created: from now on the writer's
+    /// publication puts its events in its queue; then the events between its start and
+    /// now are read from the log and put in (its backfill: nothing for `start: "new"`
+    /// beyond what was committed during the catalog change, the retained log for
+    /// `"all"`). Under the index lock only in pages, so commits go on meanwhile; an
+    /// event deleted or expired meanwhile is left out. A crash part-way loses nothing:
+    /// recovery rebuilds the queue from the catalog and the log.
+    async fn start_consumer(&self, c: &crate::catalog::Consumer) -> Result<(), StoreError> {
+        let key = InboxKey {
+            tenant: c.tenant,
+            consumer: c.id,
+        };
+        let live_from = {
+            let mut index = self.inner.index.lock();
+            let live_from = index.segments.last().map_or(1, |s| s.end_seq());
+            let filter = crate::feed::TypeFilter::of_patterns(&c.event_types);
+            let slot = index::ConsumerSlot::new(c.id, c.start_after.0, live_from, filter);
+            index.add_consumer(c.tenant, slot);
+            live_from
+        };
+        let mut after = Some(c.start_after);
+        while after.is_none_or(|a| a.0 + 1 < live_from) {
+            let page = self
+                .read_log(LogQuery {
+                    tenant: c.tenant,
+                    after,
+                    limit: 1000,
+                    event_type: None,
+                })
+                .await?;
+            {
+                let mut index = self.inner.index.lock();
+                let Some(slot) = index
+                    .consumers
+                    .get(&c.tenant)
+                    .and_then(|s| s.iter().find(|s| s.id == c.id))
+                else {
+                    // Deleted while it was being filled: nothing more to do.
+                    return Ok(());
+                };
+                let wanted: Vec<_> = page
+                    .events
+                    .iter()
+                    .filter(|e| e.id.sequence().0 < live_from && slot.takes_name(&e.event_type))
+                    .map(|e| (e.id, e.event_type.clone()))
+                    .collect();
+                for (id, event_type) in wanted {
+                    index.backfill(key, id, &event_type);
+                }
+            }
+            if page.position.is_none() || page.position == after || !page.has_more {
+                break;
+            }
+            after = page.position;
+        }
+        Ok(())
+    }
+}
+
+/// Where `id` stands in `inbox`, with its delivery count: pending there (leased, dead),
+/// or acked by it. `None` when the event is gone from the log, is not the inbox
+/// tenant's, or is not one a named consumer takes (the caller checked the salt; the
+/// record read checks the tenant and the time part for an acked event).
+fn inbox_state(
+    index: &Index,
+    inbox: InboxKey,
+    id: EventId,
+    now: UnixMs,
+) -> Option<(EventState, u32)> {
+    if let Some(p) = index.pending(inbox, id) {
+        return Some((pending_state(p, now), p.delivery_count));
+    }
+    let seq = id.sequence();
+    if inbox.consumer == ConsumerId::DEFAULT {
+        let loc = index.locate(seq)?;
+        return (loc.state == STATE_ACKED)
+            .then_some((EventState::Acked, u32::from(loc.acked_count)));
+    }
+    let seg = &index.segments[index::segment_of(&index.segments, seq)?];
+    let at = (seq.0 - seg.base_seq) as usize;
+    let gone = matches!(seg.states[at], STATE_DELETED | STATE_EXPIRED);
+    (!gone && index.consumer_takes(inbox, seq)).then(|| {
+        (
+            EventState::Acked,
+            u32::from(seg.consumer_count(inbox.consumer, at)),
+        )
+    })
+}
+
 fn index_corrupt(what: String) -> StoreError {
     StoreError::Corrupt(format!("the in-memory index is inconsistent: {what}"))
 }
@@ -449,7 +539,11 @@ impl Store for EmbeddedStore {
                 },
                 None => None,
             };
-            let Some(inbox) = index.inboxes.get_mut(&query.tenant) else {
+            let key = InboxKey {
+                tenant: query.tenant,
+                consumer: query.consumer,
+            };
+            let Some(inbox) = index.inboxes.get_mut(&key) else {
                 return Ok(InboxPage::default());
             };
             let segments = &index.segments;
@@ -507,7 +601,11 @@ impl Store for EmbeddedStore {
             }
         }
         if !dying.is_empty() {
-            self.settle(query.tenant, dying, Settle::Dead).await?;
+            let key = InboxKey {
+                tenant: query.tenant,
+                consumer: query.consumer,
+            };
+            self.settle(key, dying, Settle::Dead).await?;
         }
         let next_cursor = found.last().map(|w| w.seq);
         let (salt, tenant) = (self.inner.salt, query.tenant);
@@ -523,7 +621,13 @@ impl Store for EmbeddedStore {
         })
     }
 
-    async fn get(&self, tenant: TenantId, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+    async fn get(
+        &self,
+        inbox: impl Into<InboxKey> + Send,
+        id: EventId,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let inbox = inbox.into();
+        let tenant = inbox.tenant;
         if id.salt() != self.inner.salt {
             return Ok(None);
         }
@@ -534,12 +638,8 @@ impl Store for EmbeddedStore {
             let Some(location) = index.locate(seq) else {
                 return Ok(None);
             };
-            let pending = index.pending(tenant, id).copied();
-            let (delivery_count, state) = match (location.state, pending) {
-                (STATE_PENDING, Some(p)) => (p.delivery_count, pending_state(&p, now)),
-                (STATE_ACKED, _) => (u32::from(location.acked_count), EventState::Acked),
-                // Another tenant's pending event, or deleted, or expired.
-                _ => return Ok(None),
+            let Some((state, delivery_count)) = inbox_state(&index, inbox, id, now) else {
+                return Ok(None);
             };
             Wanted {
                 seq,
@@ -559,12 +659,13 @@ impl Store for EmbeddedStore {
 
     async fn settle(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         ids: Vec<EventId>,
         how: Settle,
     ) -> Result<Vec<SettleOutcome>, StoreError> {
+        let inbox = inbox.into();
         self.call(|done| Command::Settle {
-            tenant,
+            inbox,
             ids,
             how,
             leases: None,
@@ -575,12 +676,13 @@ impl Store for EmbeddedStore {
 
     async fn ack_leased(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         acks: Vec<(EventId, u32)>,
     ) -> Result<Vec<SettleOutcome>, StoreError> {
+        let inbox = inbox.into();
         let (ids, leases): (Vec<EventId>, Vec<u32>) = acks.into_iter().unzip();
         self.call(|done| Command::Settle {
-            tenant,
+            inbox,
             ids,
             how: Settle::Ack,
             leases: Some(leases),
@@ -591,10 +693,11 @@ impl Store for EmbeddedStore {
 
     async fn lease_action(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         id: EventId,
         action: LeaseAction,
     ) -> Result<LeaseOutcome, StoreError> {
+        let inbox = inbox.into();
         if id.salt() != self.inner.salt {
             return Ok(LeaseOutcome::NotFound);
         }
@@ -607,7 +710,7 @@ impl Store for EmbeddedStore {
         };
         let outcome = {
             let mut index = self.inner.index.lock();
-            match index.pending_mut(tenant, id) {
+            match index.pending_mut(inbox, id) {
                 // A dead letter has no lease to give back or extend: requeue it.
                 None => LeaseOutcome::NotFound,
                 Some(p) if p.is_dead() => LeaseOutcome::NotFound,
@@ -620,43 +723,40 @@ impl Store for EmbeddedStore {
             }
         };
         if matches!(outcome, LeaseOutcome::Done { visible_at } if visible_at <= now) {
-            self.inner.signals.notify(std::iter::once(tenant));
+            self.inner.signals.notify(std::iter::once(inbox.tenant));
         }
         Ok(outcome)
     }
 
     async fn inbox_states(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         ids: Vec<EventId>,
     ) -> Result<Vec<Option<(EventState, u32)>>, StoreError> {
+        let inbox = inbox.into();
         let now = self.inner.clock.now_ms();
         let salt = self.inner.salt;
         let index = self.inner.index.lock();
+        // The caller read these ids from this tenant's log, so an acked one is this
+        // tenant's event: no record read is needed to tell.
         Ok(ids
             .iter()
             .map(|&id| {
-                if id.salt() != salt {
-                    return None;
-                }
-                if let Some(p) = index.pending(tenant, id) {
-                    return Some((pending_state(p, now), p.delivery_count));
-                }
-                // Acked, or not this tenant's: the caller read these ids from this
-                // tenant's log, so an acked one is this tenant's event.
-                let loc = index.locate(id.sequence())?;
-                (loc.state == STATE_ACKED)
-                    .then_some((EventState::Acked, u32::from(loc.acked_count)))
+                (id.salt() == salt)
+                    .then(|| inbox_state(&index, inbox, id, now))
+                    .flatten()
             })
             .collect())
     }
 
     async fn inbox_dead_letters(
         &self,
-        tenant: TenantId,
+        inbox: impl Into<InboxKey> + Send,
         after: Option<Sequence>,
         limit: usize,
     ) -> Result<InboxPage, StoreError> {
+        let key = inbox.into();
+        let tenant = key.tenant;
         let limit = limit.clamp(1, 1000);
         let start = after.map_or(0, |s| s.0.saturating_add(1));
         let mut found = Vec::with_capacity(limit.min(128));
@@ -665,7 +765,7 @@ impl Store for EmbeddedStore {
         {
             let mut guard = self.inner.index.lock();
             let index = &mut *guard;
-            let Some(inbox) = index.inboxes.get_mut(&tenant) else {
+            let Some(inbox) = index.inboxes.get_mut(&key) else {
                 return Ok(InboxPage::default());
             };
             let segments = &index.segments;
@@ -708,8 +808,12 @@ impl Store for EmbeddedStore {
         })
     }
 
-    fn inbox_signal(&self, tenant: TenantId, interchangeable: bool) -> Arc<tokio::sync::Notify> {
-        self.inner.signals.get(tenant, interchangeable)
+    fn inbox_signal(
+        &self,
+        inbox: impl Into<InboxKey>,
+        interchangeable: bool,
+    ) -> Arc<tokio::sync::Notify> {
+        self.inner.signals.get(inbox.into(), interchangeable)
     }
 
     async fn inbox_summaries(&self) -> Result<Vec<InboxSummary>, StoreError> {
@@ -717,8 +821,9 @@ impl Store for EmbeddedStore {
         Ok(index
             .inboxes
             .iter()
-            .map(|(tenant, inbox)| InboxSummary {
-                tenant: *tenant,
+            .map(|(key, inbox)| InboxSummary {
+                tenant: key.tenant,
+                consumer: key.consumer,
                 pending: inbox.len() as u64,
                 oldest_pending_ms: inbox.oldest_ms(),
             })
@@ -813,6 +918,19 @@ impl Store for EmbeddedStore {
                 .map(|s| s.key),
             _ => None,
         };
+        let deleted_consumer = match &change {
+            CatalogChange::DeleteConsumer { tenant, name } => self
+                .inner
+                .catalog
+                .current
+                .borrow()
+                .consumer(*tenant, name)
+                .map(|c| InboxKey {
+                    tenant: c.tenant,
+                    consumer: c.id,
+                }),
+            _ => None,
+        };
         let now = self.inner.clock.now_ms();
         let log_end = {
             let index = self.inner.index.lock();
@@ -826,6 +944,21 @@ impl Store for EmbeddedStore {
             .await?;
         if let Some(key) = deleted {
             self.forget_subscription(key);
+        }
+        if let Some(key) = deleted_consumer {
+            self.inner.index.lock().remove_consumer(key);
+        }
+        if let Changed::Consumer(c) = &changed {
+            if !self
+                .inner
+                .index
+                .lock()
+                .consumers
+                .get(&c.tenant)
+                .is_some_and(|s| s.iter().any(|s| s.id == c.id))
+            {
+                self.start_consumer(c).await?;
+            }
         }
         if let Changed::Subscription(sub) = &changed {
             let mut index = self.inner.index.lock();

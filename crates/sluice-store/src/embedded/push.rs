@@ -38,11 +38,7 @@ const WINDOW_MAX: usize = 1000;
 
 /// A subscription's filter, from its event types.
 fn filter_of(sub: &Subscription) -> TypeFilter {
-    if sub.event_types.is_empty() {
-        TypeFilter::All
-    } else {
-        TypeFilter::Patterns(sub.event_types.clone().into())
-    }
+    TypeFilter::of_patterns(&sub.event_types)
 }
 
 /// Whether the event with stream key `key` is one `sub` delivers (cached per key).

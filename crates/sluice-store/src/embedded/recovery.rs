@@ -55,8 +55,13 @@ pub struct Recovered {
     pub unverified: Vec<PathBuf>,
 }
 
-/// Opens (creating if needed) the log in `config.dir`.
-pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, EngineError> {
+/// Opens (creating if needed) the log in `config.dir`. The catalog's named consumers
+/// are in the index before the log is replayed, so each event goes into their queues
+/// as it did when it was committed, and their settle records find it there.
+pub fn recover(
+    config: &EmbeddedConfig,
+    consumers: &[crate::catalog::Consumer],
+) -> Result<Recovered, EngineError> {
     let dir = &config.dir;
     std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
     let mut segments = segment::list(dir)?;
@@ -71,6 +76,12 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, EngineError> {
     }
 
     let mut index = Index::default();
+    for c in consumers {
+        let filter = crate::feed::TypeFilter::of_patterns(&c.event_types);
+        let start = c.start_after.0;
+        let slot = super::index::ConsumerSlot::new(c.id, start, start + 1, filter);
+        index.add_consumer(c.tenant, slot);
+    }
     let mut idempotency = IdempotencyIndex::new(config.dedup_window.as_millis() as i64);
     let mut notes = Vec::new();
     let mut salt = None;
@@ -133,7 +144,11 @@ pub fn recover(config: &EmbeddedConfig) -> Result<Recovered, EngineError> {
                 }
                 Record::Settle(s) => {
                     for seq in s.seqs() {
-                        index.apply_settle(s.tenant, seq, s.how, s.at);
+                        let inbox = crate::types::InboxKey {
+                            tenant: s.tenant,
+                            consumer: s.consumer,
+                        };
+                        index.apply_settle(inbox, seq, s.how, s.at);
                     }
                 }
                 Record::Control(c) => match Control::decode(c) {
@@ -320,7 +335,7 @@ fn apply_sidecar(
     }
     for s in &sidecar.settles {
         for &seq in &s.seqs {
-            index.apply_settle(s.tenant, seq, s.how, s.at);
+            index.apply_settle(s.inbox, seq, s.how, s.at);
         }
     }
     for (kind, fields) in &sidecar.controls {

@@ -18,22 +18,28 @@
 //!            | types u32 | (len u16 | bytes)* | events u32 | event* | settles u32 | settle*
 //!            | crc u32 (of everything before it)
 //! event   := offset u32 | tenant u32 | received_at i64 | type u16 | has_key u8 | [key 16 | fp 16]
-//! settle  := kind u8 | tenant u32 | at i64 | count u32 | seq u64 * count
+//! settle  := kind u8 | [consumer u32, for kind 8 + how (a named consumer's)]
+//!            | tenant u32 | at i64 | count u32 | seq u64 * count
+//!            (kinds as in the log's settle records, see `codec`)
 //! control := kind u8 | len u32 | fields        (a control record, as in the log)
 //! ```
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::codec::{IdempotencyHashes, Record, SegmentHeader};
+use super::codec::{self, IdempotencyHashes, Record, SegmentHeader};
 use super::index::TypeInterner;
 use super::scan;
-use crate::types::{Sequence, Settle, TenantId, UnixMs};
+use crate::types::{ConsumerId, InboxKey, Sequence, Settle, TenantId, UnixMs};
 
 const MAGIC: &[u8; 8] = b"SLUICEIX";
 /// Version 2 added the control records; a version 1 sidecar is stale (recovery walks
 /// its segment and writes a new one).
 const VERSION: u32 = 2;
+
+/// A named consumer's settle is its kind byte plus this (so 8 + 2 for an ack), followed
+/// by the consumer: kinds below it keep their version 2 meaning, so no version bump.
+const NAMED_SETTLE_BASE: u8 = 8;
 
 /// One event as recovery needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +61,8 @@ pub struct IndexedEvent {
 pub struct IndexedSettle {
     /// Ack or delete.
     pub how: Settle,
-    /// Owner of the events.
-    pub tenant: TenantId,
+    /// Whose inbox.
+    pub inbox: InboxKey,
     /// When.
     pub at: UnixMs,
     /// Which.
@@ -178,7 +184,10 @@ pub fn from_segment(bytes: &[u8]) -> Option<Sidecar> {
         ),
         Record::Settle(s) => builder.settle(IndexedSettle {
             how: s.how,
-            tenant: s.tenant,
+            inbox: InboxKey {
+                tenant: s.tenant,
+                consumer: s.consumer,
+            },
             at: s.at,
             seqs: s.seqs().collect(),
         }),
@@ -221,13 +230,13 @@ pub fn encode(sidecar: &Sidecar, header: SegmentHeader, data_len: u64) -> Vec<u8
     }
     b.extend_from_slice(&(sidecar.settles.len() as u32).to_le_bytes());
     for s in &sidecar.settles {
-        b.push(match s.how {
-            Settle::Ack => 2,
-            Settle::Delete => 3,
-            Settle::Dead => 6,
-            Settle::Requeue => 7,
-        });
-        b.extend_from_slice(&s.tenant.0.to_le_bytes());
+        if s.inbox.consumer == ConsumerId::DEFAULT || s.how == Settle::Delete {
+            b.push(codec::settle_kind(s.how));
+        } else {
+            b.push(NAMED_SETTLE_BASE + codec::settle_kind(s.how));
+            b.extend_from_slice(&s.inbox.consumer.0.to_le_bytes());
+        }
+        b.extend_from_slice(&s.inbox.tenant.0.to_le_bytes());
         b.extend_from_slice(&s.at.to_le_bytes());
         b.extend_from_slice(&(s.seqs.len() as u32).to_le_bytes());
         for q in &s.seqs {
@@ -292,12 +301,13 @@ pub fn decode(bytes: &[u8], header: SegmentHeader, data_len: u64) -> Option<Side
         });
     }
     for _ in 0..r.u32()? {
-        let how = match r.take(1)?[0] {
-            2 => Settle::Ack,
-            3 => Settle::Delete,
-            6 => Settle::Dead,
-            7 => Settle::Requeue,
-            _ => return None,
+        let kind = r.take(1)?[0];
+        let (how, consumer) = match kind.checked_sub(NAMED_SETTLE_BASE) {
+            Some(how) => (
+                codec::settle_of_kind(how).filter(|h| *h != Settle::Delete)?,
+                ConsumerId(r.u32()?),
+            ),
+            None => (codec::settle_of_kind(kind)?, ConsumerId::DEFAULT),
         };
         let tenant = TenantId(r.u32()?);
         let at = r.u64()? as i64;
@@ -308,7 +318,7 @@ pub fn decode(bytes: &[u8], header: SegmentHeader, data_len: u64) -> Option<Side
         }
         sidecar.settles.push(IndexedSettle {
             how,
-            tenant,
+            inbox: InboxKey { tenant, consumer },
             at,
             seqs,
         });
@@ -408,7 +418,12 @@ mod tests {
                 payload: b"{}",
             });
         }
-        enc.push_settle(Settle::Ack, TenantId(1), 2000, &[Sequence(10)]);
+        enc.push_settle(Settle::Ack, TenantId(1).into(), 2000, &[Sequence(10)]);
+        let named = InboxKey {
+            tenant: TenantId(1),
+            consumer: ConsumerId(3),
+        };
+        enc.push_settle(Settle::Requeue, named, 2001, &[Sequence(11)]);
         bytes.extend_from_slice(enc.finish());
         assert!(bytes.len() > SEGMENT_HEADER_LEN);
         (bytes, header)
@@ -423,6 +438,8 @@ mod tests {
         assert_eq!(sidecar.events[2].type_index, 0);
         assert!(sidecar.events[1].idempotency.is_some());
         assert_eq!(sidecar.settles[0].seqs, vec![Sequence(10)]);
+        assert_eq!(sidecar.settles[1].inbox.consumer, ConsumerId(3));
+        assert_eq!(sidecar.settles[1].how, Settle::Requeue);
         let len = bytes.len() as u64;
         let encoded = encode(&sidecar, header, len);
         assert_eq!(decode(&encoded, header, len), Some(sidecar));

@@ -1,4 +1,5 @@
-//! Wake-ups for long polls: two `Notify`s per tenant that has ever had a poller waiting.
+//! Wake-ups for long polls: two `Notify`s per consumer (a tenant's inbox, or one of its
+//! named consumers) that has ever had a poller waiting.
 //!
 //! - **take**: leasing polls without a type filter are interchangeable (any of them
 //!   takes any new event), so a commit of n events wakes at most n of them, one each:
@@ -7,11 +8,15 @@
 //! - **watch**: every other long poll (plain listings, type filters) wakes on every
 //!   commit of its tenant, since only it can tell whether the commit is for it.
 //!
+//! A commit wakes every consumer of its tenant, each as above: each consumer's takers
+//! take from its own queue, so one consumer's wake-up never goes to another's poller.
+//!
 //! The writer calls [`InboxSignals::notify`] after each publication with the tenants of
 //! the batch's events. Until the first long poll asks for a signal, that is one relaxed
 //! load per batch; after, one lock and one map lookup per tenant run of the batch (a
 //! batch mostly holds one tenant's events, so a run is usually the whole batch). The
-//! map holds one entry per tenant that was ever long-polled: bounded by the tenants.
+//! map holds one entry per consumer that was ever long-polled: bounded by the tenants
+//! and their consumers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,13 +25,13 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::index::TenantMap;
-use crate::types::TenantId;
+use crate::types::{ConsumerId, InboxKey, TenantId};
 
 /// Interchangeable pollers one run of a tenant's events wakes at most: a bound on the
 /// writer's work per commit, far above the consumers one tenant runs.
 const TAKERS_WOKEN_MAX: usize = 1024;
 
-/// One tenant's two signals (see the module docs).
+/// One consumer's two signals (see the module docs).
 #[derive(Debug, Default)]
 struct TenantSignals {
     take: Arc<Notify>,
@@ -38,16 +43,25 @@ struct TenantSignals {
 pub(crate) struct InboxSignals {
     /// Whether any signal was ever handed out (the writer's fast path).
     any: AtomicBool,
-    by_tenant: Mutex<TenantMap<TenantSignals>>,
+    /// Per tenant, its consumers' signals (a handful: a linear scan beats a map).
+    by_tenant: Mutex<TenantMap<Vec<(ConsumerId, TenantSignals)>>>,
 }
 
 impl InboxSignals {
-    /// The tenant's signal for a poll that is interchangeable with its peers (`take`),
+    /// The consumer's signal for a poll that is interchangeable with its peers (`take`),
     /// or for any other (`watch`); created on first use.
-    pub(crate) fn get(&self, tenant: TenantId, interchangeable: bool) -> Arc<Notify> {
+    pub(crate) fn get(&self, inbox: InboxKey, interchangeable: bool) -> Arc<Notify> {
         let mut map = self.by_tenant.lock();
         self.any.store(true, Ordering::Relaxed);
-        let s = map.entry(tenant).or_default();
+        let consumers = map.entry(inbox.tenant).or_default();
+        let at = match consumers.iter().position(|(c, _)| *c == inbox.consumer) {
+            Some(at) => at,
+            None => {
+                consumers.push((inbox.consumer, TenantSignals::default()));
+                consumers.len() - 1
+            }
+        };
+        let s = &consumers[at].1;
         if interchangeable {
             s.take.clone()
         } else {
@@ -64,7 +78,7 @@ impl InboxSignals {
         let map = self.by_tenant.lock();
         let mut run: Option<(TenantId, usize)> = None;
         let wake = |(t, n): (TenantId, usize)| {
-            if let Some(s) = map.get(&t) {
+            for (_, s) in map.get(&t).into_iter().flatten() {
                 for _ in 0..n.min(TAKERS_WOKEN_MAX) {
                     s.take.notify_one();
                 }
@@ -95,8 +109,8 @@ mod tests {
     async fn a_commit_wakes_its_tenant_only() {
         let signals = InboxSignals::default();
         let (a, b) = (
-            signals.get(TenantId(1), false),
-            signals.get(TenantId(2), false),
+            signals.get(TenantId(1).into(), false),
+            signals.get(TenantId(2).into(), false),
         );
         let wait_a = a.notified();
         let wait_b = b.notified();
@@ -112,8 +126,8 @@ mod tests {
     #[tokio::test]
     async fn n_events_wake_n_takers_and_every_watcher() {
         let signals = InboxSignals::default();
-        let take = signals.get(TenantId(1), true);
-        let watch = signals.get(TenantId(1), false);
+        let take = signals.get(TenantId(1).into(), true);
+        let watch = signals.get(TenantId(1).into(), false);
         let takers: Vec<_> = (0..3).map(|_| Box::pin(take.notified())).collect();
         let watchers: Vec<_> = (0..2).map(|_| Box::pin(watch.notified())).collect();
         let mut takers = takers;

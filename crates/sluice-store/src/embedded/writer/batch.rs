@@ -107,7 +107,7 @@ pub(super) struct Batch {
     /// the next batch while this one syncs, sees them before the index does. Keyed by
     /// the whole id: a lookup by sequence alone would let an id that shares only the
     /// sequence of a staged event act on that event.
-    pub(super) overlay: HashMap<(TenantId, EventId), u8>,
+    pub(super) overlay: HashMap<(crate::types::InboxKey, EventId), u8>,
     pub(super) wants_sync: bool,
     /// The active segment's length once this batch is written.
     pub(super) end_pos: u64,

@@ -52,7 +52,7 @@ use super::syncer::Syncer;
 use super::type_names::TypeNames;
 use crate::event_id::EventId;
 use crate::feed::FeedSender;
-use crate::types::{AppendOutcome, NewEvent, Settle, SettleOutcome, TenantId, UnixMs};
+use crate::types::{AppendOutcome, NewEvent, Settle, SettleOutcome, UnixMs};
 
 /// A unit of work for the writer.
 pub(crate) enum Command {
@@ -65,8 +65,8 @@ pub(crate) enum Command {
     },
     /// Ack or delete events.
     Settle {
-        /// Whose events.
-        tenant: TenantId,
+        /// Whose inbox (a delete is the log's, whichever inbox asks).
+        inbox: crate::types::InboxKey,
         /// Which.
         ids: Vec<EventId>,
         /// Ack or delete.

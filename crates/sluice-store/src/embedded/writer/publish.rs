@@ -30,7 +30,7 @@ impl Writer {
                         .fetch_add(r.seqs.len() as u64, Ordering::Relaxed);
                 }
                 for &seq in &r.seqs {
-                    index.apply_settle(r.tenant, seq, r.how, r.at);
+                    index.apply_settle(r.inbox, seq, r.how, r.at);
                 }
             }
         }

@@ -19,7 +19,9 @@ use crate::embedded::segment;
 use crate::embedded::sidecar::IndexedSettle;
 use crate::event_id::EventId;
 use crate::feed::FEED_INLINE_BYTES_MAX;
-use crate::types::{AppendOutcome, NewEvent, Sequence, Settle, SettleOutcome, TenantId, UnixMs};
+use crate::types::{
+    AppendOutcome, ConsumerId, InboxKey, NewEvent, Sequence, Settle, SettleOutcome, UnixMs,
+};
 
 impl Writer {
     /// Adds one command to the batch, or sets it aside as `carry` when it would not fit
@@ -53,12 +55,12 @@ impl Writer {
                 self.batch.staged.push(Staged::Append { outcomes, done });
             }
             Command::Settle {
-                tenant,
+                inbox,
                 ids,
                 how,
                 leases,
                 done,
-            } => match self.stage_settle(tenant, &ids, how, leases.as_deref()) {
+            } => match self.stage_settle(inbox, &ids, how, leases.as_deref()) {
                 Ok(outcomes) => self.batch.staged.push(Staged::Settle { outcomes, done }),
                 Err(e) => drop(done.send(Err(e))),
             },
@@ -148,11 +150,17 @@ impl Writer {
 
     fn stage_settle(
         &mut self,
-        tenant: TenantId,
+        inbox: InboxKey,
         ids: &[EventId],
         how: Settle,
         leases: Option<&[u32]>,
     ) -> Result<Vec<SettleOutcome>, EngineError> {
+        // A delete is the log's: it is checked against, and recorded as, the tenant's.
+        let inbox = if how == Settle::Delete {
+            InboxKey::from(inbox.tenant)
+        } else {
+            inbox
+        };
         let target = settled_state(how);
         let mut outcomes = Vec::with_capacity(ids.len());
         let mut changed = Vec::new();
@@ -161,7 +169,7 @@ impl Writer {
             // One lease per id, or none: `ack_leased` unzips both from the same pairs.
             let lease = leases.and_then(|l| l.get(i).copied());
             let seq = id.sequence();
-            let key = (tenant, id);
+            let key = (inbox, id);
             let staged = self.batch.overlay.get(&key).or_else(|| {
                 let syncing = self.in_flight.as_ref()?;
                 syncing.batch.overlay.get(&key)
@@ -172,7 +180,7 @@ impl Writer {
             let state = match staged {
                 Some(&s) => Some(s),
                 None if id.salt() != self.salt => None,
-                None => match self.current_state(tenant, id) {
+                None => match self.current_state(inbox, id) {
                     Ok(state) => state.map(|(s, c)| {
                         count = c;
                         s
@@ -211,10 +219,10 @@ impl Writer {
         }
         if !changed.is_empty() {
             let at = self.now();
-            self.encoder.push_settle(how, tenant, at, &changed);
+            self.encoder.push_settle(how, inbox, at, &changed);
             self.batch.settle_records.push(IndexedSettle {
                 how,
-                tenant,
+                inbox,
                 at,
                 seqs: changed,
             });
@@ -222,19 +230,21 @@ impl Writer {
         Ok(outcomes)
     }
 
-    /// The committed state of `id` as seen by `tenant`; `None` if it is not theirs, or
-    /// if `id` is not exactly the id of an event (the caller checked the salt; here the
-    /// sequence and the time part must both match).
-    /// A pending event's delivery count comes with its state.
+    /// The committed state of `id` in `inbox`; `None` if it is not its tenant's (or, for
+    /// a named consumer, not one it takes), or if `id` is not exactly the id of an event
+    /// (the caller checked the salt; here the sequence and the time part must both
+    /// match). A pending event's delivery count comes with its state. A named
+    /// consumer's event that is in the log and not in its queue is one it acked.
     fn current_state(
         &self,
-        tenant: TenantId,
+        inbox: InboxKey,
         id: EventId,
     ) -> Result<Option<(u8, Option<u32>)>, EngineError> {
+        let tenant = inbox.tenant;
         let seq = id.sequence();
         let location = {
             let index = self.links.index.lock();
-            if let Some(p) = index.pending(tenant, id) {
+            if let Some(p) = index.pending(inbox, id) {
                 let state = if p.is_dead() {
                     STATE_DEAD
                 } else {
@@ -243,6 +253,14 @@ impl Writer {
                 return Ok(Some((state, Some(p.delivery_count))));
             }
             match index.locate(seq) {
+                Some(loc) if inbox.consumer != ConsumerId::DEFAULT => {
+                    if matches!(loc.state, STATE_DELETED | STATE_EXPIRED)
+                        || !index.consumer_takes(inbox, seq)
+                    {
+                        return Ok(None);
+                    }
+                    loc
+                }
                 Some(loc) if loc.state == STATE_ACKED => loc,
                 // Pending under another tenant, deleted, expired, or unknown.
                 _ => return Ok(None),
