@@ -105,6 +105,12 @@ impl Cx<'_> {
 }
 
 impl<S: Store> App<S> {
+    /// A problem's reply, counted by its code (`sluice_http_problems_total`).
+    fn refusal(&self, p: &Problem, rid: &str) -> Reply {
+        self.metrics.problem(p.code);
+        reply::problem(p, rid)
+    }
+
     /// Builds the app over a store.
     pub fn new(store: Arc<S>, config: ServerConfig) -> Arc<Self> {
         let catalog = store.catalog().borrow().clone();
@@ -253,10 +259,10 @@ impl<S: Store> App<S> {
         }
         let matched = match self.router.route(&head.method, head.uri.path()) {
             Ok(m) => m,
-            Err(p) => return (None, reply::problem(&p, rid), None, None),
+            Err(p) => return (None, self.refusal(&p, rid), None, None),
         };
         let route = matched.route;
-        let refuse = |p: Problem, rate| (Some(route.id), reply::problem(&p, rid), rate, None);
+        let refuse = |p: Problem, rate| (Some(route.id), self.refusal(&p, rid), rate, None);
         let mut rate = None;
         let caller = match route.access {
             Access::Open => Caller::Anonymous,
@@ -305,7 +311,7 @@ impl<S: Store> App<S> {
         };
         let reply = match routes::dispatch(route.id, self, &mut cx).await {
             Ok(reply) => reply,
-            Err(p) => reply::problem(&p, rid),
+            Err(p) => self.refusal(&p, rid),
         };
         (Some(route.id), reply, rate, tenant)
     }

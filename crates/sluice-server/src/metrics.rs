@@ -80,6 +80,8 @@ pub struct Metrics {
     batch_sum: AtomicU64,
     connections_refused: AtomicU64,
     connections_open: AtomicU64,
+    /// Problems answered, by code, in [`Code::ALL`]'s order.
+    problems: [AtomicU64; Code::ALL.len()],
     /// What pull consumers do, for `/metrics`.
     pub(crate) inbox: InboxMetrics,
     /// Live tails (`GET /v1/stream`) open now; shared with each stream's task.
@@ -178,6 +180,7 @@ impl Default for Metrics {
             batch_sum: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
+            problems: Default::default(),
             inbox: InboxMetrics::default(),
             tails_open: Default::default(),
         }
@@ -200,6 +203,13 @@ impl Metrics {
             .unwrap_or(BUCKETS_US.len() - 1);
         m.latency_buckets[b].fetch_add(1, Relaxed);
         m.latency_sum_us.fetch_add(latency_us, Relaxed);
+    }
+
+    /// Counts one problem answered (the error path only: a scan of 21 codes).
+    pub fn problem(&self, code: Code) {
+        if let Some(i) = Code::ALL.iter().position(|c| *c == code) {
+            self.problems[i].fetch_add(1, Relaxed);
+        }
     }
 
     /// Counts stored and replayed events.
@@ -381,6 +391,21 @@ impl Metrics {
                 ),
                 t.pending,
             );
+        }
+        out.family(
+            "sluice_http_problems_total",
+            "counter",
+            "Problem answers (RFC 9457) by their stable code: what the console's errors chart shows.",
+        );
+        for (code, n) in Code::ALL.iter().zip(&self.problems) {
+            let n = n.load(Relaxed);
+            if n > 0 {
+                out.sample(
+                    "sluice_http_problems_total",
+                    &format!("code=\"{}\"", code.as_str()),
+                    n,
+                );
+            }
         }
         out.family(
             "sluice_consumer_pending_events",
