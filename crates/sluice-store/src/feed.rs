@@ -187,6 +187,12 @@ impl<'s, S: Store> LogFollower<'s, S> {
         self.position
     }
 
+    /// The next matching event if one is already here (read or announced), without
+    /// waiting: lets a reader batch what one commit brought.
+    pub fn next_ready(&mut self) -> Option<LogEvent> {
+        self.ready.pop_front()
+    }
+
     /// The next matching event. Waits for one to be committed when caught up.
     pub async fn next(&mut self) -> Result<LogEvent, StoreError> {
         loop {
