@@ -18,17 +18,21 @@ pub enum Workload {
     /// Push delivery end to end: receivers, subscriptions, batch ingest, and the
     /// ingest→delivery latency (see [`crate::webhook`]).
     Webhook,
+    /// Live tails open while producers ingest; the ingest→SSE latency (see
+    /// [`crate::tail`]).
+    Tail,
 }
 
 impl Workload {
     /// Every workload, in the order `--help` lists them.
-    pub const ALL: [Workload; 6] = [
+    pub const ALL: [Workload; 7] = [
         Workload::Ingest,
         Workload::Batch,
         Workload::Consume,
         Workload::Mixed,
         Workload::Get,
         Workload::Webhook,
+        Workload::Tail,
     ];
 
     /// Parses the CLI spelling.
@@ -45,6 +49,7 @@ impl Workload {
             Workload::Mixed => "mixed",
             Workload::Get => "get",
             Workload::Webhook => "webhook",
+            Workload::Tail => "tail",
         }
     }
 
@@ -52,7 +57,7 @@ impl Workload {
     fn default_path(self) -> &'static str {
         match self {
             Workload::Ingest | Workload::Mixed => "/v1/events",
-            Workload::Batch | Workload::Webhook => "/v1/events/batch",
+            Workload::Batch | Workload::Webhook | Workload::Tail => "/v1/events/batch",
             Workload::Consume => "/v1/inbox",
             Workload::Get => "/",
         }
@@ -103,7 +108,7 @@ impl SweepAxis {
     pub fn label(self, workload: Workload) -> &'static str {
         match (self, workload) {
             (SweepAxis::Connections, _) => "connections",
-            (SweepAxis::Rate, Workload::Webhook) => "offered rate (events/s)",
+            (SweepAxis::Rate, Workload::Webhook | Workload::Tail) => "offered rate (events/s)",
             (SweepAxis::Rate, _) => "offered rate (req/s)",
         }
     }
@@ -193,7 +198,11 @@ impl BenchConfig {
                 .consumers
                 .unwrap_or(self.connections / 10)
                 .clamp(1, self.connections.saturating_sub(1).max(1)),
-            Workload::Ingest | Workload::Batch | Workload::Get | Workload::Webhook => 0,
+            Workload::Ingest
+            | Workload::Batch
+            | Workload::Get
+            | Workload::Webhook
+            | Workload::Tail => 0,
         }
     }
 
@@ -202,7 +211,7 @@ impl BenchConfig {
         match self.workload {
             Workload::Get | Workload::Consume => 0,
             Workload::Ingest | Workload::Mixed => 1,
-            Workload::Batch | Workload::Webhook => self.batch_size.max(1) as u64,
+            Workload::Batch | Workload::Webhook | Workload::Tail => self.batch_size.max(1) as u64,
         }
     }
 

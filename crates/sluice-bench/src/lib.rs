@@ -2,7 +2,8 @@
 //!
 //! Workloads: single-event ingest (optionally with idempotency keys), batch ingest, a
 //! consumer loop (poll the inbox with a lease, then ack), a mixed run of producers and
-//! consumers that measures ingest→consume latency, and a plain GET for any server.
+//! consumers that measures ingest→consume latency, push delivery end to end (webhook),
+//! the live tail's ingest→SSE latency (tail), and a plain GET for any server.
 //! HTTP/1.1 (a lean keep-alive client of its own) or HTTP/2 (h2c, on hyper).
 //!
 //! Two ways to load a server:
@@ -34,8 +35,10 @@ mod client;
 mod config;
 mod pacer;
 mod plot;
+mod produce;
 mod runner;
 mod stats;
+pub mod tail;
 pub mod webhook;
 mod worker;
 

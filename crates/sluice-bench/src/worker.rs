@@ -193,7 +193,7 @@ async fn produce(
         Workload::Get => ("GET", &[], None),
         // The webhook workload runs its own producers (see `webhook`); here it would
         // post batches like `batch`.
-        Workload::Batch | Workload::Webhook => ("POST", &ctx.bodies.batch, None),
+        Workload::Batch | Workload::Webhook | Workload::Tail => ("POST", &ctx.bodies.batch, None),
         Workload::Ingest => {
             let key = ctx.idempotency_key(scratch);
             ("POST", &ctx.bodies.single, key)

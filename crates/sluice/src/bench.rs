@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use sluice_bench::tail::TailOptions;
 use sluice_bench::webhook::WebhookOptions;
 use sluice_bench::{BenchConfig, Protocol, Report, SweepAxis, Workload};
 
@@ -19,6 +20,10 @@ pub fn run(flags: BenchFlags) -> anyhow::Result<ExitCode> {
         max_in_flight: flags.max_in_flight.clamp(1, 1000),
         receiver_delay: duration("--receiver-delay", &flags.receiver_delay)?,
         ..WebhookOptions::default()
+    };
+    let tails = TailOptions {
+        tails: flags.tails.max(1),
+        ..TailOptions::default()
     };
     let axis = match flags.sweep_over.as_str() {
         "rate" => SweepAxis::Rate,
@@ -62,7 +67,13 @@ pub fn run(flags: BenchFlags) -> anyhow::Result<ExitCode> {
     let mut reports = Vec::with_capacity(points.len());
     for (i, point) in points.iter().enumerate() {
         let label = (points.len() > 1).then(|| format!("[{}/{}] ", i + 1, points.len()));
-        let report = run_point(point, &hooks, flags.json, label.as_deref().unwrap_or(""))?;
+        let report = run_point(
+            point,
+            &hooks,
+            &tails,
+            flags.json,
+            label.as_deref().unwrap_or(""),
+        )?;
         if !flags.json {
             println!("{}", report.table_row());
         }
@@ -85,10 +96,15 @@ pub fn run(flags: BenchFlags) -> anyhow::Result<ExitCode> {
                 String::new()
             };
             println!("{at}{}", r.error_breakdown());
-            if r.shape.workload == "webhook" {
+            if r.shape.workload == "webhook" || r.shape.workload == "tail" {
+                let (what, ends, path) = if r.shape.workload == "webhook" {
+                    ("deliveries", "endpoints", "delivery")
+                } else {
+                    ("tail messages", "tails", "tail")
+                };
                 if let Some(e) = r.end_to_end_ms {
                     println!(
-                        "{at}delivered {:.0} deliveries/s ({:.2} % of events × endpoints); ingest→delivery latency: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
+                        "{at}received {:.0} {what}/s ({:.2} % of events × {ends}); 201→{path} latency: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
                         r.consumed_per_s, r.success_pct, e.p50, e.p90, e.p99, e.p999, e.max
                     );
                 }
@@ -182,7 +198,7 @@ fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
 
 fn print_heading(config: &BenchConfig, points: usize, axis: SweepAxis) {
     let mode = match config.rate {
-        Some(r) if config.workload == Workload::Webhook => {
+        Some(r) if matches!(config.workload, Workload::Webhook | Workload::Tail) => {
             format!("open loop at {r} events/s (latency from each event's ingest answer)")
         }
         Some(r) => format!("open loop at {r} req/s (latency from intended send time)"),
@@ -208,9 +224,19 @@ fn print_heading(config: &BenchConfig, points: usize, axis: SweepAxis) {
 fn run_point(
     config: &BenchConfig,
     hooks: &WebhookOptions,
+    tails: &TailOptions,
     quiet: bool,
     label: &str,
 ) -> anyhow::Result<Report> {
+    if config.workload == Workload::Tail {
+        if !quiet {
+            eprintln!(
+                "{label}tail: {} live tails, ingesting for {:?}, then draining",
+                tails.tails, config.duration
+            );
+        }
+        return Ok(sluice_bench::tail::run_tail(config, tails)?);
+    }
     if config.workload == Workload::Webhook {
         if !quiet {
             eprintln!(

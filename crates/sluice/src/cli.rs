@@ -56,6 +56,7 @@ SLUICE_DATA_DIR, SLUICE_RETENTION__ACKED). Precedence: file < environment < flag
   sluice bench --url http://127.0.0.1:8080 --sweep 10,100,1000,10000 --plot sweep.svg
   sluice bench --url http://127.0.0.1:9000/ --workload get --protocol http2 --streams 10
   sluice bench --url http://127.0.0.1:8080 --workload webhook --endpoints 4 --rate 10000
+  sluice bench --url http://127.0.0.1:8080 --workload tail --batch-size 1 --rate 5000
 
 A URL without a path gets the workload's own: /v1/events, /v1/events/batch or /v1/inbox.
 Connections past the open-files limit are refused up front; the limit is raised to the
@@ -76,8 +77,10 @@ pub struct BenchFlags {
     /// ingest→consume latency; get: GET the URL (any server); webhook: start --endpoints
     /// receivers here, subscribe each, ingest batches, and report deliveries/s and
     /// ingest→delivery latency (the key needs the manage scope, and the server
-    /// --allow-private-targets, since the receivers are on this machine)
-    #[arg(long, default_value = "ingest", value_parser = ["ingest", "batch", "consume", "mixed", "get", "webhook"])]
+    /// --allow-private-targets, since the receivers are on this machine); tail: open
+    /// --tails live tails (GET /v1/stream), ingest --batch-size events per POST, and
+    /// report the time from each event's 201 to its arrival on every tail
+    #[arg(long, default_value = "ingest", value_parser = ["ingest", "batch", "consume", "mixed", "get", "webhook", "tail"])]
     pub workload: String,
     /// HTTP version: http1 (keep-alive) or http2 (h2c, prior knowledge)
     #[arg(long, default_value = "http1", value_parser = ["http1", "http2"])]
@@ -129,6 +132,9 @@ pub struct BenchFlags {
     /// How long each webhook receiver takes to answer, e.g. 5ms (--workload webhook)
     #[arg(long, default_value = "0ms")]
     pub receiver_delay: String,
+    /// Live tails --workload tail opens; every one reads every event of the run
+    #[arg(long, default_value_t = 1)]
+    pub tails: usize,
     /// A request without an answer after this long is a timeout
     #[arg(long, default_value = "10s")]
     pub timeout: String,
