@@ -740,6 +740,19 @@ pub(crate) mod paths {
     /// This document.
     #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1")))]
     fn openapi() {}
+
+    /// The console's address without its slash: a redirect to `/ui/`.
+    #[utoipa::path(get, path = "/ui", tag = "console", responses((status = 308, description = "To /ui/")))]
+    fn console_root() {}
+
+    /// The operator console (HTML), embedded in the binary.
+    #[utoipa::path(get, path = "/ui/", tag = "console", responses((status = 200, content_type = "text/html", body = String)))]
+    fn console() {}
+
+    /// The console's script and style sheet.
+    #[utoipa::path(get, path = "/ui/{file}", tag = "console", params(("file" = String, Path)),
+        responses((status = 200, description = "console.js or console.css"), (status = 404, body = Problem)))]
+    fn console_asset() {}
 }
 
 struct Security;

@@ -14,7 +14,9 @@ use sluice_store::Store;
 
 use crate::access::Access::{self, Admin, Key, Open};
 use crate::app::{App, Cx};
-use crate::handlers::{admin, consumers, events, inbox, ingest, ops, subscriptions as subs, tail};
+use crate::handlers::{
+    admin, console, consumers, events, inbox, ingest, ops, subscriptions as subs, tail,
+};
 use crate::openapi::paths as doc;
 use crate::problem::Problem;
 use crate::reply::Reply;
@@ -91,6 +93,9 @@ route_table! {
     Ready: GET "/v1/ready", Open, ops::ready, __path_ready;
     Metrics: GET "/metrics", Open, ops::metrics, __path_metrics;
     OpenApi: GET "/openapi.json", Open, ops::openapi, __path_openapi;
+    ConsoleRoot: GET "/ui", Open, console::root, __path_console_root;
+    Console: GET "/ui/", Open, console::index, __path_console;
+    ConsoleAsset: GET "/ui/{file}", Open, console::asset, __path_console_asset;
     AdminListTenants: GET "/v1/admin/tenants", Admin, admin::list_tenants, __path_list_tenants;
     AdminCreateTenant: POST "/v1/admin/tenants", Admin, admin::create_tenant, __path_create_tenant;
     AdminPatchTenant: PATCH "/v1/admin/tenants/{name}", Admin, admin::patch_tenant, __path_patch_tenant;

@@ -52,6 +52,11 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
             report.addr,
             if tls.is_some() { "TLS with ALPN: h2, http/1.1" } else { "HTTP/1.1 and h2c" }
         );
+        tracing::info!(
+            "console: {}://{}/ui/ (sign in with an API key, or the admin token)",
+            if tls.is_some() { "https" } else { "http" },
+            report.addr
+        );
         if settings.allow_private_targets {
             tracing::warn!("--allow-private-targets: webhooks may reach loopback, private and metadata addresses (SSRF protection is off)");
         }

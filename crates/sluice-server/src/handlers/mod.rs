@@ -3,6 +3,7 @@
 //! event) is here.
 
 pub(crate) mod admin;
+pub(crate) mod console;
 pub(crate) mod consumers;
 pub(crate) mod events;
 pub(crate) mod inbox;
