@@ -155,6 +155,8 @@ pub struct BenchConfig {
     pub wait_seconds: u32,
     /// A request without an answer after this long counts as a timeout.
     pub timeout: Duration,
+    /// For `https://`: trust only the certificates in this PEM file (else the system's).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl BenchConfig {
@@ -179,6 +181,7 @@ impl BenchConfig {
             lease_seconds: 30,
             wait_seconds: 0,
             timeout: Duration::from_secs(10),
+            ca_file: None,
         }
     }
 
@@ -217,10 +220,20 @@ impl BenchConfig {
 
     /// Refuses settings that cannot run, with the flag to fix.
     pub fn validate(&self) -> Result<(), String> {
-        if self.url.scheme_str() != Some("http") || self.url.authority().is_none() {
+        if !matches!(self.url.scheme_str(), Some("http" | "https"))
+            || self.url.authority().is_none()
+        {
             return Err(format!(
-                "--url must look like http://host:port/path (got {}); https is not supported",
+                "--url must look like http://host:port/path or https://host:port/path (got {})",
                 self.url
+            ));
+        }
+        if self.url.scheme_str() == Some("https")
+            && matches!(self.workload, Workload::Webhook | Workload::Tail)
+        {
+            return Err(format!(
+                "--workload {} calls the API over plain http; use an http:// URL",
+                self.workload.as_str()
             ));
         }
         if self.connections == 0 || self.threads == 0 || self.streams == 0 {

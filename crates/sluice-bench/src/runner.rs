@@ -44,8 +44,10 @@ pub fn run_with_progress(
     let start = Instant::now() + WARM_UP;
     let deadline = start + config.duration;
     let mut handles = Vec::with_capacity(threads);
+    let tls = Target::tls_for(&config).map_err(BenchError::BadConfig)?;
     for t in 0..threads {
         let (config, bodies, progress) = (config.clone(), bodies.clone(), progress.clone());
+        let tls = tls.clone();
         let handle = std::thread::Builder::new()
             .name(format!("bench-{t}"))
             .spawn(move || -> std::io::Result<Stats> {
@@ -53,7 +55,7 @@ pub fn run_with_progress(
                     .enable_all()
                     .build()?;
                 let ctx = Rc::new(ThreadContext {
-                    target: Target::new(&config),
+                    target: Target::new(&config, tls.clone()),
                     path: config.path().to_owned(),
                     poll_path: match config.wait_seconds {
                         0 => format!(

@@ -52,11 +52,7 @@ struct Seen {
 
 /// Runs the workload; see the module docs.
 pub fn run_tail(config: &BenchConfig, options: &TailOptions) -> Result<Report, BenchError> {
-    if config.url.scheme_str() == Some("https") {
-        return Err(BenchError::BadConfig(
-            "--workload tail speaks plain http to the server; use an http:// URL".into(),
-        ));
-    }
+    config.validate().map_err(BenchError::BadConfig)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.threads.max(1))
         .enable_all()

@@ -61,12 +61,7 @@ struct Arrivals {
 
 /// Runs the workload; see the module docs.
 pub fn run_webhook(config: &BenchConfig, options: &WebhookOptions) -> Result<Report, BenchError> {
-    if config.url.scheme_str() == Some("https") {
-        return Err(BenchError::BadConfig(
-            "--workload webhook drives its own receivers over http; use an http:// server URL"
-                .into(),
-        ));
-    }
+    config.validate().map_err(BenchError::BadConfig)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.threads.max(1))
         .enable_all()

@@ -175,6 +175,7 @@ fn config(flags: &BenchFlags) -> anyhow::Result<BenchConfig> {
     config.threads = flags.threads;
     config.duration = duration("--duration", &flags.duration)?;
     config.timeout = duration("--timeout", &flags.timeout)?;
+    config.ca_file = flags.ca_file.clone();
     config.rate = flags.rate;
     config.payload_bytes = flags.payload_bytes;
     config.batch_size = flags.batch_size;

@@ -66,9 +66,14 @@ hard limit first.")]
 
 #[derive(Debug, Args)]
 pub struct BenchFlags {
-    /// Target, e.g. http://127.0.0.1:8080 (a path, if given, replaces the workload's)
+    /// Target, e.g. http://127.0.0.1:8080 or https://sluice.example:8443 (a path, if
+    /// given, replaces the workload's)
     #[arg(long)]
     pub url: String,
+    /// For https:// URLs: trust only the certificates in this PEM file (a private CA,
+    /// or a self-signed server's own certificate) instead of the system's roots
+    #[arg(long)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// API key, sent as `Authorization: Bearer`
     #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,

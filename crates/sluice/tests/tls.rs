@@ -120,3 +120,56 @@ fn tls_misconfiguration_fails_at_start_with_a_clear_error() {
         "{err}"
     );
 }
+
+/// `sluice bench` loads an https:// server over HTTP/1.1 and HTTP/2 (ALPN), trusting
+/// the server's certificate through `--ca-file`; without it the certificate is unknown
+/// and every connection is refused, which the exit code says.
+#[test]
+fn bench_speaks_https_with_a_private_ca() {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let files = tempfile::tempdir().expect("tempdir");
+    let (cert_path, key_path) = (files.path().join("cert.pem"), files.path().join("key.pem"));
+    std::fs::write(&cert_path, certified.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, certified.key_pair.serialize_pem()).expect("write key");
+    let cert = cert_path.to_str().expect("path");
+    let s = Server::start(&[
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key_path.to_str().expect("path"),
+    ]);
+    let url = format!("https://localhost:{}", s.addr.port());
+    let run = |extra: &[&str]| {
+        common::run_to_exit(
+            std::process::Command::new(common::binary())
+                .args(["bench", "--url", &url, "--api-key", s.key(), "--json"])
+                .args(["--duration", "1s", "--connections", "4"])
+                .args(extra),
+            std::time::Duration::from_secs(60),
+        )
+    };
+    for protocol in ["http1", "http2"] {
+        let out = run(&["--ca-file", cert, "--protocol", protocol]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{protocol}: {}{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+        assert_eq!(report["success_pct"], 100.0, "{protocol}: {report}");
+        assert!(
+            report["statuses"]["201"].as_u64().unwrap_or(0) > 0,
+            "{report}"
+        );
+    }
+    // The system's roots do not know this certificate: nothing connects, exit 2.
+    let out = run(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

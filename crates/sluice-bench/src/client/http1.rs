@@ -6,16 +6,15 @@ use std::io;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use super::{Answer, Outgoing, Target};
+use super::{Answer, Outgoing, Stream, Target};
 
 /// Headers an answer may have before it is refused as malformed.
 const MAX_HEADERS: usize = 64;
 
 /// One open connection, with buffers reused across requests.
 pub(crate) struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     out: Vec<u8>,
     input: BytesMut,
 }
@@ -29,8 +28,7 @@ enum Framing {
 
 impl Connection {
     pub async fn open(target: &Target) -> io::Result<Connection> {
-        let stream = TcpStream::connect(&target.authority).await?;
-        stream.set_nodelay(true)?;
+        let stream = Stream::connect(&target.authority, target.tls.as_deref()).await?;
         Ok(Connection {
             stream,
             out: Vec::with_capacity(1024),
@@ -294,6 +292,8 @@ mod tests {
             authority: "127.0.0.1:9".into(),
             authorization: Some("Bearer sk_x".into()),
             timeout: std::time::Duration::from_secs(1),
+            tls: None,
+            scheme: "http",
         };
         let mut out = Vec::new();
         let request = Outgoing {

@@ -90,10 +90,9 @@ impl Shared {
 }
 
 async fn connect(target: &Target) -> std::io::Result<Sender> {
-    let tcp = tokio::net::TcpStream::connect(&target.authority).await?;
-    tcp.set_nodelay(true)?;
+    let stream = super::Stream::connect(&target.authority, target.tls.as_deref()).await?;
     let (sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .map_err(std::io::Error::other)?;
     tokio::spawn(connection);
@@ -101,9 +100,10 @@ async fn connect(target: &Target) -> std::io::Result<Sender> {
 }
 
 fn build(target: &Target, request: &Outgoing<'_>) -> http::Result<http::Request<Full<Bytes>>> {
-    let mut builder = http::Request::builder()
-        .method(request.method)
-        .uri(format!("http://{}{}", target.authority, request.path));
+    let mut builder = http::Request::builder().method(request.method).uri(format!(
+        "{}://{}{}",
+        target.scheme, target.authority, request.path
+    ));
     if let Some(auth) = &target.authorization {
         builder = builder.header("authorization", auth);
     }

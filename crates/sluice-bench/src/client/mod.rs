@@ -9,8 +9,10 @@
 
 mod http1;
 mod http2;
+mod tls;
 
 pub(crate) use http2::Shared as Http2Shared;
+pub(crate) use tls::{Stream, Tls};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,11 +33,30 @@ pub(crate) struct Target {
     pub authorization: Option<String>,
     /// Per-request timeout (connecting included).
     pub timeout: Duration,
+    /// For `https://`: the TLS client, shared by the run's threads.
+    pub tls: Option<std::sync::Arc<Tls>>,
+    /// `http` or `https`, for the HTTP/2 client's request URIs.
+    pub scheme: &'static str,
 }
 
 impl Target {
-    pub fn new(config: &BenchConfig) -> Target {
+    /// The run's TLS client, for an `https://` URL (with ALPN for the run's protocol).
+    pub fn tls_for(config: &BenchConfig) -> Result<Option<std::sync::Arc<Tls>>, String> {
+        if config.url.scheme_str() != Some("https") {
+            return Ok(None);
+        }
+        let host = config.url.host().unwrap_or_default();
+        let alpn: &[u8] = match config.protocol {
+            crate::config::Protocol::Http1 => b"http/1.1",
+            crate::config::Protocol::Http2 => b"h2",
+        };
+        Tls::new(host, config.ca_file.as_deref(), alpn).map(|t| Some(std::sync::Arc::new(t)))
+    }
+
+    pub fn new(config: &BenchConfig, tls: Option<std::sync::Arc<Tls>>) -> Target {
         Target {
+            scheme: if tls.is_some() { "https" } else { "http" },
+            tls,
             authority: config
                 .url
                 .authority()
