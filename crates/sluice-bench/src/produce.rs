@@ -175,10 +175,81 @@ pub(crate) async fn produce(
     })
 }
 
+/// What one far end (a webhook receiver, a live tail) saw: each event id and when it
+/// arrived there.
+#[derive(Default)]
+pub(crate) struct Arrivals {
+    seen: Mutex<Vec<(String, Instant)>>,
+    count: AtomicU64,
+}
+
+impl Arrivals {
+    /// Notes that event `id` arrived `at`.
+    pub(crate) fn record(&self, id: String, at: Instant) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push((id, at));
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Checks `config`, then runs an end-to-end workload on a runtime of `config.threads`.
+pub(crate) fn block_on<F>(
+    config: &BenchConfig,
+    run: impl FnOnce() -> F,
+) -> Result<Report, BenchError>
+where
+    F: std::future::Future<Output = Result<Report, BenchError>>,
+{
+    config.validate().map_err(BenchError::BadConfig)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(BenchError::Start)?;
+    rt.block_on(run())
+}
+
+/// How often [`Produced::drain`] looks at the far ends' counters.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
 impl Produced {
+    /// Waits until every far end saw every stored event, or `within` passed.
+    pub(crate) async fn drain(&self, ends: &[Arc<Arrivals>], within: Duration) {
+        let expected = self.ingested * ends.len() as u64;
+        let deadline = Instant::now() + within;
+        loop {
+            let arrived: u64 = ends.iter().map(|a| a.count.load(Ordering::Relaxed)).sum();
+            if arrived >= expected || Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    }
+
+    /// Joins each far end's arrivals with the 201s and reports the run: every stored
+    /// event is expected once at every end.
+    pub(crate) fn finish(
+        &self,
+        workload: &'static str,
+        ends: &[Arc<Arrivals>],
+    ) -> Result<Report, BenchError> {
+        let mut end_to_end = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
+            .map_err(|e| BenchError::BadConfig(e.to_string()))?;
+        let (mut arrived, mut last_arrival) = (0u64, None);
+        for end in ends {
+            let seen = end.seen.lock().map(|s| s.clone()).unwrap_or_default();
+            let (joined, last) = join(&self.acks, &seen, &mut end_to_end);
+            arrived += joined;
+            last_arrival = last_arrival.max(last);
+        }
+        let expected = self.ingested * ends.len() as u64;
+        Ok(self.report(workload, expected, arrived, last_arrival, &end_to_end))
+    }
+
     /// The run's report: `expected` arrivals at the far end, `arrived` of them joined
     /// with their 201s, with their ingest→arrival latencies in `end_to_end`.
-    pub(crate) fn report(
+    fn report(
         &self,
         workload: &'static str,
         expected: u64,
@@ -226,7 +297,7 @@ impl Produced {
 
 /// Records, per event seen at the far end (its first arrival only), the time from its
 /// 201 to that arrival; answers how many joined and the latest arrival.
-pub(crate) fn join(
+fn join(
     acks: &HashMap<String, Instant>,
     seen: &[(String, Instant)],
     into: &mut Histogram<u64>,

@@ -6,18 +6,16 @@
 //! and reports, per event per tail, the time from the producer's 201 to the moment its
 //! SSE message (`id:` line) arrived: both ends on this process's clock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::BenchConfig;
-use crate::produce::{api_client, join, produce};
+use crate::produce::{api_client, block_on, produce, Arrivals};
 use crate::runner::BenchError;
 use crate::stats::Report;
 
@@ -43,22 +41,9 @@ impl Default for TailOptions {
 /// any `id:` line; a longer line is a `data:` one, skipped.
 const LINE_BYTES_MAX: usize = 64;
 
-/// What one stream saw.
-#[derive(Default)]
-struct Seen {
-    ids: Mutex<Vec<(String, Instant)>>,
-    count: AtomicU64,
-}
-
 /// Runs the workload; see the module docs.
 pub fn run_tail(config: &BenchConfig, options: &TailOptions) -> Result<Report, BenchError> {
-    config.validate().map_err(BenchError::BadConfig)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.threads.max(1))
-        .enable_all()
-        .build()
-        .map_err(BenchError::Start)?;
-    rt.block_on(run_async(config, options))
+    block_on(config, || run_async(config, options))
 }
 
 async fn run_async(config: &BenchConfig, options: &TailOptions) -> Result<Report, BenchError> {
@@ -95,7 +80,7 @@ async fn run_async(config: &BenchConfig, options: &TailOptions) -> Result<Report
                 resp.status()
             )));
         }
-        let seen = Arc::new(Seen::default());
+        let seen = Arc::new(Arrivals::default());
         seen_all.push(seen.clone());
         let mut body = resp.into_body();
         readers.push(tokio::spawn(async move {
@@ -117,10 +102,7 @@ async fn run_async(config: &BenchConfig, options: &TailOptions) -> Result<Report
                     }
                     if !long {
                         if let Some(id) = line.strip_prefix(b"id: ") {
-                            if let Ok(mut ids) = seen.ids.lock() {
-                                ids.push((String::from_utf8_lossy(id).into_owned(), now));
-                            }
-                            seen.count.fetch_add(1, Ordering::Relaxed);
+                            seen.record(String::from_utf8_lossy(id).into_owned(), now);
                         }
                     }
                     line.clear();
@@ -132,29 +114,9 @@ async fn run_async(config: &BenchConfig, options: &TailOptions) -> Result<Report
 
     let client = api_client();
     let produced = produce(&client, config, &run_type).await?;
-    let expected = produced.ingested * seen_all.len() as u64;
-    let drain_deadline = Instant::now() + options.drain;
-    loop {
-        let arrived: u64 = seen_all
-            .iter()
-            .map(|s| s.count.load(Ordering::Relaxed))
-            .sum();
-        if arrived >= expected || Instant::now() >= drain_deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    produced.drain(&seen_all, options.drain).await;
     for r in &readers {
         r.abort();
     }
-    let mut end_to_end = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
-        .map_err(|e| BenchError::BadConfig(e.to_string()))?;
-    let (mut arrived, mut last_arrival) = (0u64, None);
-    for seen in &seen_all {
-        let ids = seen.ids.lock().map(|s| s.clone()).unwrap_or_default();
-        let (joined, last) = join(&produced.acks, &ids, &mut end_to_end);
-        arrived += joined;
-        last_arrival = last_arrival.max(last);
-    }
-    Ok(produced.report("tail", expected, arrived, last_arrival, &end_to_end))
+    produced.finish("tail", &seen_all)
 }

@@ -13,18 +13,16 @@
 //! The receivers are in this process, so both ends of each latency are on one clock.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::config::BenchConfig;
-use crate::produce::{api, api_client, join, produce};
+use crate::produce::{api, api_client, block_on, produce, Arrivals};
 use crate::runner::BenchError;
 use crate::stats::Report;
 
@@ -52,22 +50,9 @@ impl Default for WebhookOptions {
     }
 }
 
-/// What one receiver saw: each delivery's event id and arrival.
-#[derive(Default)]
-struct Arrivals {
-    seen: Mutex<Vec<(String, Instant)>>,
-    count: AtomicU64,
-}
-
 /// Runs the workload; see the module docs.
 pub fn run_webhook(config: &BenchConfig, options: &WebhookOptions) -> Result<Report, BenchError> {
-    config.validate().map_err(BenchError::BadConfig)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.threads.max(1))
-        .enable_all()
-        .build()
-        .map_err(BenchError::Start)?;
-    rt.block_on(run_async(config, options))
+    block_on(config, || run_async(config, options))
 }
 
 async fn run_async(config: &BenchConfig, options: &WebhookOptions) -> Result<Report, BenchError> {
@@ -101,11 +86,7 @@ async fn run_async(config: &BenchConfig, options: &WebhookOptions) -> Result<Rep
                                     .unwrap_or("")
                                     .to_owned();
                                 let _ = req.into_body().collect().await;
-                                let now = Instant::now();
-                                if let Ok(mut seen) = a.seen.lock() {
-                                    seen.push((id, now));
-                                }
-                                a.count.fetch_add(1, Ordering::Relaxed);
+                                a.record(id, Instant::now());
                                 if !delay.is_zero() {
                                     tokio::time::sleep(delay).await;
                                 }
@@ -152,18 +133,8 @@ async fn run_async(config: &BenchConfig, options: &WebhookOptions) -> Result<Rep
     // Producers: batches of `batch_size` events of this run's type.
     let produced = produce(&client, config, &run_type).await?;
     // Drain: wait (on the counters) until every delivery arrived, or the drain time.
-    let expected = produced.ingested * endpoints.len() as u64;
-    let drain_deadline = Instant::now() + options.drain;
-    loop {
-        let arrived: u64 = endpoints
-            .iter()
-            .map(|(_, a)| a.count.load(Ordering::Relaxed))
-            .sum();
-        if arrived >= expected || Instant::now() >= drain_deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let ends: Vec<Arc<Arrivals>> = endpoints.iter().map(|(_, a)| a.clone()).collect();
+    produced.drain(&ends, options.drain).await;
     for id in &subs {
         let _ = api(
             &client,
@@ -176,14 +147,5 @@ async fn run_async(config: &BenchConfig, options: &WebhookOptions) -> Result<Rep
     }
 
     // Join the two ends.
-    let mut end_to_end = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
-        .map_err(|e| BenchError::BadConfig(e.to_string()))?;
-    let (mut delivered, mut last_arrival) = (0u64, None);
-    for (_, arrivals) in &endpoints {
-        let seen = arrivals.seen.lock().map(|s| s.clone()).unwrap_or_default();
-        let (joined, last) = join(&produced.acks, &seen, &mut end_to_end);
-        delivered += joined;
-        last_arrival = last_arrival.max(last);
-    }
-    Ok(produced.report("webhook", expected, delivered, last_arrival, &end_to_end))
+    produced.finish("webhook", &ends)
 }
