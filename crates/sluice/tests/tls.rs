@@ -26,8 +26,9 @@ fn client_config(ca: &rcgen::Certificate, alpn: &[u8]) -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
-#[test]
-fn tls_serves_http2_and_http1_by_alpn() {
+/// A server on TLS with a fresh self-signed certificate for `localhost`, the
+/// certificate, and the directory holding `cert.pem` and `key.pem` (keep it alive).
+fn tls_server() -> (Server, rcgen::CertifiedKey, tempfile::TempDir) {
     let certified =
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
     let files = tempfile::tempdir().expect("tempdir");
@@ -40,6 +41,12 @@ fn tls_serves_http2_and_http1_by_alpn() {
         "--tls-key",
         key_path.to_str().expect("path"),
     ]);
+    (s, certified, files)
+}
+
+#[test]
+fn tls_serves_http2_and_http1_by_alpn() {
+    let (s, certified, _files) = tls_server();
     assert!(
         s.log_text().contains("sluice listening on https://"),
         "{}",
@@ -126,19 +133,9 @@ fn tls_misconfiguration_fails_at_start_with_a_clear_error() {
 /// and every connection is refused, which the exit code says.
 #[test]
 fn bench_speaks_https_with_a_private_ca() {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
-    let files = tempfile::tempdir().expect("tempdir");
-    let (cert_path, key_path) = (files.path().join("cert.pem"), files.path().join("key.pem"));
-    std::fs::write(&cert_path, certified.cert.pem()).expect("write cert");
-    std::fs::write(&key_path, certified.key_pair.serialize_pem()).expect("write key");
+    let (s, _, files) = tls_server();
+    let cert_path = files.path().join("cert.pem");
     let cert = cert_path.to_str().expect("path");
-    let s = Server::start(&[
-        "--tls-cert",
-        cert,
-        "--tls-key",
-        key_path.to_str().expect("path"),
-    ]);
     let url = format!("https://localhost:{}", s.addr.port());
     let run = |extra: &[&str]| {
         common::run_to_exit(
