@@ -94,6 +94,34 @@ async fn uncached(store: &EmbeddedStore) -> u64 {
         .expect("number")
 }
 
+/// Tries of one read, each after a fresh drop, before the test gives up on it.
+const MISS_TRIES: usize = 5;
+
+/// Runs `read` after a fresh cache drop until the uncached-read counter rises, at most
+/// [`MISS_TRIES`] times; whether it did. The drop is checked with mincore, but readahead
+/// or writeback of this machine's other work can still bring a page back between the
+/// check and the read, so one try is not enough to tell; a read that is never counted
+/// in all of them fails the test. `read` checks what it read every time.
+async fn missed_after_drop<F, Fut>(
+    store: &EmbeddedStore,
+    dir: &std::path::Path,
+    mut read: F,
+) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for _ in 0..MISS_TRIES {
+        let before = uncached(store).await;
+        drop_cache(dir);
+        read().await;
+        if uncached(store).await > before {
+            return true;
+        }
+    }
+    false
+}
+
 #[test]
 fn reads_outside_the_page_cache_are_served_from_the_blocking_pool() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -116,40 +144,15 @@ fn reads_outside_the_page_cache_are_served_from_the_blocking_pool() {
         store.sync().await.expect("sync");
         assert_eq!(uncached(&store).await, 0, "everything was just written");
 
-        // Each read is tried after a fresh drop until one misses the cache: the drop is
-        // checked with mincore, but readahead or writeback of this machine's other work
-        // can still bring a page back between the check and the read. A read that is
-        // never counted in MISS_TRIES tries fails the test.
-        const MISS_TRIES: usize = 5;
-        let mut counted = uncached(&store).await;
-        let mut missed = |what: &str, now: u64| {
-            let hit = now > counted;
-            counted = now;
-            eprintln!(
-                "{what}: {}",
-                if hit {
-                    "counted"
-                } else {
-                    "served from the cache"
-                }
-            );
-            hit
-        };
-        let mut ok = false;
-        for _ in 0..MISS_TRIES {
-            drop_cache(dir.path());
+        let (store, events, ids, dir) = (&store, &events, &ids, dir.path());
+        let got = missed_after_drop(store, dir, || async move {
             let got = store.get(T, ids[150]).await.expect("get").expect("found");
             assert_eq!(got.payload, events[150].payload);
-            if missed("get", uncached(&store).await) {
-                ok = true;
-                break;
-            }
-        }
-        assert!(ok, "the get missed the cache and was counted");
+        })
+        .await;
+        assert!(got, "the get missed the cache and was counted");
 
-        let mut ok = false;
-        for _ in 0..MISS_TRIES {
-            drop_cache(dir.path());
+        let listed = missed_after_drop(store, dir, || async move {
             let page = store
                 .list(InboxQuery {
                     tenant: T,
@@ -163,19 +166,14 @@ fn reads_outside_the_page_cache_are_served_from_the_blocking_pool() {
                 .await
                 .expect("list");
             assert_eq!(page.events.len(), 200);
-            for (e, sent) in page.events.iter().zip(&events) {
+            for (e, sent) in page.events.iter().zip(events) {
                 assert_eq!(e.payload, sent.payload);
             }
-            if missed("list", uncached(&store).await) {
-                ok = true;
-                break;
-            }
-        }
-        assert!(ok, "the list missed the cache");
+        })
+        .await;
+        assert!(listed, "the list missed the cache");
 
-        let mut ok = false;
-        for _ in 0..MISS_TRIES {
-            drop_cache(dir.path());
+        let logged = missed_after_drop(store, dir, || async move {
             let log = store
                 .read_log(LogQuery {
                     tenant: T,
@@ -185,18 +183,15 @@ fn reads_outside_the_page_cache_are_served_from_the_blocking_pool() {
                 })
                 .await
                 .expect("read log");
-            assert_eq!(log.events.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
-            if missed("log", uncached(&store).await) {
-                ok = true;
-                break;
-            }
-        }
-        assert!(ok, "the log read missed the cache");
+            assert_eq!(log.events.iter().map(|e| e.id).collect::<Vec<_>>(), *ids);
+        })
+        .await;
+        assert!(logged, "the log read missed the cache");
 
         // Cached again now: the same reads stay on the worker.
-        let before = uncached(&store).await;
+        let before = uncached(store).await;
         store.get(T, ids[3]).await.expect("get").expect("found");
-        assert_eq!(uncached(&store).await, before);
+        assert_eq!(uncached(store).await, before);
     });
     store.close();
 }
