@@ -931,6 +931,7 @@ impl Store for EmbeddedStore {
                 }),
             _ => None,
         };
+        let creates_consumer = matches!(change, CatalogChange::CreateConsumer(_));
         let now = self.inner.clock.now_ms();
         let log_end = {
             let index = self.inner.index.lock();
@@ -948,17 +949,11 @@ impl Store for EmbeddedStore {
         if let Some(key) = deleted_consumer {
             self.inner.index.lock().remove_consumer(key);
         }
-        if let Changed::Consumer(c) = &changed {
-            if !self
-                .inner
-                .index
-                .lock()
-                .consumers
-                .get(&c.tenant)
-                .is_some_and(|s| s.iter().any(|s| s.id == c.id))
-            {
-                self.start_consumer(c).await?;
-            }
+        match &changed {
+            // A new consumer's queue starts now; a changed one's `max_deliveries` is
+            // read from the catalog by each poll.
+            Changed::Consumer(c) if creates_consumer => self.start_consumer(c).await?,
+            _ => {}
         }
         if let Changed::Subscription(sub) = &changed {
             let mut index = self.inner.index.lock();
