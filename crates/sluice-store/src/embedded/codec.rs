@@ -65,6 +65,13 @@ pub fn settle_kind(how: Settle) -> u8 {
     }
 }
 
+/// Whether a settle is written as a named consumer's (kind 8) rather than the tenant's:
+/// a delete is the log's, whoever asks, so it is always the tenant's. The log and the
+/// sidecar both encode by this rule, and both decoders refuse a named delete.
+pub fn is_named_settle(how: Settle, inbox: crate::types::InboxKey) -> bool {
+    inbox.consumer != ConsumerId::DEFAULT && how != Settle::Delete
+}
+
 /// The settle a kind (or `how`) byte names, if it names one.
 pub fn settle_of_kind(kind: u8) -> Option<Settle> {
     match kind {
@@ -269,14 +276,13 @@ impl BatchEncoder {
         seqs: &[Sequence],
     ) -> usize {
         let tenant = inbox.tenant;
-        // A delete is the log's, whoever asks: it is always written as the tenant's.
-        let start = if inbox.consumer == ConsumerId::DEFAULT || how == Settle::Delete {
-            self.open_record(settle_kind(how))
-        } else {
+        let start = if is_named_settle(how, inbox) {
             let start = self.open_record(KIND_CONSUMER_SETTLE);
             self.buf.push(settle_kind(how));
             self.buf.extend_from_slice(&inbox.consumer.0.to_le_bytes());
             start
+        } else {
+            self.open_record(settle_kind(how))
         };
         let b = &mut self.buf;
         b.extend_from_slice(&tenant.0.to_le_bytes());

@@ -230,11 +230,11 @@ pub fn encode(sidecar: &Sidecar, header: SegmentHeader, data_len: u64) -> Vec<u8
     }
     b.extend_from_slice(&(sidecar.settles.len() as u32).to_le_bytes());
     for s in &sidecar.settles {
-        if s.inbox.consumer == ConsumerId::DEFAULT || s.how == Settle::Delete {
-            b.push(codec::settle_kind(s.how));
-        } else {
+        if codec::is_named_settle(s.how, s.inbox) {
             b.push(NAMED_SETTLE_BASE + codec::settle_kind(s.how));
             b.extend_from_slice(&s.inbox.consumer.0.to_le_bytes());
+        } else {
+            b.push(codec::settle_kind(s.how));
         }
         b.extend_from_slice(&s.inbox.tenant.0.to_le_bytes());
         b.extend_from_slice(&s.at.to_le_bytes());
