@@ -37,6 +37,8 @@ mod error;
 mod event_id;
 pub mod exposition;
 pub mod feed;
+#[cfg(feature = "jetstream")]
+pub mod jetstream;
 mod store;
 mod types;
 

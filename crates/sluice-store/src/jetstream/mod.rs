@@ -1,0 +1,1681 @@
+//! The NATS JetStream backend: stateless Sluice nodes over replicated partition logs.
+//!
+//! Every durable fact is a message in JetStream (R3 in production):
+//!
+//! - a tenant's events, and every change of its consumers' state (leases, acks,
+//!   deliveries, replays; see [`record`]), go to its **partition stream**, one of a
+//!   fixed set (`tenant % partitions`): not one stream per tenant, since each R3 stream
+//!   is its own Raft group and a cluster strains under many;
+//! - the catalog (tenants, keys, subscriptions, consumers) is one key of a **KV
+//!   bucket**, changed by compare-and-set and watched by every node, so a key created
+//!   through one node works on every node at once.
+//!
+//! Each node follows every partition stream from its start and applies each message to
+//! the same deterministic [`model`], so all nodes agree on everything at each sequence:
+//! a decision that needs exclusivity (which poller a lease goes to, whether an
+//! idempotency key is new, which deliveries a fetch hands out, which node dispatches a
+//! subscription) is made once, by the record's place in the log, and the same way
+//! everywhere. A node answers a write once the stream acknowledged its record (stored
+//! by a quorum, fsynced where the servers run `sync_interval: always`) and its own
+//! applier applied it, so it reads its own writes; other nodes see it milliseconds
+//! later. `docs/jetstream.md` says why this shape, and what it costs.
+//!
+//! - [`names`]: where things live on the cluster;
+//! - [`record`]: what the log holds;
+//! - [`model`]: the state machine every node applies it to;
+//! - [`preflight`]: the start-up checks of the servers;
+//! - [`testing`]: a real `nats-server` for tests and benchmarks.
+
+pub(crate) mod model;
+pub(crate) mod names;
+pub(crate) mod preflight;
+pub(crate) mod record;
+pub mod testing;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, context::PublishErrorKind, kv, stream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch};
+
+use self::model::{Effects, Model, Outcome, Page, Windows};
+use self::names::Names;
+use self::record::{Envelope, EventRecord, FetchRecord, Op, Origin, SettledRecord, EVENT_TAG};
+use crate::catalog::{Catalog, CatalogChange, Changed, SubKey, Subscription};
+use crate::delivery::{
+    AttemptPage, AttemptQuery, DeadLetter, DeadLetterPage, Delivery, DeliveryState, Fetched,
+    Replay, Settled, REPLAY_EVENTS_MAX,
+};
+use crate::embedded::signals::InboxSignals;
+use crate::embedded::Clock;
+use crate::error::StoreError;
+use crate::event_id::EventId;
+use crate::exposition::Exposition;
+use crate::feed::{CommitFeed, FeedSender, TypeFilter, FEED_INLINE_BYTES_MAX};
+use crate::store::{CatalogWatch, Store, StoreStats};
+use crate::types::{
+    AppendOutcome, EventState, Health, InboxKey, InboxPage, InboxQuery, InboxSummary, LeaseAction,
+    LeaseOutcome, LogEvent, LogPage, LogQuery, NewEvent, Sequence, Settle, SettleOutcome,
+    StoredEvent, TenantId, UnixMs,
+};
+
+/// Largest message the servers must accept: a 1 MiB payload plus the record's fields
+/// and headers.
+pub const MAX_PAYLOAD_NEEDED: usize = (1 << 20) + (64 << 10);
+
+/// Partition streams a new cluster gets when not told otherwise: enough Raft groups
+/// to spread the leaders over a 3-node cluster, few enough not to strain it.
+pub const PARTITIONS_DEFAULT: u32 = 3;
+
+/// Partition streams a cluster may have, at most.
+pub const PARTITIONS_MAX: u32 = 64;
+
+/// Publishes of one record, at most, through a leader election or a reconnect, before
+/// the write answers "unavailable" (each retry is stored once: same `Nats-Msg-Id`).
+const PUBLISH_ATTEMPTS_MAX: u32 = 40;
+
+/// Catalog changes retried, at most, when another node changed the catalog first.
+const CATALOG_RETRIES_MAX: u32 = 32;
+
+/// Payload reads in flight at once for one page.
+const READS_IN_FLIGHT_MAX: usize = 64;
+
+/// How long `Nats-Msg-Id` dedups a retried publish: far beyond the write deadline.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// The catalog bucket's keys.
+const CATALOG_KEY: &str = "catalog";
+const GENESIS_KEY: &str = "genesis";
+
+/// Settings for [`JetStreamStore`].
+#[derive(Debug, Clone)]
+pub struct JetStreamConfig {
+    /// The servers to connect to (any of the cluster's).
+    pub urls: Vec<String>,
+    /// Replicas of the streams and the bucket when this node creates them (3 for a
+    /// 3-node cluster).
+    pub replicas: usize,
+    /// Partition streams, when this node is the first of a new deployment; after
+    /// that, the deployment's own count (in its genesis key) holds.
+    pub partitions: u32,
+    /// Prefix of every stream, subject and bucket name (`[a-z0-9_]`, default
+    /// `sluice`).
+    pub namespace: String,
+    /// Refuse to start unless every server fsyncs before it acknowledges (`fsync`
+    /// durability).
+    pub require_sync_always: bool,
+    /// The servers' monitoring addresses (`host:port`) for that check; empty: each URL's
+    /// host, port 8222.
+    pub monitor_addrs: Vec<String>,
+    /// Where "now" comes from (tests move a manual clock).
+    pub clock: Clock,
+    /// How long an idempotency key is remembered.
+    pub dedup_window: Duration,
+    /// How long acked events stay readable.
+    pub retention_acked: Duration,
+    /// How long pending events are kept unconsumed.
+    pub retention_pending: Duration,
+    /// How long one write may take, retries through a leader election included, before
+    /// it answers "unavailable".
+    pub write_deadline: Duration,
+    /// How long start-up may take to read the logs back.
+    pub catch_up_deadline: Duration,
+}
+
+impl JetStreamConfig {
+    /// Defaults for a cluster at `urls`: namespace `sluice`, R1 unless told otherwise,
+    /// the embedded engine's windows.
+    pub fn new(urls: Vec<String>) -> JetStreamConfig {
+        JetStreamConfig {
+            urls,
+            replicas: 1,
+            partitions: PARTITIONS_DEFAULT,
+            namespace: "sluice".into(),
+            require_sync_always: false,
+            monitor_addrs: Vec::new(),
+            clock: Clock::System,
+            dedup_window: Duration::from_secs(24 * 3600),
+            retention_acked: Duration::from_secs(7 * 24 * 3600),
+            retention_pending: Duration::from_secs(30 * 24 * 3600),
+            write_deadline: Duration::from_secs(15),
+            catch_up_deadline: Duration::from_secs(600),
+        }
+    }
+
+    /// How long the streams keep messages: the longest window any record matters for,
+    /// plus a day. Past it, the servers drop a stream's oldest messages, so neither
+    /// disk nor a new node's start-up grows without bound.
+    fn max_age(&self) -> Duration {
+        self.retention_pending
+            .max(self.retention_acked)
+            .max(self.dedup_window)
+            + Duration::from_secs(24 * 3600)
+    }
+}
+
+/// Why the backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum JetStreamError {
+    /// The settings cannot work.
+    #[error("{0}")]
+    Config(String),
+    /// No server could be reached.
+    #[error("connecting to NATS at {urls}: {detail}")]
+    Connect {
+        /// The servers tried.
+        urls: String,
+        /// The client's answer.
+        detail: String,
+    },
+    /// The servers' `max_payload` is too small for Sluice's largest event.
+    #[error("the NATS servers accept messages up to {max} bytes; Sluice needs {need} (set `max_payload: 2MB` in the server configuration)")]
+    MaxPayload {
+        /// What the server announced.
+        max: usize,
+        /// What Sluice needs.
+        need: usize,
+    },
+    /// A server does not fsync before it acknowledges, in `fsync` durability.
+    #[error("NATS server {server} does not fsync before acknowledging (its /varz says sync_always: false): set `sync_interval: always` in its jetstream block, or run Sluice with `--durability interval` to accept JetStream's default of syncing every 2 minutes")]
+    NotSyncAlways {
+        /// The server's name or monitoring address.
+        server: String,
+    },
+    /// The servers' durability could not be read.
+    #[error("reading {monitor}/varz to check the servers fsync before acknowledging: {detail} (pass the monitoring addresses with --nats-monitor, or run with `--durability interval`)")]
+    Monitor {
+        /// The monitoring address.
+        monitor: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// JetStream refused to create or describe a stream or the bucket.
+    #[error("JetStream {what}: {detail}")]
+    Stream {
+        /// The stream or bucket.
+        what: String,
+        /// The server's answer.
+        detail: String,
+    },
+    /// The logs could not be read back in time.
+    #[error("reading the log back: {0}")]
+    CatchUp(String),
+}
+
+/// What the genesis key holds: what every node of a deployment must agree on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Genesis {
+    /// The deployment's id salt. Partition `p`'s events carry `salt ^ p`: sequences
+    /// restart in each partition stream, so the salt is what keeps the ids of two
+    /// partitions' events apart (an id is looked up only in its tenant's partition,
+    /// where another partition's salt never matches).
+    salt: u16,
+    /// How many partition streams.
+    partitions: u32,
+}
+
+/// The catalog with the bucket revision it was read at.
+#[derive(Debug, Clone)]
+struct Versioned {
+    rev: u64,
+    catalog: Arc<Catalog>,
+}
+
+/// Why a publish did not store its record.
+#[derive(Debug)]
+enum PublishFail {
+    /// The expectation did not hold.
+    Conflict,
+    Store(StoreError),
+}
+
+/// Counters of this node (the model's are the cluster's).
+#[derive(Debug, Default)]
+struct NodeCounts {
+    publishes: AtomicU64,
+    publish_retries: AtomicU64,
+    bad_records: AtomicU64,
+    deletes_failed: AtomicU64,
+}
+
+/// One partition stream, and this node's model of it.
+struct Partition {
+    stream: stream::Stream,
+    model: Mutex<Model>,
+    /// The stream sequence applied up to.
+    applied: watch::Sender<u64>,
+    /// The catalog revision the model has applied.
+    catalog_applied: watch::Sender<u64>,
+    fault: Mutex<Option<String>>,
+}
+
+/// What the store's handles and its tasks share.
+struct Shared {
+    node: u64,
+    nonces: AtomicU64,
+    clock: Clock,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    kv: kv::Store,
+    names: Names,
+    parts: Vec<Partition>,
+    waiters: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
+    /// The catalog as this node's watch of the bucket last saw it.
+    versioned: watch::Sender<Versioned>,
+    /// The same, for [`Store::catalog`].
+    catalog: watch::Sender<Arc<Catalog>>,
+    catalog_fault: Mutex<Option<String>>,
+    feed: FeedSender,
+    signals: InboxSignals,
+    counts: NodeCounts,
+    write_deadline: Duration,
+}
+
+/// The JetStream [`Store`]: see the module docs.
+pub struct JetStreamStore {
+    shared: Arc<Shared>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    notes: Vec<String>,
+    partitions: u32,
+}
+
+impl Drop for JetStreamStore {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A waiter for one record's outcome; forgets the waiter when dropped.
+struct Waiter<'a> {
+    shared: &'a Shared,
+    nonce: u64,
+    rx: oneshot::Receiver<Outcome>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.shared.waiters.lock().remove(&self.nonce);
+    }
+}
+
+fn unavailable(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("NATS JetStream: {what}"))
+}
+
+impl JetStreamStore {
+    /// Connects, checks the servers, creates the streams and the bucket where missing
+    /// (the first node of a deployment also writes its genesis and first catalog),
+    /// and reads every partition's log back before answering.
+    pub async fn open(config: JetStreamConfig) -> Result<JetStreamStore, JetStreamError> {
+        if !Names::valid_namespace(&config.namespace) {
+            return Err(JetStreamError::Config(format!(
+                "NATS namespace {:?}: use 1-32 characters of [a-z0-9_]",
+                config.namespace
+            )));
+        }
+        if !(1..=PARTITIONS_MAX).contains(&config.partitions) {
+            return Err(JetStreamError::Config(format!(
+                "NATS partitions {}: use 1 to {PARTITIONS_MAX}",
+                config.partitions
+            )));
+        }
+        let names = Names::new(&config.namespace);
+        let urls = config.urls.join(",");
+        let addrs: Vec<async_nats::ServerAddr> = config
+            .urls
+            .iter()
+            .map(|u| u.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e: std::io::Error| JetStreamError::Connect {
+                urls: urls.clone(),
+                detail: e.to_string(),
+            })?;
+        let client = async_nats::ConnectOptions::new()
+            .name("sluice")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(addrs.as_slice())
+            .await
+            .map_err(|e| JetStreamError::Connect {
+                urls: urls.clone(),
+                detail: e.to_string(),
+            })?;
+        // With retry_on_initial_connect the first connect happens in the background:
+        // wait for it (bounded), so a wrong URL is an error, not a hang.
+        let connected = async {
+            while client.connection_state() != async_nats::connection::State::Connected {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), connected)
+            .await
+            .map_err(|_| JetStreamError::Connect {
+                urls: urls.clone(),
+                detail: "no server answered within 10 s".into(),
+            })?;
+        let max = client.server_info().max_payload;
+        if max < MAX_PAYLOAD_NEEDED {
+            return Err(JetStreamError::MaxPayload {
+                max,
+                need: MAX_PAYLOAD_NEEDED,
+            });
+        }
+        let mut notes = Vec::new();
+        if config.require_sync_always {
+            let monitors: Vec<String> = if config.monitor_addrs.is_empty() {
+                config
+                    .urls
+                    .iter()
+                    .map(|u| preflight::default_monitor(u))
+                    .collect()
+            } else {
+                config.monitor_addrs.clone()
+            };
+            for monitor in &monitors {
+                let varz =
+                    preflight::varz(monitor)
+                        .await
+                        .map_err(|detail| JetStreamError::Monitor {
+                            monitor: monitor.clone(),
+                            detail,
+                        })?;
+                if !varz.sync_always {
+                    return Err(JetStreamError::NotSyncAlways {
+                        server: if varz.server_name.is_empty() {
+                            monitor.clone()
+                        } else {
+                            varz.server_name
+                        },
+                    });
+                }
+            }
+            notes.push(format!(
+                "NATS servers at {} fsync before acknowledging (sync_interval: always)",
+                monitors.join(", ")
+            ));
+        }
+        let js = jetstream::new(client.clone());
+        let failed = |what: String| move |e: String| JetStreamError::Stream { what, detail: e };
+        let bucket = names.bucket();
+        let kv = match js.get_key_value(&bucket).await {
+            Ok(kv) => kv,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: bucket.clone(),
+                    description: "Sluice's catalog: tenants, keys, subscriptions, consumers".into(),
+                    history: 1,
+                    storage: stream::StorageType::File,
+                    num_replicas: config.replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| failed(format!("bucket {bucket}"))(e.to_string()))?,
+        };
+        let proposed = Genesis {
+            salt: rand::random(),
+            partitions: config.partitions,
+        };
+        let genesis = create_or_read(&kv, GENESIS_KEY, &proposed)
+            .await
+            .map_err(failed(format!("bucket {bucket}, key {GENESIS_KEY}")))?;
+        if genesis.partitions != config.partitions {
+            notes.push(format!(
+                "this deployment has {} partition streams (set when it was created); --nats-partitions {} is ignored",
+                genesis.partitions, config.partitions
+            ));
+        }
+        let first_catalog = Catalog {
+            token_secret: Catalog::new_token_secret(),
+            ..Catalog::default()
+        };
+        create_or_read(&kv, CATALOG_KEY, &first_catalog)
+            .await
+            .map_err(failed(format!("bucket {bucket}, key {CATALOG_KEY}")))?;
+        let windows = Windows {
+            dedup_ms: config.dedup_window.as_millis() as i64,
+            retention_acked_ms: config.retention_acked.as_millis() as i64,
+            retention_pending_ms: config.retention_pending.as_millis() as i64,
+        };
+        let mut parts = Vec::with_capacity(genesis.partitions as usize);
+        let mut ends = Vec::with_capacity(genesis.partitions as usize);
+        for p in 0..genesis.partitions {
+            let name = names.stream(p);
+            let mut stream = js
+                .get_or_create_stream(stream::Config {
+                    name: name.clone(),
+                    description: Some(format!("Sluice partition {p}: events and consumer state")),
+                    subjects: names.stream_subjects(p),
+                    storage: stream::StorageType::File,
+                    num_replicas: config.replicas,
+                    duplicate_window: DUPLICATE_WINDOW,
+                    max_age: config.max_age(),
+                    max_message_size: -1,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| failed(format!("stream {name}"))(e.to_string()))?;
+            let info = stream
+                .info()
+                .await
+                .map_err(|e| failed(format!("stream {name}"))(e.to_string()))?;
+            if info.config.num_replicas != config.replicas {
+                notes.push(format!(
+                    "stream {name} has {} replica(s), not the {} asked for: it was created so; change it with `nats stream edit`",
+                    info.config.num_replicas, config.replicas
+                ));
+            }
+            ends.push(info.state.last_sequence);
+            parts.push(Partition {
+                stream,
+                model: Mutex::new(Model::new(
+                    windows,
+                    genesis.salt ^ p as u16,
+                    (p, genesis.partitions),
+                )),
+                applied: watch::channel(0).0,
+                catalog_applied: watch::channel(0).0,
+                fault: Mutex::new(None),
+            });
+        }
+        let shared = Arc::new(Shared {
+            node: rand::random::<u64>() | 1,
+            nonces: AtomicU64::new(1),
+            clock: config.clock.clone(),
+            client,
+            js,
+            kv,
+            names,
+            parts,
+            waiters: Mutex::new(HashMap::new()),
+            versioned: watch::channel(Versioned {
+                rev: 0,
+                catalog: Arc::new(Catalog::default()),
+            })
+            .0,
+            catalog: watch::channel(Arc::new(Catalog::default())).0,
+            catalog_fault: Mutex::new(None),
+            feed: FeedSender::default(),
+            signals: InboxSignals::default(),
+            counts: NodeCounts::default(),
+            write_deadline: config.write_deadline,
+        });
+        let mut tasks = vec![tokio::spawn(run_catalog_watch(shared.clone()))];
+        let mut versions = shared.versioned.subscribe();
+        tokio::time::timeout(config.catch_up_deadline, versions.wait_for(|v| v.rev > 0))
+            .await
+            .map_err(|_| {
+                JetStreamError::CatchUp(format!(
+                    "the catalog was not read within {:?}: {}",
+                    config.catch_up_deadline,
+                    shared.catalog_fault.lock().clone().unwrap_or_default()
+                ))
+            })?
+            .map_err(|_| JetStreamError::CatchUp("the catalog watch stopped".into()))?;
+        for p in 0..shared.parts.len() {
+            tasks.push(tokio::spawn(run_applier(shared.clone(), p)));
+        }
+        for (p, end) in ends.into_iter().enumerate() {
+            let part = &shared.parts[p];
+            let mut applied = part.applied.subscribe();
+            tokio::time::timeout(config.catch_up_deadline, applied.wait_for(|&a| a >= end))
+                .await
+                .map_err(|_| {
+                    JetStreamError::CatchUp(format!(
+                        "partition {p} not at sequence {end} after {:?}: {}",
+                        config.catch_up_deadline,
+                        part.fault.lock().clone().unwrap_or_default()
+                    ))
+                })?
+                .map_err(|_| JetStreamError::CatchUp("an applier stopped".into()))?;
+        }
+        Ok(JetStreamStore {
+            shared,
+            tasks,
+            notes,
+            partitions: genesis.partitions,
+        })
+    }
+
+    /// What start-up noticed and the operator should know.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The deployment's partition streams.
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// The stream sequence this node has applied up to, per partition.
+    pub fn applied(&self) -> Vec<u64> {
+        self.shared
+            .parts
+            .iter()
+            .map(|p| *p.applied.borrow())
+            .collect()
+    }
+
+    /// Announces that this node stops, so another can take over its subscriptions at
+    /// once (without it, they wait for the owner lease to run out, as after a crash).
+    pub async fn close(self) {
+        for p in 0..self.shared.parts.len() {
+            let subject = self.shared.names.node_subject(p as u32);
+            let _ = self.shared.propose_op(p, &subject, Op::Leave).await;
+        }
+    }
+
+    fn part_of(&self, tenant: TenantId) -> usize {
+        (tenant.0 % self.partitions) as usize
+    }
+
+    fn model(&self, tenant: TenantId) -> parking_lot::MutexGuard<'_, Model> {
+        self.shared.parts[self.part_of(tenant)].model.lock()
+    }
+
+    /// Proposes a change of `tenant`'s state and answers its outcome.
+    async fn op(&self, tenant: TenantId, op: Op) -> Result<Outcome, StoreError> {
+        let p = self.part_of(tenant);
+        let subject = self.shared.names.op_subject(p as u32, tenant);
+        self.shared.propose_op(p, &subject, op).await
+    }
+
+    /// Reads events' records from `tenant`'s partition stream by sequence (from the
+    /// leader, so an event this node applied is there). A message gone from the stream
+    /// is left out.
+    async fn records(
+        &self,
+        tenant: TenantId,
+        seqs: Vec<u64>,
+    ) -> Result<HashMap<u64, EventRecord>, StoreError> {
+        let stream = &self.shared.parts[self.part_of(tenant)].stream;
+        let reads = futures_util::stream::iter(seqs)
+            .map(|seq| async move { (seq, stream.get_raw_message(seq).await) })
+            .buffer_unordered(READS_IN_FLIGHT_MAX);
+        let mut out = HashMap::new();
+        futures_util::pin_mut!(reads);
+        while let Some((seq, got)) = reads.next().await {
+            match got {
+                Ok(m) => {
+                    let record = EventRecord::decode(seq, &m.payload)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    out.insert(seq, record);
+                }
+                Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => continue,
+                Err(e) => return Err(unavailable(format!("reading event {seq}: {e}"))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Log events for `seqs` of `tenant`, in order, with payloads.
+    async fn log_events(
+        &self,
+        tenant: TenantId,
+        seqs: &[u64],
+    ) -> Result<Vec<LogEvent>, StoreError> {
+        let mut records = self.records(tenant, seqs.to_vec()).await?;
+        let model = self.model(tenant);
+        Ok(seqs
+            .iter()
+            .filter_map(|&seq| {
+                let (id, received_at) = model.live(tenant, seq)?;
+                let r = records.remove(&seq)?;
+                Some(LogEvent {
+                    id,
+                    tenant,
+                    event_type: r.event_type,
+                    source: r.source,
+                    occurred_at: r.occurred_at,
+                    received_at,
+                    payload: r.payload,
+                })
+            })
+            .collect())
+    }
+
+    /// An inbox page's events, with payloads and states.
+    async fn stored(&self, tenant: TenantId, page: &Page) -> Result<Vec<StoredEvent>, StoreError> {
+        let seqs: Vec<u64> = page.found.iter().map(|f| f.0).collect();
+        let events = self.log_events(tenant, &seqs).await?;
+        let states: HashMap<u64, (u32, EventState)> = page
+            .found
+            .iter()
+            .map(|&(seq, count, state)| (seq, (count, state)))
+            .collect();
+        Ok(events
+            .into_iter()
+            .filter_map(|e| {
+                let &(count, state) = states.get(&e.id.sequence().0)?;
+                Some(StoredEvent {
+                    id: e.id,
+                    tenant,
+                    event_type: e.event_type,
+                    source: e.source,
+                    occurred_at: e.occurred_at,
+                    received_at: e.received_at,
+                    payload: e.payload,
+                    delivery_count: count,
+                    state,
+                })
+            })
+            .collect())
+    }
+
+    fn subscription(&self, key: SubKey) -> Result<Subscription, StoreError> {
+        self.shared
+            .catalog
+            .borrow()
+            .subscriptions
+            .iter()
+            .find(|s| s.key == key)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(format!("subscription {}", key.0)))
+    }
+
+    /// Where a change that starts something (a subscription, a consumer) starts: the
+    /// last sequence of its tenant's partition stream, as the stream's leader has it.
+    async fn log_end_for(&self, change: &CatalogChange) -> Result<Sequence, StoreError> {
+        let tenant = match change {
+            CatalogChange::CreateSubscription(s) => s.tenant,
+            CatalogChange::CreateConsumer(c) => c.tenant,
+            _ => return Ok(Sequence(0)),
+        };
+        let info = self.shared.parts[self.part_of(tenant)]
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| unavailable(format!("reading the stream's position: {e}")))?;
+        Ok(Sequence(info.state.last_sequence))
+    }
+
+    /// Waits until this node's watch and every partition's model have the catalog at
+    /// `rev` (so a change answers only once this node reads it).
+    async fn await_catalog(&self, rev: u64) -> Result<(), StoreError> {
+        let wait = async {
+            let mut versions = self.shared.versioned.subscribe();
+            versions
+                .wait_for(|v| v.rev >= rev)
+                .await
+                .map_err(|_| unavailable("the catalog watch stopped"))?;
+            for part in &self.shared.parts {
+                part.catalog_applied
+                    .subscribe()
+                    .wait_for(|&r| r >= rev)
+                    .await
+                    .map_err(|_| unavailable("an applier stopped"))?;
+            }
+            Ok(())
+        };
+        tokio::time::timeout(self.shared.write_deadline, wait)
+            .await
+            .map_err(|_| {
+                let applied: Vec<u64> = self
+                    .shared
+                    .parts
+                    .iter()
+                    .map(|p| *p.catalog_applied.borrow())
+                    .collect();
+                unavailable(format!(
+                    "catalog revision {rev} stored, but not read back within {:?} (watched: {}, applied per partition: {applied:?}{})",
+                    self.shared.write_deadline,
+                    self.shared.versioned.borrow().rev,
+                    self.shared.catalog_fault.lock().as_deref().map(|f| format!("; {f}")).unwrap_or_default(),
+                ))
+            })?
+    }
+}
+
+/// Writes `value` under `key` unless the key exists; answers what the key holds.
+/// Exactly one of several nodes starting at once writes it.
+async fn create_or_read<T>(kv: &kv::Store, key: &str, value: &T) -> Result<T, String>
+where
+    T: Serialize + for<'de> Deserialize<'de>,
+{
+    let body = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+    match kv.create(key, body.into()).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let stored = kv
+        .get(key)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("key {key} vanished after it was created"))?;
+    serde_json::from_slice(&stored).map_err(|e| format!("key {key} is not Sluice's: {e}"))
+}
+
+impl Shared {
+    fn origin(&self) -> Origin {
+        Origin {
+            node: self.node,
+            nonce: self.nonces.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Publishes one record, retried with the same `Nats-Msg-Id` through elections and
+    /// reconnects; answers its stream sequence.
+    async fn publish(
+        &self,
+        subject: &str,
+        body: Bytes,
+        origin: Origin,
+    ) -> Result<u64, PublishFail> {
+        let started = tokio::time::Instant::now();
+        let mut backoff = Duration::from_millis(25);
+        let msg_id = origin.msg_id();
+        let mut last_error = String::new();
+        for attempt in 0..PUBLISH_ATTEMPTS_MAX {
+            if attempt > 0 {
+                self.counts.publish_retries.fetch_add(1, Ordering::Relaxed);
+                if started.elapsed() + backoff > self.write_deadline {
+                    break;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            let msg = jetstream::message::PublishMessage::build()
+                .payload(body.clone())
+                .message_id(&msg_id);
+            self.counts.publishes.fetch_add(1, Ordering::Relaxed);
+            let acked = match self.js.send_publish(subject.to_owned(), msg).await {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            };
+            match acked {
+                Ok(ack) => return Ok(ack.sequence),
+                Err(e) => match e.kind() {
+                    PublishErrorKind::WrongLastSequence => return Err(PublishFail::Conflict),
+                    PublishErrorKind::MaxPayloadExceeded => {
+                        return Err(PublishFail::Store(StoreError::Full(e.to_string())))
+                    }
+                    _ => last_error = e.to_string(),
+                },
+            }
+        }
+        Err(PublishFail::Store(StoreError::Unavailable(format!(
+            "NATS JetStream did not store a write within {:?}: {last_error}",
+            self.write_deadline
+        ))))
+    }
+
+    fn wait(&self, nonce: u64) -> Waiter<'_> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().insert(nonce, tx);
+        Waiter {
+            shared: self,
+            nonce,
+            rx,
+        }
+    }
+
+    /// Publishes a change record to partition `p` and answers the outcome this node's
+    /// applier computed for it.
+    async fn propose_op(&self, p: usize, subject: &str, op: Op) -> Result<Outcome, StoreError> {
+        let envelope = Envelope {
+            origin: self.origin(),
+            at: self.clock.now_ms(),
+            rev: self.versioned.borrow().rev,
+            op,
+        };
+        debug_assert!(p < self.parts.len());
+        let waiter = self.wait(envelope.origin.nonce);
+        match self
+            .publish(subject, envelope.encode(), envelope.origin)
+            .await
+        {
+            Ok(_) => self.outcome(waiter).await,
+            Err(PublishFail::Conflict) => Err(unavailable("an unexpected conflict")),
+            Err(PublishFail::Store(e)) => Err(e),
+        }
+    }
+
+    async fn outcome(&self, mut waiter: Waiter<'_>) -> Result<Outcome, StoreError> {
+        match tokio::time::timeout(self.write_deadline, &mut waiter.rx).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) => Err(unavailable("the log follower stopped")),
+            Err(_) => Err(unavailable(format!(
+                "stored, but not read back within {:?}",
+                self.write_deadline
+            ))),
+        }
+    }
+
+    /// Brings partition `p`'s model to the newest catalog this node has seen.
+    fn catch_up_catalog(&self, p: usize) {
+        let part = &self.parts[p];
+        let latest = self.versioned.borrow().clone();
+        let rev = {
+            let mut model = part.model.lock();
+            model.set_catalog(latest.rev, latest.catalog);
+            model.catalog_rev
+        };
+        part.catalog_applied.send_replace(rev);
+    }
+
+    /// Applies the message at `seq` of partition `p`; runs on its applier only.
+    async fn apply(
+        &self,
+        p: usize,
+        seq: u64,
+        body: &Bytes,
+        versions: &mut watch::Receiver<Versioned>,
+    ) {
+        let part = &self.parts[p];
+        enum Record {
+            Event(EventRecord),
+            Change(Envelope),
+        }
+        let record = if body.first() == Some(&EVENT_TAG) {
+            EventRecord::decode(seq, body).map(Record::Event)
+        } else {
+            Envelope::decode(seq, body).map(Record::Change)
+        };
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                self.counts.bad_records.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("skipping a message of the log that is not Sluice's: {e}");
+                part.applied.send_replace(seq);
+                return;
+            }
+        };
+        if let Record::Change(e) = &record {
+            // A change proposed under a catalog this node has not seen yet waits for
+            // it: applying it earlier could decide differently than other nodes do.
+            let mut waited = false;
+            loop {
+                let wait = versions.wait_for(|v| v.rev >= e.rev);
+                match tokio::time::timeout(Duration::from_secs(5), wait).await {
+                    Ok(Ok(_)) => break,
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        waited = true;
+                        *part.fault.lock() = Some(format!(
+                            "record {seq} needs catalog revision {}; waiting for the catalog watch",
+                            e.rev
+                        ));
+                    }
+                }
+            }
+            if waited {
+                *part.fault.lock() = None;
+            }
+        }
+        self.catch_up_catalog(p);
+        let mut fx = Effects::default();
+        let (origin, outcome) = {
+            let mut model = part.model.lock();
+            match &record {
+                Record::Event(e) => (
+                    e.origin,
+                    Outcome::Appended(model.apply_event(seq, e, &mut fx)),
+                ),
+                Record::Change(e) => (
+                    e.origin,
+                    model.apply_op(seq, e.origin.node, e.at, &e.op, &mut fx),
+                ),
+            }
+        };
+        if !fx.committed.is_empty() && self.feed.has_readers() {
+            let mut committed = fx.committed;
+            let bytes: usize = committed
+                .iter()
+                .map(|c| c.payload.as_ref().map_or(0, Bytes::len))
+                .sum();
+            if bytes > FEED_INLINE_BYTES_MAX {
+                for c in &mut committed {
+                    c.payload = None;
+                }
+            }
+            self.feed.send(committed.into());
+        }
+        if !fx.notify.is_empty() {
+            self.signals.notify(fx.notify.into_iter());
+        }
+        part.applied.send_replace(seq);
+        if origin.node == self.node {
+            if let Some(tx) = self.waiters.lock().remove(&origin.nonce) {
+                let _ = tx.send(outcome);
+            }
+        }
+    }
+}
+
+/// Follows partition `p`'s stream from its first message, applying each in order, for
+/// the store's lifetime, and brings its model to each new catalog as it comes; after
+/// an error, starts again after the last message applied.
+async fn run_applier(shared: Arc<Shared>, p: usize) {
+    let part = &shared.parts[p];
+    let mut versions = shared.versioned.subscribe();
+    // Subscribing marks the current catalog as seen: take it now, or a change made
+    // before this task first ran would wait for the next one.
+    shared.catch_up_catalog(p);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let from = *part.applied.borrow() + 1;
+        let consumer = part
+            .stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: from,
+                },
+                ..Default::default()
+            })
+            .await;
+        let messages = match consumer {
+            Ok(c) => c.messages().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match messages {
+            Ok(mut messages) => {
+                *part.fault.lock() = None;
+                backoff = Duration::from_millis(50);
+                loop {
+                    tokio::select! {
+                        m = messages.next() => match m {
+                            Some(Ok(m)) => {
+                                let seq = match m.info() {
+                                    Ok(info) => info.stream_sequence,
+                                    Err(e) => {
+                                        *part.fault.lock() = Some(format!("a message without its sequence: {e}"));
+                                        break;
+                                    }
+                                };
+                                if seq > *part.applied.borrow() {
+                                    shared.apply(p, seq, &m.payload, &mut versions).await;
+                                }
+                            }
+                            Some(Err(e)) => {
+                                *part.fault.lock() = Some(format!("following the log: {e}"));
+                                break;
+                            }
+                            None => {
+                                *part.fault.lock() = Some("the log follower ended".into());
+                                break;
+                            }
+                        },
+                        changed = versions.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            shared.catch_up_catalog(p);
+                        }
+                    }
+                }
+            }
+            Err(e) => *part.fault.lock() = Some(format!("following the log: {e}")),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Watches the catalog key for the store's lifetime, publishing each new value.
+async fn run_catalog_watch(shared: Arc<Shared>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match shared.kv.watch_with_history(CATALOG_KEY).await {
+            Ok(mut entries) => {
+                *shared.catalog_fault.lock() = None;
+                backoff = Duration::from_millis(50);
+                while let Some(entry) = entries.next().await {
+                    let entry = match entry {
+                        Ok(e) => e,
+                        Err(e) => {
+                            *shared.catalog_fault.lock() =
+                                Some(format!("watching the catalog: {e}"));
+                            break;
+                        }
+                    };
+                    if entry.operation != kv::Operation::Put {
+                        continue;
+                    }
+                    let catalog: Catalog = match serde_json::from_slice(&entry.value) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            *shared.catalog_fault.lock() = Some(format!(
+                                "catalog revision {} is not Sluice's: {e}",
+                                entry.revision
+                            ));
+                            continue;
+                        }
+                    };
+                    if entry.revision <= shared.versioned.borrow().rev {
+                        continue;
+                    }
+                    let catalog = Arc::new(catalog);
+                    shared.versioned.send_replace(Versioned {
+                        rev: entry.revision,
+                        catalog: catalog.clone(),
+                    });
+                    shared.catalog.send_replace(catalog);
+                }
+            }
+            Err(e) => *shared.catalog_fault.lock() = Some(format!("watching the catalog: {e}")),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+impl Store for JetStreamStore {
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, StoreError> {
+        let shared = &*self.shared;
+        let now = shared.clock.now_ms();
+        let mut records = Vec::with_capacity(events.len());
+        for e in &events {
+            let origin = shared.origin();
+            let body = EventRecord::encode(origin, now, e).ok_or_else(|| {
+                StoreError::Conflict("an event field longer than 65535 bytes".into())
+            })?;
+            let p = self.part_of(e.tenant) as u32;
+            let subject = shared.names.event_subject(p, e.tenant, &e.event_type);
+            records.push((origin, subject, body));
+        }
+        // Pipelined: every publish is sent before the first ack is awaited; a failed
+        // one is published again on its own (stored once: same `Nats-Msg-Id`).
+        let waiters: Vec<Waiter<'_>> = records
+            .iter()
+            .map(|(o, _, _)| shared.wait(o.nonce))
+            .collect();
+        let mut acks = Vec::with_capacity(records.len());
+        for (origin, subject, body) in &records {
+            let msg = jetstream::message::PublishMessage::build()
+                .payload(body.clone())
+                .message_id(origin.msg_id());
+            shared.counts.publishes.fetch_add(1, Ordering::Relaxed);
+            acks.push(shared.js.send_publish(subject.clone(), msg).await);
+        }
+        for ((origin, subject, body), ack) in records.iter().zip(acks) {
+            let stored = match ack {
+                Ok(ack) => ack.await.is_ok(),
+                Err(_) => false,
+            };
+            if !stored {
+                match shared.publish(subject, body.clone(), *origin).await {
+                    Ok(_) => {}
+                    Err(PublishFail::Store(e)) => return Err(e),
+                    Err(PublishFail::Conflict) => {
+                        return Err(unavailable("an unexpected conflict"))
+                    }
+                }
+            }
+        }
+        let mut outcomes = Vec::with_capacity(waiters.len());
+        for w in waiters {
+            match shared.outcome(w).await? {
+                Outcome::Appended(o) => outcomes.push(o),
+                other => return Err(StoreError::Corrupt(format!("an append answered {other:?}"))),
+            }
+        }
+        Ok(outcomes)
+    }
+
+    async fn read_log(&self, query: LogQuery) -> Result<LogPage, StoreError> {
+        let limit = query.limit.clamp(1, 1000);
+        let (seqs, position, has_more) = self.model(query.tenant).log_page(
+            query.tenant,
+            query.after.map(|s| s.0),
+            limit,
+            query.event_type.as_deref(),
+        );
+        let events = self.log_events(query.tenant, &seqs).await?;
+        Ok(LogPage {
+            events,
+            position: position.map(Sequence),
+            has_more,
+        })
+    }
+
+    async fn log_position(&self, tenant: TenantId) -> Result<Option<Sequence>, StoreError> {
+        Ok(self.model(tenant).log_end(tenant).map(Sequence))
+    }
+
+    async fn feed(&self) -> Result<CommitFeed, StoreError> {
+        Ok(self.shared.feed.subscribe())
+    }
+
+    async fn list(&self, query: InboxQuery) -> Result<InboxPage, StoreError> {
+        let limit = query.limit.clamp(1, 1000);
+        let inbox = InboxKey {
+            tenant: query.tenant,
+            consumer: query.consumer,
+        };
+        let page = match query.lease_ms {
+            Some(lease_ms) => match self
+                .op(
+                    query.tenant,
+                    Op::Lease {
+                        inbox: inbox.into(),
+                        after: query.after.map(|s| s.0),
+                        limit,
+                        event_type: query.event_type.clone(),
+                        lease_ms,
+                        max_deliveries: query.max_deliveries,
+                    },
+                )
+                .await?
+            {
+                Outcome::Page(p) => p,
+                other => return Err(StoreError::Corrupt(format!("a lease answered {other:?}"))),
+            },
+            None => {
+                let now = self.shared.clock.now_ms();
+                self.model(query.tenant).page(
+                    inbox,
+                    query.after.map(|s| s.0),
+                    limit,
+                    query.event_type.as_deref(),
+                    None,
+                    now,
+                )
+            }
+        };
+        let events = self.stored(query.tenant, &page).await?;
+        Ok(InboxPage {
+            next_cursor: page.found.last().map(|f| Sequence(f.0)),
+            events,
+            has_more: page.has_more,
+            next_visible: page.next_visible,
+        })
+    }
+
+    async fn get(
+        &self,
+        inbox: impl Into<InboxKey> + Send,
+        id: EventId,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let inbox = inbox.into();
+        let now = self.shared.clock.now_ms();
+        let Some((state, count)) = self.model(inbox.tenant).state_of(inbox, id, now) else {
+            return Ok(None);
+        };
+        let page = Page {
+            found: vec![(id.sequence().0, count, state)],
+            ..Page::default()
+        };
+        Ok(self.stored(inbox.tenant, &page).await?.pop())
+    }
+
+    async fn settle(
+        &self,
+        inbox: impl Into<InboxKey> + Send,
+        ids: Vec<EventId>,
+        how: Settle,
+    ) -> Result<Vec<SettleOutcome>, StoreError> {
+        let inbox = inbox.into();
+        let outcomes = match self
+            .op(
+                inbox.tenant,
+                Op::Settle {
+                    inbox: inbox.into(),
+                    ids: ids.iter().copied().map(Into::into).collect(),
+                    how: how.into(),
+                    leases: None,
+                },
+            )
+            .await?
+        {
+            Outcome::Settled(s) => s,
+            other => return Err(StoreError::Corrupt(format!("a settle answered {other:?}"))),
+        };
+        if how == Settle::Delete {
+            // The log no longer holds them: take their bytes off the stream too.
+            let stream = &self.shared.parts[self.part_of(inbox.tenant)].stream;
+            for (id, outcome) in ids.iter().zip(&outcomes) {
+                if *outcome == SettleOutcome::Done
+                    && stream.delete_message(id.sequence().0).await.is_err()
+                {
+                    self.shared
+                        .counts
+                        .deletes_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    async fn ack_leased(
+        &self,
+        inbox: impl Into<InboxKey> + Send,
+        acks: Vec<(EventId, u32)>,
+    ) -> Result<Vec<SettleOutcome>, StoreError> {
+        let inbox = inbox.into();
+        let (ids, leases): (Vec<EventId>, Vec<u32>) = acks.into_iter().unzip();
+        match self
+            .op(
+                inbox.tenant,
+                Op::Settle {
+                    inbox: inbox.into(),
+                    ids: ids.into_iter().map(Into::into).collect(),
+                    how: record::How::Ack,
+                    leases: Some(leases),
+                },
+            )
+            .await?
+        {
+            Outcome::Settled(s) => Ok(s),
+            other => Err(StoreError::Corrupt(format!("an ack answered {other:?}"))),
+        }
+    }
+
+    async fn lease_action(
+        &self,
+        inbox: impl Into<InboxKey> + Send,
+        id: EventId,
+        action: LeaseAction,
+    ) -> Result<LeaseOutcome, StoreError> {
+        let inbox = inbox.into();
+        let (extend, lease, ms) = match action {
+            LeaseAction::Nack { lease, delay_ms } => (false, lease, delay_ms),
+            LeaseAction::Extend { lease, lease_ms } => (true, Some(lease), lease_ms),
+        };
+        match self
+            .op(
+                inbox.tenant,
+                Op::LeaseAction {
+                    inbox: inbox.into(),
+                    id: id.into(),
+                    extend,
+                    lease,
+                    ms,
+                },
+            )
+            .await?
+        {
+            Outcome::Lease(o) => Ok(o),
+            other => Err(StoreError::Corrupt(format!(
+                "a lease action answered {other:?}"
+            ))),
+        }
+    }
+
+    async fn inbox_states(
+        &self,
+        inbox: impl Into<InboxKey> + Send,
+        ids: Vec<EventId>,
+    ) -> Result<Vec<Option<(EventState, u32)>>, StoreError> {
+        let inbox = inbox.into();
+        let now = self.shared.clock.now_ms();
+        let model = self.model(inbox.tenant);
+        Ok(ids
+            .iter()
+            .map(|&id| model.state_of(inbox, id, now))
+            .collect())
+    }
+
+    async fn inbox_dead_letters(
+        &self,
+        inbox: impl Into<InboxKey> + Send,
+        after: Option<Sequence>,
+        limit: usize,
+    ) -> Result<InboxPage, StoreError> {
+        let inbox = inbox.into();
+        let limit = limit.clamp(1, 1000);
+        let (found, position, has_more) =
+            self.model(inbox.tenant)
+                .dead_page(inbox, after.map(|s| s.0), limit);
+        let page = Page {
+            found: found
+                .into_iter()
+                .map(|(s, c)| (s, c, EventState::Dead))
+                .collect(),
+            ..Page::default()
+        };
+        let events = self.stored(inbox.tenant, &page).await?;
+        Ok(InboxPage {
+            events,
+            next_cursor: position.map(Sequence),
+            has_more,
+            next_visible: None,
+        })
+    }
+
+    fn inbox_signal(
+        &self,
+        inbox: impl Into<InboxKey>,
+        interchangeable: bool,
+    ) -> Arc<tokio::sync::Notify> {
+        self.shared.signals.get(inbox.into(), interchangeable)
+    }
+
+    async fn inbox_summaries(&self) -> Result<Vec<InboxSummary>, StoreError> {
+        Ok(self
+            .shared
+            .parts
+            .iter()
+            .flat_map(|p| p.model.lock().summaries())
+            .collect())
+    }
+
+    async fn stats(&self) -> StoreStats {
+        let mut stats = StoreStats {
+            commits: self.shared.counts.publishes.load(Ordering::Relaxed),
+            queue_depth: self.shared.waiters.lock().len() as u64,
+            ..StoreStats::default()
+        };
+        for part in &self.shared.parts {
+            let counts = part.model.lock().counts;
+            stats.events_appended += counts.events;
+            stats.pending_expired += counts.pending_expired;
+            stats.dead_lettered += counts.dead_lettered;
+        }
+        stats
+    }
+
+    async fn write_metrics(&self, out: &mut Exposition) {
+        let c = &self.shared.counts;
+        out.counter(
+            "sluice_jetstream_publishes_total",
+            "Records this node published to the streams (retries included).",
+            c.publishes.load(Ordering::Relaxed),
+        );
+        out.counter(
+            "sluice_jetstream_publish_retries_total",
+            "Publishes retried through a leader election, a reconnect or a timeout.",
+            c.publish_retries.load(Ordering::Relaxed),
+        );
+        out.counter(
+            "sluice_jetstream_bad_records_total",
+            "Messages of the streams that were not Sluice's records, skipped.",
+            c.bad_records.load(Ordering::Relaxed),
+        );
+        out.counter(
+            "sluice_jetstream_delete_failures_total",
+            "Deleted events whose message could not be removed from the stream (the event is gone from every inbox and read regardless).",
+            c.deletes_failed.load(Ordering::Relaxed),
+        );
+        out.gauge(
+            "sluice_jetstream_waiting_writes",
+            "Writes of this node waiting for their record to be stored and applied.",
+            self.shared.waiters.lock().len() as u64,
+        );
+        out.gauge(
+            "sluice_jetstream_catalog_revision",
+            "The catalog bucket revision this node has applied.",
+            self.shared.versioned.borrow().rev,
+        );
+        out.family(
+            "sluice_jetstream_applied_sequence",
+            "gauge",
+            "The stream sequence this node has applied up to, per partition stream.",
+        );
+        for (p, part) in self.shared.parts.iter().enumerate() {
+            out.sample(
+                "sluice_jetstream_applied_sequence",
+                &format!("partition=\"{p}\""),
+                *part.applied.borrow(),
+            );
+        }
+    }
+
+    async fn health(&self) -> Health {
+        let fault = self.shared.catalog_fault.lock().clone().or_else(|| {
+            self.shared
+                .parts
+                .iter()
+                .find_map(|p| p.fault.lock().clone())
+        });
+        if let Some(fault) = fault {
+            return Health {
+                ready: false,
+                detail: Some(format!("NATS JetStream: {fault}")),
+            };
+        }
+        match self.shared.client.connection_state() {
+            async_nats::connection::State::Connected => Health {
+                ready: true,
+                detail: None,
+            },
+            other => Health {
+                ready: false,
+                detail: Some(format!("NATS connection is {other}")),
+            },
+        }
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        // Every write answered only once the stream stored it.
+        Ok(())
+    }
+
+    fn catalog(&self) -> CatalogWatch {
+        self.shared.catalog.subscribe()
+    }
+
+    async fn fetch_deliveries(&self, sub: SubKey, max: usize) -> Result<Fetched, StoreError> {
+        let subscription = self.subscription(sub)?;
+        let tenant = subscription.tenant;
+        let now = self.shared.clock.now_ms();
+        let read_pos_hint = {
+            let model = self.model(tenant);
+            if let Some((owner, until)) = model.owner(sub, now) {
+                if owner != self.shared.node {
+                    // Another node dispatches it: look again when its lease could run out.
+                    return Ok(Fetched {
+                        deliveries: Vec::new(),
+                        next_due_at: Some(until),
+                    });
+                }
+            }
+            if !model.has_due(sub, tenant, now) {
+                return Ok(Fetched {
+                    deliveries: Vec::new(),
+                    next_due_at: model.next_due(sub, now),
+                });
+            }
+            model.sub_state(sub).map_or(0, |s| s.read_pos)
+        };
+        let fetch = FetchRecord {
+            sub: sub.0,
+            tenant: tenant.0,
+            max,
+            event_types: subscription.event_types.clone(),
+            fifo: subscription.ordering == crate::catalog::Ordering::Fifo,
+            max_in_flight: subscription.max_in_flight as usize,
+            read_pos_hint,
+        };
+        let picks = match self.op(tenant, Op::Fetch(fetch)).await? {
+            Outcome::Fetched(p) => p,
+            other => return Err(StoreError::Corrupt(format!("a fetch answered {other:?}"))),
+        };
+        let seqs: Vec<u64> = picks.picks.iter().map(|p| p.0).collect();
+        let events = self.log_events(tenant, &seqs).await?;
+        let deliveries = picks
+            .picks
+            .iter()
+            .filter_map(|&(seq, attempt, replay)| {
+                let event = events.iter().find(|e| e.id.sequence().0 == seq)?.clone();
+                Some(Delivery {
+                    event,
+                    attempt,
+                    replay,
+                })
+            })
+            .collect();
+        Ok(Fetched {
+            deliveries,
+            next_due_at: picks.next_due_at,
+        })
+    }
+
+    async fn settle_deliveries(
+        &self,
+        sub: SubKey,
+        settled: Vec<Settled>,
+    ) -> Result<Vec<Option<u64>>, StoreError> {
+        let tenant = self.subscription(sub)?.tenant;
+        let mut serials = Vec::with_capacity(settled.len());
+        for chunk in settled.chunks(model::SETTLES_PER_RECORD_MAX) {
+            let items: Vec<SettledRecord> = chunk.iter().map(SettledRecord::from).collect();
+            match self
+                .op(tenant, Op::SettleDeliveries { sub: sub.0, items })
+                .await?
+            {
+                Outcome::Serials(s) => serials.extend(s),
+                other => {
+                    return Err(StoreError::Corrupt(format!(
+                        "a delivery settle answered {other:?}"
+                    )))
+                }
+            }
+        }
+        Ok(serials)
+    }
+
+    async fn delivery_state(&self, sub: SubKey) -> Result<DeliveryState, StoreError> {
+        let subscription = self.subscription(sub)?;
+        let model = self.model(subscription.tenant);
+        let filter = TypeFilter::of_patterns(&subscription.event_types);
+        let unread = model.unread(sub, subscription.tenant, &filter);
+        let Some(s) = model.sub_state(sub) else {
+            return Ok(DeliveryState::default());
+        };
+        Ok(DeliveryState {
+            backlog: unread + (s.window.len() + s.replaying.len() + s.replay_queue.len()) as u64,
+            in_flight: s.in_flight(),
+            retrying: s.retrying(),
+            dead_letters: s.dead.len() as u64,
+            last_success_at: s.last_success_at,
+            last_failure_at: s.last_failure_at,
+            failing_since: s.failing_since,
+            position: Sequence(s.cursor),
+        })
+    }
+
+    async fn attempts(&self, sub: SubKey, query: AttemptQuery) -> Result<AttemptPage, StoreError> {
+        let subscription = self.subscription(sub)?;
+        let limit = query.limit.clamp(1, 1000);
+        let model = self.model(subscription.tenant);
+        let Some(state) = model.sub_state(sub) else {
+            return Ok(AttemptPage::default());
+        };
+        let mut matching = state
+            .attempts
+            .iter()
+            .rev()
+            .filter(|a| query.before.is_none_or(|b| a.serial < b))
+            .filter(|a| query.outcome.is_none_or(|o| a.outcome == o));
+        let attempts: Vec<_> = matching.by_ref().take(limit).cloned().collect();
+        let has_more = matching.next().is_some();
+        Ok(AttemptPage { attempts, has_more })
+    }
+
+    async fn dead_letters(
+        &self,
+        sub: SubKey,
+        after: Option<Sequence>,
+        limit: usize,
+    ) -> Result<DeadLetterPage, StoreError> {
+        let subscription = self.subscription(sub)?;
+        let limit = limit.clamp(1, 1000);
+        let (found, has_more) = {
+            let model = self.model(subscription.tenant);
+            let Some(state) = model.sub_state(sub) else {
+                return Ok(DeadLetterPage::default());
+            };
+            let from = after.map_or(0, |s| s.0 + 1);
+            let mut range = state.dead.range(from..);
+            let found: Vec<(u64, UnixMs, u32)> = range
+                .by_ref()
+                .take(limit)
+                .map(|(s, d)| (*s, d.at, d.attempts))
+                .collect();
+            (found, range.next().is_some())
+        };
+        let seqs: Vec<u64> = found.iter().map(|f| f.0).collect();
+        let events = self.log_events(subscription.tenant, &seqs).await?;
+        let next = found.last().map(|f| Sequence(f.0));
+        let dead = found
+            .into_iter()
+            .filter_map(|(seq, at, attempts)| {
+                let event = events.iter().find(|e| e.id.sequence().0 == seq)?.clone();
+                Some(DeadLetter {
+                    event,
+                    dead_at: at,
+                    attempts,
+                })
+            })
+            .collect();
+        Ok(DeadLetterPage {
+            dead,
+            next,
+            has_more,
+        })
+    }
+
+    async fn replay(&self, sub: SubKey, what: Replay) -> Result<u64, StoreError> {
+        let subscription = self.subscription(sub)?;
+        let tenant = subscription.tenant;
+        let filter = TypeFilter::of_patterns(&subscription.event_types);
+        let mut seqs = {
+            let model = self.model(tenant);
+            match what {
+                Replay::Ids(ids) => ids
+                    .into_iter()
+                    .filter(|&id| {
+                        model
+                            .event_type(tenant, id)
+                            .is_some_and(|t| filter.matches(t))
+                    })
+                    .map(|id| id.sequence().0)
+                    .collect::<Vec<u64>>(),
+                Replay::Range { since, until } => {
+                    model.received_between(tenant, &filter, since, until, REPLAY_EVENTS_MAX)
+                }
+            }
+        };
+        seqs.sort_unstable();
+        seqs.dedup();
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        match self.op(tenant, Op::Replay { sub: sub.0, seqs }).await? {
+            Outcome::Replayed(Some(n)) => Ok(n),
+            Outcome::Replayed(None) => Err(StoreError::Overloaded),
+            other => Err(StoreError::Corrupt(format!("a replay answered {other:?}"))),
+        }
+    }
+
+    async fn change_catalog(&self, change: CatalogChange) -> Result<Changed, StoreError> {
+        let shared = &*self.shared;
+        let mut versions = shared.versioned.subscribe();
+        for _ in 0..CATALOG_RETRIES_MAX {
+            let current = versions.borrow_and_update().clone();
+            let log_end = self.log_end_for(&change).await?;
+            let now = shared.clock.now_ms();
+            let (next, changed) = current.catalog.apply(change.clone(), now, log_end)?;
+            let body = serde_json::to_vec(&next)
+                .map_err(|e| StoreError::Corrupt(format!("serializing the catalog: {e}")))?;
+            match shared
+                .kv
+                .update(CATALOG_KEY, body.into(), current.rev)
+                .await
+            {
+                Ok(rev) => {
+                    self.await_catalog(rev).await?;
+                    return Ok(changed);
+                }
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    // Another node changed it first: wait for that change here, then
+                    // apply this one to it.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), versions.changed()).await;
+                }
+                Err(e) => return Err(unavailable(format!("changing the catalog: {e}"))),
+            }
+        }
+        Err(unavailable(format!(
+            "the catalog changed {CATALOG_RETRIES_MAX} times under this change; retry"
+        )))
+    }
+}
