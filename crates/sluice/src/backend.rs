@@ -12,6 +12,7 @@ use sluice_store::delivery::{
 use sluice_store::embedded::EmbeddedStore;
 use sluice_store::exposition::Exposition;
 use sluice_store::feed::CommitFeed;
+use sluice_store::jetstream::JetStreamStore;
 use sluice_store::{
     AppendOutcome, CatalogChange, CatalogWatch, Changed, EventId, EventState, Health, InboxKey,
     InboxPage, InboxQuery, InboxSummary, LeaseAction, LeaseOutcome, LogPage, LogQuery, NewEvent,
@@ -23,6 +24,8 @@ use tokio::sync::Notify;
 pub enum Backend {
     /// The embedded engine: one process, its own data directory.
     Embedded(EmbeddedStore),
+    /// NATS JetStream: a stateless node of a cluster.
+    JetStream(JetStreamStore),
 }
 
 /// Runs `$body` with `$s` bound to the backend in use.
@@ -30,6 +33,7 @@ macro_rules! on {
     ($self:ident, $s:ident => $body:expr) => {
         match $self {
             Backend::Embedded($s) => $body,
+            Backend::JetStream($s) => $body,
         }
     };
 }

@@ -170,10 +170,39 @@ pub struct ServeFlags {
     #[arg(long, env = "SLUICE_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Storage backend: `embedded` (a log in --data-dir, in this process) [default: embedded]
-    #[arg(long, value_parser = ["embedded"])]
+    /// Storage backend: `embedded` (a log in --data-dir, in this process) or `nats`
+    /// (a NATS JetStream cluster at --nats-url; any number of Sluice nodes can serve
+    /// it) [default: embedded]
+    #[arg(long, value_parser = ["embedded", "nats"])]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
+    /// With --store nats: the servers, comma-separated, e.g.
+    /// nats://h1:4222,nats://h2:4222 [default: nats://127.0.0.1:4222]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_url: Option<String>,
+    /// With --store nats: replicas of each stream and of the catalog bucket, when this
+    /// node creates them (3 on a 3-node cluster: a write survives one server's loss)
+    /// [default: 1]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_replicas: Option<usize>,
+    /// With --store nats: partition streams of a new deployment (each is one Raft
+    /// group; tenants are spread over them). Fixed once the deployment exists [default: 3]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_partitions: Option<u32>,
+    /// With --store nats: prefix of every stream, subject and bucket, so deployments
+    /// can share a cluster ([a-z0-9_]) [default: sluice]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_namespace: Option<String>,
+    /// With --store nats and --durability fsync: the servers' monitoring addresses
+    /// (host:port, comma-separated), read to check that every server fsyncs before it
+    /// acknowledges [default: each --nats-url host, port 8222]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_monitor: Option<String>,
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use sluice_server::{auth, listener, App};
 use sluice_store::embedded::EmbeddedStore;
-use sluice_store::{CatalogOps, Scope, Store, TenantLimits};
+use sluice_store::jetstream::{JetStreamConfig, JetStreamStore};
+use sluice_store::{CatalogOps, Scope, Store, StoreError, TenantLimits};
 
 use crate::backend::Backend;
 use crate::cli::ServeFlags;
@@ -16,6 +17,10 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     init_logging();
     let settings = Settings::load(&flags)?;
     let store_config = settings.store_config()?;
+    let nats_config = match settings.store.as_str() {
+        "nats" => Some(settings.nats_config()?),
+        _ => None,
+    };
     let server_config = settings.server_config()?;
     let tls = settings.tls()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -25,7 +30,7 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let nofile = listener::raise_nofile_limit();
-        let store = open_backend(&settings, store_config)?;
+        let store = open_backend(&settings, store_config, nats_config).await?;
         let store = Arc::new(store);
         first_start(&*store).await?;
 
@@ -34,7 +39,10 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         let tenants = store.catalog().borrow().tenants.len();
         tracing::info!(
             address = %report.addr,
-            data_dir = %std::path::absolute(&settings.data_dir).unwrap_or(settings.data_dir.clone()).display(),
+            store = %match settings.store.as_str() {
+                "nats" => format!("nats {}", settings.nats_url),
+                _ => std::path::absolute(&settings.data_dir).unwrap_or(settings.data_dir.clone()).display().to_string(),
+            },
             version = env!("CARGO_PKG_VERSION"),
             durability = %describe_durability(&settings),
             backlog = report.backlog,
@@ -85,37 +93,72 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens the backend `--store` names.
-fn open_backend(
+async fn open_backend(
     settings: &Settings,
     store_config: sluice_store::embedded::EmbeddedConfig,
+    nats_config: Option<JetStreamConfig>,
 ) -> anyhow::Result<Backend> {
-    match settings.store.as_str() {
-        "embedded" => {
-            // Absolute, so that starting from another directory (a new, empty store
-            // and a new key) is plain in the log.
-            let dir = std::path::absolute(&settings.data_dir).unwrap_or(settings.data_dir.clone());
-            tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %dir.display(), "sluice {} opening the embedded store", env!("CARGO_PKG_VERSION"));
-            let started = std::time::Instant::now();
-            let store = EmbeddedStore::open(store_config)
-                .with_context(|| format!("opening the data directory {}", dir.display()))?;
-            for note in store.recovery_notes() {
-                tracing::warn!("recovery: {note}");
-            }
-            let (segments, events, pending) = store.summary();
-            let tenants = store.catalog().borrow().tenants.len();
-            let took_ms = started.elapsed().as_millis() as u64;
-            tracing::info!(
-                segments,
-                events,
-                pending,
-                tenants,
-                took_ms,
-                "recovered the store: {events} events ({pending} pending) in {segments} segments, {tenants} tenants, in {took_ms} ms"
-            );
-            Ok(Backend::Embedded(store))
-        }
-        other => anyhow::bail!("store must be embedded (got {other:?})"),
+    if let Some(config) = nats_config {
+        return open_jetstream(config).await;
     }
+    // Absolute, so that starting from another directory (a new, empty store and a new
+    // key) is plain in the log.
+    let dir = std::path::absolute(&settings.data_dir).unwrap_or(settings.data_dir.clone());
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %dir.display(), "sluice {} opening the embedded store", env!("CARGO_PKG_VERSION"));
+    let started = std::time::Instant::now();
+    let store = EmbeddedStore::open(store_config)
+        .with_context(|| format!("opening the data directory {}", dir.display()))?;
+    for note in store.recovery_notes() {
+        tracing::warn!("recovery: {note}");
+    }
+    let (segments, events, pending) = store.summary();
+    let tenants = store.catalog().borrow().tenants.len();
+    let took_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(
+        segments,
+        events,
+        pending,
+        tenants,
+        took_ms,
+        "recovered the store: {events} events ({pending} pending) in {segments} segments, {tenants} tenants, in {took_ms} ms"
+    );
+    Ok(Backend::Embedded(store))
+}
+
+/// Joins (or starts) a deployment on a NATS JetStream cluster.
+async fn open_jetstream(config: JetStreamConfig) -> anyhow::Result<Backend> {
+    let urls = config.urls.join(",");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        nats_url = %urls,
+        replicas = config.replicas,
+        namespace = %config.namespace,
+        "sluice {} joining NATS JetStream at {urls}",
+        env!("CARGO_PKG_VERSION")
+    );
+    if !config.require_sync_always {
+        tracing::warn!("durability is not fsync: the NATS servers are not checked for sync_interval: always, so a 2xx may precede the servers' fsync (JetStream's default syncs every 2 minutes)");
+    }
+    let started = std::time::Instant::now();
+    let store = JetStreamStore::open(config)
+        .await
+        .context("opening the NATS JetStream store")?;
+    for note in store.notes() {
+        tracing::info!("nats: {note}");
+    }
+    let stats = store.stats().await;
+    let tenants = store.catalog().borrow().tenants.len();
+    let took_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(
+        partitions = store.partitions(),
+        events = stats.events_appended,
+        tenants,
+        took_ms,
+        "read the cluster's logs back: {} events in {} partition streams, {tenants} tenants, in {took_ms} ms",
+        stats.events_appended,
+        store.partitions()
+    );
+    Ok(Backend::JetStream(store))
 }
 
 /// On an empty data directory: tenant "default" and one key with every scope, printed
@@ -124,10 +167,20 @@ async fn first_start(store: &impl Store) -> anyhow::Result<()> {
     if !store.catalog().borrow().tenants.is_empty() {
         return Ok(());
     }
-    let tenant = store
+    let tenant = match store
         .create_tenant("default", TenantLimits::default())
         .await
-        .context("creating the default tenant")?;
+    {
+        Ok(t) => t,
+        // On a cluster, another node starting at the same moment created it first;
+        // that node prints the key, exactly once.
+        Err(StoreError::Conflict(_))
+            if store.catalog().borrow().tenant_by_name("default").is_some() =>
+        {
+            return Ok(())
+        }
+        Err(e) => return Err(e).context("creating the default tenant"),
+    };
     let key = auth::generate_key(tenant.id, Scope::ALL.to_vec(), sluice_store::now_ms());
     store
         .add_key(key.record)
@@ -141,6 +194,12 @@ async fn first_start(store: &impl Store) -> anyhow::Result<()> {
 }
 
 fn describe_durability(s: &Settings) -> String {
+    if s.store == "nats" {
+        return match s.durability.as_str() {
+            "fsync" => "fsync (2xx only after the stream's quorum stored the write, each server fsyncing first: sync_interval: always, checked at start)".into(),
+            other => format!("{other} (2xx after the stream's quorum stored the write, in the servers' page cache until their own sync_interval)"),
+        };
+    }
     match s.durability.as_str() {
         "interval" => format!(
             "interval (fdatasync every {}; a power loss can lose that window)",

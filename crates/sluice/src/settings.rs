@@ -11,6 +11,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use sluice_server::{Limits, ServerConfig};
 use sluice_store::embedded::{Durability, EmbeddedConfig};
+use sluice_store::jetstream::JetStreamConfig;
 
 use crate::cli::ServeFlags;
 
@@ -29,6 +30,11 @@ pub struct Retention {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     pub store: String,
+    pub nats_url: String,
+    pub nats_replicas: usize,
+    pub nats_partitions: u32,
+    pub nats_namespace: String,
+    pub nats_monitor: String,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub durability: String,
@@ -65,6 +71,11 @@ impl Default for Settings {
         let limits = Limits::default();
         Settings {
             store: "embedded".into(),
+            nats_url: "nats://127.0.0.1:4222".into(),
+            nats_replicas: 1,
+            nats_partitions: sluice_store::jetstream::PARTITIONS_DEFAULT,
+            nats_namespace: "sluice".into(),
+            nats_monitor: String::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./sluice-data"),
             durability: "fsync".into(),
@@ -103,7 +114,14 @@ impl Default for Settings {
 
 /// `SLUICE_*` variables that are not `serve` settings but Sluice's own: `sluice bench`'s
 /// key, and the test and benchmark harnesses' knobs (by prefix).
-const TOOL_VARIABLES: &[&str] = &["config", "api_key", "bin", "random_seed", "test_seed"];
+const TOOL_VARIABLES: &[&str] = &[
+    "config",
+    "api_key",
+    "bin",
+    "random_seed",
+    "test_seed",
+    "nats_server",
+];
 const TOOL_PREFIXES: &[&str] = &["crash_", "bench_"];
 
 /// Every setting's name as the file spells it (`retention.acked` for the table).
@@ -254,6 +272,41 @@ impl Settings {
         c.repair = self.repair;
         c.commit_delay = duration("commit_delay", &self.commit_delay)?;
         c.sync_interval_min = duration("sync_interval_min", &self.sync_interval_min)?;
+        Ok(c)
+    }
+
+    /// The JetStream backend's configuration (`--store nats`).
+    pub fn nats_config(&self) -> anyhow::Result<JetStreamConfig> {
+        let list = |text: &str| -> Vec<String> {
+            text.split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let urls = list(&self.nats_url);
+        if urls.is_empty() {
+            bail!("nats_url must name at least one server, e.g. nats://127.0.0.1:4222");
+        }
+        if !(1..=5).contains(&self.nats_replicas) {
+            bail!(
+                "nats_replicas must be 1 to 5, JetStream's range (got {})",
+                self.nats_replicas
+            );
+        }
+        let mut c = JetStreamConfig::new(urls);
+        c.replicas = self.nats_replicas;
+        c.partitions = self.nats_partitions;
+        c.namespace = self.nats_namespace.clone();
+        c.monitor_addrs = list(&self.nats_monitor);
+        c.require_sync_always = match self.durability.as_str() {
+            "fsync" => true,
+            "interval" | "none" => false,
+            other => bail!("durability must be fsync, interval or none (got {other:?})"),
+        };
+        c.dedup_window = duration("dedup_window", &self.dedup_window)?;
+        c.retention_acked = duration("retention.acked", &self.retention.acked)?;
+        c.retention_pending = duration("retention.pending", &self.retention.pending)?;
         Ok(c)
     }
 

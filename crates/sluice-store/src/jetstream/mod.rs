@@ -89,6 +89,10 @@ const READS_IN_FLIGHT_MAX: usize = 64;
 /// How long `Nats-Msg-Id` dedups a retried publish: far beyond the write deadline.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
+/// Longest pull a log follower waits on: bounds how long a lost stream leader goes
+/// unnoticed (see `run_applier`).
+const FOLLOW_EXPIRES: Duration = Duration::from_secs(2);
+
 /// The catalog bucket's keys.
 const CATALOG_KEY: &str = "catalog";
 const GENESIS_KEY: &str = "genesis";
@@ -379,51 +383,71 @@ impl JetStreamStore {
             } else {
                 config.monitor_addrs.clone()
             };
+            // Every server that answers must fsync before acknowledging. One that does
+            // not answer (down, as after a crash) cannot be asked: it is noted, and
+            // checked by the next node that starts while it is up; at least one must
+            // answer.
+            let mut checked = Vec::new();
+            let mut unreachable = Vec::new();
             for monitor in &monitors {
-                let varz =
-                    preflight::varz(monitor)
-                        .await
-                        .map_err(|detail| JetStreamError::Monitor {
-                            monitor: monitor.clone(),
-                            detail,
-                        })?;
-                if !varz.sync_always {
-                    return Err(JetStreamError::NotSyncAlways {
-                        server: if varz.server_name.is_empty() {
-                            monitor.clone()
-                        } else {
-                            varz.server_name
-                        },
-                    });
+                match preflight::varz(monitor).await {
+                    Ok(varz) if varz.sync_always => checked.push(monitor.clone()),
+                    Ok(varz) => {
+                        return Err(JetStreamError::NotSyncAlways {
+                            server: if varz.server_name.is_empty() {
+                                monitor.clone()
+                            } else {
+                                varz.server_name
+                            },
+                        })
+                    }
+                    Err(detail) => unreachable.push((monitor.clone(), detail)),
                 }
+            }
+            if checked.is_empty() {
+                let (monitor, detail) = unreachable.swap_remove(0);
+                return Err(JetStreamError::Monitor { monitor, detail });
             }
             notes.push(format!(
                 "NATS servers at {} fsync before acknowledging (sync_interval: always)",
-                monitors.join(", ")
+                checked.join(", ")
             ));
+            for (monitor, detail) in unreachable {
+                notes.push(format!(
+                    "could not read {monitor}/varz ({detail}): that server was not checked for sync_interval: always"
+                ));
+            }
         }
         let js = jetstream::new(client.clone());
         let failed = |what: String| move |e: String| JetStreamError::Stream { what, detail: e };
         let bucket = names.bucket();
-        let kv = match js.get_key_value(&bucket).await {
-            Ok(kv) => kv,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: bucket.clone(),
-                    description: "Sluice's catalog: tenants, keys, subscriptions, consumers".into(),
-                    history: 1,
-                    storage: stream::StorageType::File,
-                    num_replicas: config.replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| failed(format!("bucket {bucket}"))(e.to_string()))?,
+        // JetStream answers "temporarily unavailable" until its cluster has a meta
+        // leader (seconds after the servers start): the set-up is retried until then.
+        let ready_by = tokio::time::Instant::now() + config.catch_up_deadline;
+        let kv_config = kv::Config {
+            bucket: bucket.clone(),
+            description: "Sluice's catalog: tenants, keys, subscriptions, consumers".into(),
+            history: 1,
+            storage: stream::StorageType::File,
+            num_replicas: config.replicas,
+            ..Default::default()
         };
+        let kv = until_ready(ready_by, || async {
+            match js.get_key_value(&bucket).await {
+                Ok(kv) => Ok(kv),
+                Err(_) => js
+                    .create_key_value(kv_config.clone())
+                    .await
+                    .map_err(|e| e.to_string()),
+            }
+        })
+        .await
+        .map_err(failed(format!("bucket {bucket}")))?;
         let proposed = Genesis {
             salt: rand::random(),
             partitions: config.partitions,
         };
-        let genesis = create_or_read(&kv, GENESIS_KEY, &proposed)
+        let genesis = until_ready(ready_by, || create_or_read(&kv, GENESIS_KEY, &proposed))
             .await
             .map_err(failed(format!("bucket {bucket}, key {GENESIS_KEY}")))?;
         if genesis.partitions != config.partitions {
@@ -436,9 +460,11 @@ impl JetStreamStore {
             token_secret: Catalog::new_token_secret(),
             ..Catalog::default()
         };
-        create_or_read(&kv, CATALOG_KEY, &first_catalog)
-            .await
-            .map_err(failed(format!("bucket {bucket}, key {CATALOG_KEY}")))?;
+        until_ready(ready_by, || {
+            create_or_read(&kv, CATALOG_KEY, &first_catalog)
+        })
+        .await
+        .map_err(failed(format!("bucket {bucket}, key {CATALOG_KEY}")))?;
         let windows = Windows {
             dedup_ms: config.dedup_window.as_millis() as i64,
             retention_acked_ms: config.retention_acked.as_millis() as i64,
@@ -448,24 +474,27 @@ impl JetStreamStore {
         let mut ends = Vec::with_capacity(genesis.partitions as usize);
         for p in 0..genesis.partitions {
             let name = names.stream(p);
-            let mut stream = js
-                .get_or_create_stream(stream::Config {
-                    name: name.clone(),
-                    description: Some(format!("Sluice partition {p}: events and consumer state")),
-                    subjects: names.stream_subjects(p),
-                    storage: stream::StorageType::File,
-                    num_replicas: config.replicas,
-                    duplicate_window: DUPLICATE_WINDOW,
-                    max_age: config.max_age(),
-                    max_message_size: -1,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| failed(format!("stream {name}"))(e.to_string()))?;
-            let info = stream
-                .info()
-                .await
-                .map_err(|e| failed(format!("stream {name}"))(e.to_string()))?;
+            let stream_config = stream::Config {
+                name: name.clone(),
+                description: Some(format!("Sluice partition {p}: events and consumer state")),
+                subjects: names.stream_subjects(p),
+                storage: stream::StorageType::File,
+                num_replicas: config.replicas,
+                duplicate_window: DUPLICATE_WINDOW,
+                max_age: config.max_age(),
+                max_message_size: -1,
+                ..Default::default()
+            };
+            let (stream, info) = until_ready(ready_by, || async {
+                let mut stream = js
+                    .get_or_create_stream(stream_config.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let info = stream.info().await.map_err(|e| e.to_string())?.clone();
+                Ok((stream, info))
+            })
+            .await
+            .map_err(failed(format!("stream {name}")))?;
             if info.config.num_replicas != config.replicas {
                 notes.push(format!(
                     "stream {name} has {} replica(s), not the {} asked for: it was created so; change it with `nats stream edit`",
@@ -733,6 +762,27 @@ impl JetStreamStore {
     }
 }
 
+/// Runs a set-up step until it succeeds or `deadline` passes (then answers its last
+/// error): JetStream refuses its API while the cluster elects a meta leader.
+async fn until_ready<T, F, Fut>(deadline: tokio::time::Instant, mut step: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match step().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tokio::time::Instant::now() + pause > deadline => return Err(e),
+            Err(e) => {
+                tracing::info!("waiting for NATS JetStream: {e}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
 /// Writes `value` under `key` unless the key exists; answers what the key holds.
 /// Exactly one of several nodes starting at once writes it.
 async fn create_or_read<T>(kv: &kv::Store, key: &str, value: &T) -> Result<T, String>
@@ -968,6 +1018,11 @@ async fn run_applier(shared: Arc<Shared>, p: usize) {
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                     start_sequence: from,
                 },
+                // The follower notices a lost stream leader by missed idle heartbeats
+                // (two in a row), and the client derives the heartbeat from this
+                // expiry: the default (30 s) left a node deaf for ~30 s after a server
+                // died, every write through it waiting.
+                max_expires: FOLLOW_EXPIRES,
                 ..Default::default()
             })
             .await;
