@@ -307,6 +307,10 @@ impl Settings {
         c.dedup_window = duration("dedup_window", &self.dedup_window)?;
         c.retention_acked = duration("retention.acked", &self.retention.acked)?;
         c.retention_pending = duration("retention.pending", &self.retention.pending)?;
+        // Three attempts' worth: a live node renews it with every fetch and settle, and
+        // an attempt never outlasts webhook_timeout, so a subscription moves only when
+        // its node has been silent for that long (15 s default: 45 s).
+        c.dispatch_lease = duration("webhook_timeout", &self.webhook_timeout)? * 3;
         Ok(c)
     }
 

@@ -130,6 +130,11 @@ pub struct JetStreamConfig {
     pub write_deadline: Duration,
     /// How long start-up may take to read the logs back.
     pub catch_up_deadline: Duration,
+    /// How long a subscription stays with the node dispatching it after that node's
+    /// last fetch or settle; a node that dies holds its subscriptions this long. Must
+    /// exceed the longest webhook attempt, so a live node's deliveries are never handed
+    /// to another while in flight.
+    pub dispatch_lease: Duration,
 }
 
 impl JetStreamConfig {
@@ -149,6 +154,7 @@ impl JetStreamConfig {
             retention_pending: Duration::from_secs(30 * 24 * 3600),
             write_deadline: Duration::from_secs(15),
             catch_up_deadline: Duration::from_secs(600),
+            dispatch_lease: Duration::from_secs(45),
         }
     }
 
@@ -272,13 +278,18 @@ struct Shared {
     waiters: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
     /// The catalog as this node's watch of the bucket last saw it.
     versioned: watch::Sender<Versioned>,
-    /// The same, for [`Store::catalog`].
+    /// The same, for [`Store::catalog`]. Published right after `versioned`, so that a
+    /// catalog a caller reads here is never newer than the revision its next record
+    /// carries (the applier's barrier relies on it).
     catalog: watch::Sender<Arc<Catalog>>,
+    /// The revision `catalog` holds now.
+    public_rev: AtomicU64,
     catalog_fault: Mutex<Option<String>>,
     feed: FeedSender,
     signals: InboxSignals,
     counts: NodeCounts,
     write_deadline: Duration,
+    dispatch_lease: Duration,
 }
 
 /// The JetStream [`Store`]: see the module docs.
@@ -530,11 +541,13 @@ impl JetStreamStore {
             })
             .0,
             catalog: watch::channel(Arc::new(Catalog::default())).0,
+            public_rev: AtomicU64::new(0),
             catalog_fault: Mutex::new(None),
             feed: FeedSender::default(),
             signals: InboxSignals::default(),
             counts: NodeCounts::default(),
             write_deadline: config.write_deadline,
+            dispatch_lease: config.dispatch_lease,
         });
         let mut tasks = vec![tokio::spawn(run_catalog_watch(shared.clone()))];
         let mut versions = shared.versioned.subscribe();
@@ -548,6 +561,7 @@ impl JetStreamStore {
                 ))
             })?
             .map_err(|_| JetStreamError::CatchUp("the catalog watch stopped".into()))?;
+        shared.public_catalog_at(1).await;
         for p in 0..shared.parts.len() {
             tasks.push(tokio::spawn(run_applier(shared.clone(), p)));
         }
@@ -734,6 +748,7 @@ impl JetStreamStore {
                 .wait_for(|v| v.rev >= rev)
                 .await
                 .map_err(|_| unavailable("the catalog watch stopped"))?;
+            self.shared.public_catalog_at(rev).await;
             for part in &self.shared.parts {
                 part.catalog_applied
                     .subscribe()
@@ -896,6 +911,15 @@ impl Shared {
                 "stored, but not read back within {:?}",
                 self.write_deadline
             ))),
+        }
+    }
+
+    /// Waits until [`Store::catalog`] shows revision `rev` or a later one. Only ever
+    /// called once `versioned` has it: the watch task publishes both in one step, so
+    /// this yields for the few instructions between them.
+    async fn public_catalog_at(&self, rev: u64) {
+        while self.public_rev.load(Ordering::Acquire) < rev {
+            tokio::task::yield_now().await;
         }
     }
 
@@ -1113,6 +1137,7 @@ async fn run_catalog_watch(shared: Arc<Shared>) {
                         catalog: catalog.clone(),
                     });
                     shared.catalog.send_replace(catalog);
+                    shared.public_rev.store(entry.revision, Ordering::Release);
                 }
             }
             Err(e) => *shared.catalog_fault.lock() = Some(format!("watching the catalog: {e}")),
@@ -1539,6 +1564,7 @@ impl Store for JetStreamStore {
             fifo: subscription.ordering == crate::catalog::Ordering::Fifo,
             max_in_flight: subscription.max_in_flight as usize,
             read_pos_hint,
+            owner_lease_ms: self.shared.dispatch_lease.as_millis() as i64,
         };
         let picks = match self.op(tenant, Op::Fetch(fetch)).await? {
             Outcome::Fetched(p) => p,

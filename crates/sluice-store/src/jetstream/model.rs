@@ -30,13 +30,6 @@ use crate::types::{
     Sequence, SettleOutcome, TenantId, UnixMs,
 };
 
-/// How long a subscription stays with the node that last fetched or settled for it.
-/// Past this without a word from it, another node's fetch takes the subscription over
-/// and hands out again what was in flight (at-least-once, as after an embedded crash).
-/// Longer than the longest attempt (the dispatcher's per-attempt timeout is 30 s at
-/// most), so a live node's deliveries are never handed out twice.
-pub(crate) const OWNER_LEASE_MS: i64 = 45_000;
-
 /// Events a fetch looks at, at most, for new deliveries.
 const FETCH_SCAN_EVENTS_MAX: usize = 64 << 10;
 
@@ -103,7 +96,10 @@ struct Keyed {
 struct SubRun {
     state: SubState,
     owner: Option<u64>,
-    owner_seen: UnixMs,
+    /// Until when `owner` holds it: renewed by each of its fetches and settles, by the
+    /// lease length its last fetch asked for.
+    owner_until: UnixMs,
+    owner_lease_ms: i64,
 }
 
 /// Where one id stands in one inbox.
@@ -695,7 +691,8 @@ impl Model {
             self.subs.entry(s.key).or_insert_with(|| SubRun {
                 state: SubState::new(s.start_after.0),
                 owner: None,
-                owner_seen: 0,
+                owner_until: 0,
+                owner_lease_ms: 0,
             });
         }
         self.catalog = next;
@@ -823,7 +820,7 @@ impl Model {
     pub(crate) fn owner(&self, key: SubKey, now: UnixMs) -> Option<(u64, UnixMs)> {
         let run = self.subs.get(&key)?;
         let owner = run.owner?;
-        let until = run.owner_seen + OWNER_LEASE_MS;
+        let until = run.owner_until;
         (until > now).then_some((owner, until))
     }
 
@@ -863,10 +860,10 @@ impl Model {
             return Picks::default();
         };
         if let Some(owner) = run.owner {
-            if owner != node && run.owner_seen + OWNER_LEASE_MS > now {
+            if owner != node && run.owner_until > now {
                 return Picks {
                     picks: Vec::new(),
-                    next_due_at: Some(run.owner_seen + OWNER_LEASE_MS),
+                    next_due_at: Some(run.owner_until),
                 };
             }
         }
@@ -875,7 +872,8 @@ impl Model {
             run.owner = Some(node);
             run.state.recovered();
         }
-        run.owner_seen = now;
+        run.owner_lease_ms = f.owner_lease_ms;
+        run.owner_until = now.saturating_add(f.owner_lease_ms);
         let state = &mut run.state;
         // A node that read the log from a later start (the stream's head aged out)
         // catches up to where the proposer had read; for a node that read it all, the
@@ -997,7 +995,7 @@ impl Model {
             return vec![None; items.len()];
         };
         if run.owner == Some(node) {
-            run.owner_seen = now;
+            run.owner_until = now.saturating_add(run.owner_lease_ms);
         }
         debug_assert!(items.len() <= SETTLES_PER_RECORD_MAX);
         let record_seq = seq;

@@ -304,6 +304,10 @@ pub(crate) struct FetchRecord {
     pub(crate) max_in_flight: usize,
     /// The subscription's read position in the proposer's model.
     pub(crate) read_pos_hint: u64,
+    /// How long the subscription stays the proposer's without another word from it;
+    /// past that, another node's fetch takes it over and hands out again what was in
+    /// flight (at-least-once, as after an embedded crash).
+    pub(crate) owner_lease_ms: i64,
 }
 
 /// [`Settled`], as a record holds it.
