@@ -183,6 +183,8 @@ pub(crate) struct Model {
     inboxes: HashMap<InboxKey, Inbox>,
     keys: HashMap<(TenantId, Bytes), Keyed>,
     key_order: VecDeque<(UnixMs, TenantId, Bytes)>,
+    /// Every event type seen, interned (see `apply_event`).
+    types: HashSet<Bytes>,
     subs: HashMap<SubKey, SubRun>,
     last_sweep: UnixMs,
     pub(crate) counts: ModelCounts,
@@ -204,6 +206,7 @@ impl Model {
             inboxes: HashMap::new(),
             keys: HashMap::new(),
             key_order: VecDeque::new(),
+            types: HashSet::new(),
             subs: HashMap::new(),
             last_sweep: 0,
             counts: ModelCounts::default(),
@@ -226,6 +229,9 @@ impl Model {
         let received_at = e.received_at.max(self.last_received);
         self.sweep(received_at);
         if let Some((key, fingerprint)) = &e.idempotency {
+            // Its own copy: `key` is a view into the whole message, payload and all,
+            // which the index would otherwise keep alive for the dedup window.
+            let key = &Bytes::copy_from_slice(key);
             if let Some(k) = self.keys.get(&(e.tenant, key.clone())) {
                 if k.received_at + self.windows.dedup_ms > received_at {
                     let id = self.id_of(k.seq, k.received_at);
@@ -250,6 +256,16 @@ impl Model {
             self.key_order
                 .push_back((received_at, e.tenant, key.clone()));
         }
+        // Interned: one allocation per distinct type, shared by every event of it (the
+        // record's own field is a view into the whole message, payload included).
+        let event_type = match self.types.get(&e.event_type[..]) {
+            Some(t) => t.clone(),
+            None => {
+                let t = Bytes::copy_from_slice(&e.event_type);
+                self.types.insert(t.clone());
+                t
+            }
+        };
         self.last_received = received_at;
         self.last_event = seq;
         self.log_ends.insert(e.tenant, seq);
@@ -258,7 +274,7 @@ impl Model {
             seq,
             Meta {
                 received_at,
-                event_type: e.event_type.clone(),
+                event_type,
             },
         );
         let fresh = Slot {
