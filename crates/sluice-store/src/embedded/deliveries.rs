@@ -81,6 +81,30 @@ pub(crate) struct Pulls {
     pub(crate) replay_pulled: Vec<u64>,
 }
 
+/// How a subscription takes deliveries, for [`SubState::fetch_due`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FetchShape {
+    /// One in flight, in order.
+    pub(crate) fifo: bool,
+    /// Its window: 1 with FIFO, else `max_in_flight`.
+    pub(crate) cap: usize,
+    /// What the dispatcher asked for, at most.
+    pub(crate) max: usize,
+}
+
+/// What [`SubState::fetch_due`] handed out, and what the backend may add from its log.
+#[derive(Debug, Default)]
+pub(crate) struct Fetch {
+    /// `(sequence, attempt, replay)`, in the order found.
+    pub(crate) picks: Vec<(u64, u32, bool)>,
+    /// The earliest retry that is not due yet.
+    pub(crate) next_due_at: Option<UnixMs>,
+    /// Replays taken from the queue.
+    pub(crate) replay_pulled: Vec<u64>,
+    /// New events the backend may pull from its log after `read_pos`, at most.
+    pub(crate) new_max: usize,
+}
+
 impl SubState {
     /// A subscription that starts after `start_after`.
     pub(crate) fn new(start_after: u64) -> SubState {
@@ -106,6 +130,78 @@ impl SubState {
             self.settle(item);
         }
         self.finish(d);
+    }
+
+    /// The part of a fetch every backend shares: hands out due retries and replays
+    /// (replays first; with FIFO, nothing behind an entry that is in flight or not due
+    /// yet), then replays queued by hand into free slots (`live` says which are still
+    /// in the log), and says how many new events the backend may pull from its log
+    /// after `read_pos`. The backend scans its log for those, then calls
+    /// [`SubState::pull`] with them and [`Fetch::replay_pulled`].
+    pub(crate) fn fetch_due(
+        &mut self,
+        shape: FetchShape,
+        now: UnixMs,
+        live: impl Fn(u64) -> bool,
+    ) -> Fetch {
+        let FetchShape { fifo, cap, max } = shape;
+        let mut fetch = Fetch::default();
+        let mut room = max.min(cap);
+        let occupied = self.window.len() + self.replaying.len();
+        let mut due = |entries: &mut BTreeMap<u64, Entry>, replay: bool, fetch: &mut Fetch| {
+            for (&seq, e) in entries.iter_mut() {
+                if room == 0 {
+                    break;
+                }
+                if e.in_flight {
+                    if fifo {
+                        break;
+                    }
+                    continue;
+                }
+                if e.due_at > now {
+                    fetch.next_due_at =
+                        Some(fetch.next_due_at.map_or(e.due_at, |d| d.min(e.due_at)));
+                    if fifo {
+                        break;
+                    }
+                    continue;
+                }
+                e.in_flight = true;
+                fetch.picks.push((seq, e.attempts + 1, replay));
+                room -= 1;
+                if fifo {
+                    break;
+                }
+            }
+        };
+        due(&mut self.replaying, true, &mut fetch);
+        let blocked = fifo && (!self.replaying.is_empty() || !fetch.picks.is_empty());
+        if !blocked {
+            due(&mut self.window, false, &mut fetch);
+        }
+        let fifo_busy = fifo && (occupied > 0 || !fetch.picks.is_empty());
+        if fifo_busy {
+            return fetch;
+        }
+        // Replays take free slots before new events.
+        let mut free = cap.saturating_sub(occupied).min(room);
+        while free > 0 {
+            let Some(seq) = self.replay_queue.front().copied() else {
+                break;
+            };
+            if live(seq) {
+                fetch.replay_pulled.push(seq);
+                fetch.picks.push((seq, 1, true));
+                free -= 1;
+            }
+            self.replay_queue.pop_front();
+        }
+        // A FIFO subscription that took a replay pulls nothing new beside it.
+        if fetch.replay_pulled.is_empty() || !fifo {
+            fetch.new_max = free;
+        }
+        fetch
     }
 
     /// Takes pulled events into the window, and replayed ones out of the queue.

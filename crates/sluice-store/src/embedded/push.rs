@@ -171,87 +171,39 @@ impl EmbeddedStore {
                 state.forget_counted(at);
             }
             // Due entries first (replays, then the window), then new ones.
-            let mut picks: Vec<(u64, u32, bool)> = Vec::new();
-            let mut room = max.min(cap);
-            let occupied = state.window.len() + state.replaying.len();
-            let mut next_due_at: Option<i64> = None;
-            let mut due =
-                |entries: &mut std::collections::BTreeMap<u64, super::deliveries::Entry>,
-                 replay: bool,
-                 picks: &mut Vec<(u64, u32, bool)>,
-                 room: &mut usize| {
-                    for (&seq, e) in entries.iter_mut() {
-                        if *room == 0 {
-                            break;
-                        }
-                        if e.in_flight {
-                            if fifo {
-                                break;
-                            }
-                            continue;
-                        }
-                        if e.due_at > now {
-                            next_due_at = Some(next_due_at.map_or(e.due_at, |d| d.min(e.due_at)));
-                            if fifo {
-                                break;
-                            }
-                            continue;
-                        }
-                        e.in_flight = true;
-                        picks.push((seq, e.attempts + 1, replay));
-                        *room -= 1;
-                        if fifo {
-                            break;
-                        }
-                    }
-                };
-            due(&mut state.replaying, true, &mut picks, &mut room);
-            let blocked = fifo && (!state.replaying.is_empty() || !picks.is_empty());
-            if !blocked {
-                due(&mut state.window, false, &mut picks, &mut room);
-            }
-            let mut replay_pulled = Vec::new();
+            let mut fetch = state.fetch_due(
+                super::deliveries::FetchShape { fifo, cap, max },
+                now,
+                |seq| live(segments, seq),
+            );
             let mut pulled = Vec::new();
-            let fifo_busy = fifo && (occupied > 0 || !picks.is_empty());
-            if !fifo_busy {
-                // Replays take free slots before new events.
-                let mut free = cap.saturating_sub(occupied).min(room);
-                while free > 0 {
-                    let Some(seq) = state.replay_queue.front().copied() else {
-                        break;
-                    };
-                    if live(segments, seq) {
-                        replay_pulled.push(seq);
-                        picks.push((seq, 1, true));
-                        free -= 1;
-                    }
-                    state.replay_queue.pop_front();
-                }
-                if replay_pulled.is_empty() || !fifo {
-                    // New events, from the read position on.
-                    let mut scanned = 0;
-                    let start = state.read_pos + 1;
-                    let first = segments.partition_point(|s| s.end_seq() <= start);
-                    'scan: for seg in &segments[first..] {
-                        for seq in start.max(seg.base_seq)..seg.end_seq() {
-                            if free == 0 || scanned == FETCH_SCAN_EVENTS_MAX {
-                                break 'scan;
-                            }
-                            scanned += 1;
-                            let i = (seq - seg.base_seq) as usize;
-                            state.read_pos = seq;
-                            if matches!(seg.states[i], STATE_DELETED | STATE_EXPIRED) {
-                                continue;
-                            }
-                            if matches(state, streams, types, sub.tenant, &filter, seg.keys[i]) {
-                                pulled.push(seq);
-                                picks.push((seq, 1, false));
-                                free -= 1;
-                            }
+            let mut free = fetch.new_max;
+            if free > 0 {
+                // New events, from the read position on.
+                let mut scanned = 0;
+                let start = state.read_pos + 1;
+                let first = segments.partition_point(|s| s.end_seq() <= start);
+                'scan: for seg in &segments[first..] {
+                    for seq in start.max(seg.base_seq)..seg.end_seq() {
+                        if free == 0 || scanned == FETCH_SCAN_EVENTS_MAX {
+                            break 'scan;
+                        }
+                        scanned += 1;
+                        let i = (seq - seg.base_seq) as usize;
+                        state.read_pos = seq;
+                        if matches!(seg.states[i], STATE_DELETED | STATE_EXPIRED) {
+                            continue;
+                        }
+                        if matches(state, streams, types, sub.tenant, &filter, seg.keys[i]) {
+                            pulled.push(seq);
+                            fetch.picks.push((seq, 1, false));
+                            free -= 1;
                         }
                     }
                 }
             }
+            let (mut picks, next_due_at, replay_pulled) =
+                (fetch.picks, fetch.next_due_at, fetch.replay_pulled);
             // Recorded with the next settle, not now (see `SubState::unrecorded`): a pull
             // lost in a crash only hands its events out again.
             state.pull(&pulled, &replay_pulled);

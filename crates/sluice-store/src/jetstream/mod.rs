@@ -42,11 +42,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use self::model::{Effects, Model, Outcome, Page, Windows};
 use self::names::Names;
-use self::record::{Envelope, EventRecord, FetchRecord, Op, Origin, SettledRecord, EVENT_TAG};
+use self::record::{Envelope, EventRecord, FetchRecord, Op, Origin, SettledRecord};
 use crate::catalog::{Catalog, CatalogChange, Changed, SubKey, Subscription};
 use crate::delivery::{
     AttemptPage, AttemptQuery, DeadLetter, DeadLetterPage, Delivery, DeliveryState, Fetched,
@@ -82,6 +82,17 @@ const PUBLISH_ATTEMPTS_MAX: u32 = 40;
 
 /// Catalog changes retried, at most, when another node changed the catalog first.
 const CATALOG_RETRIES_MAX: u32 = 32;
+
+/// Events waiting for their partition's publisher, at most; past it appends answer
+/// "overloaded" (503) rather than queue without bound.
+pub const PUBLISH_QUEUE_EVENTS_MAX: usize = 16 << 10;
+
+/// Events one publish round takes from its queue, at most.
+const ROUND_EVENTS_MAX: usize = 4096;
+
+/// Bytes of event records one batch message carries, at most (one larger event goes
+/// alone): under the `max_payload` a node requires of the servers.
+const BATCH_BYTES_MAX: usize = 1 << 20;
 
 /// Payload reads in flight at once for one page.
 const READS_IN_FLIGHT_MAX: usize = 64;
@@ -252,17 +263,27 @@ struct NodeCounts {
     publish_retries: AtomicU64,
     bad_records: AtomicU64,
     deletes_failed: AtomicU64,
+    overloaded: AtomicU64,
 }
 
 /// One partition stream, and this node's model of it.
 struct Partition {
     stream: stream::Stream,
+    /// Events waiting for this partition's publisher (see `run_publisher`).
+    queue: mpsc::Sender<Pending>,
     model: Mutex<Model>,
     /// The stream sequence applied up to.
     applied: watch::Sender<u64>,
     /// The catalog revision the model has applied.
     catalog_applied: watch::Sender<u64>,
     fault: Mutex<Option<String>>,
+}
+
+/// An event waiting to be published.
+struct Pending {
+    subject: String,
+    record: Bytes,
+    origin: Origin,
 }
 
 /// What the store's handles and its tasks share.
@@ -483,6 +504,7 @@ impl JetStreamStore {
         };
         let mut parts = Vec::with_capacity(genesis.partitions as usize);
         let mut ends = Vec::with_capacity(genesis.partitions as usize);
+        let mut queues = Vec::with_capacity(genesis.partitions as usize);
         for p in 0..genesis.partitions {
             let name = names.stream(p);
             let stream_config = stream::Config {
@@ -513,8 +535,11 @@ impl JetStreamStore {
                 ));
             }
             ends.push(info.state.last_sequence);
+            let (queue, rx) = mpsc::channel(PUBLISH_QUEUE_EVENTS_MAX);
+            queues.push(rx);
             parts.push(Partition {
                 stream,
+                queue,
                 model: Mutex::new(Model::new(
                     windows,
                     genesis.salt ^ p as u16,
@@ -564,6 +589,9 @@ impl JetStreamStore {
         shared.public_catalog_at(1).await;
         for p in 0..shared.parts.len() {
             tasks.push(tokio::spawn(run_applier(shared.clone(), p)));
+        }
+        for (p, rx) in queues.into_iter().enumerate() {
+            tasks.push(tokio::spawn(run_publisher(shared.clone(), p, rx)));
         }
         for (p, end) in ends.into_iter().enumerate() {
             let part = &shared.parts[p];
@@ -630,30 +658,43 @@ impl JetStreamStore {
         self.shared.propose_op(p, &subject, op).await
     }
 
-    /// Reads events' records from `tenant`'s partition stream by sequence (from the
-    /// leader, so an event this node applied is there). A message gone from the stream
-    /// is left out.
+    /// Reads events' records from `tenant`'s partition stream by position (from the
+    /// leader, so an event this node applied is there): each message once, however
+    /// many of the events it holds. A message gone from the stream is left out.
     async fn records(
         &self,
         tenant: TenantId,
-        seqs: Vec<u64>,
+        positions: Vec<u64>,
     ) -> Result<HashMap<u64, EventRecord>, StoreError> {
         let stream = &self.shared.parts[self.part_of(tenant)].stream;
-        let reads = futures_util::stream::iter(seqs)
+        let mut messages: Vec<u64> = positions.iter().map(|&p| record::message_of(p).0).collect();
+        messages.sort_unstable();
+        messages.dedup();
+        let reads = futures_util::stream::iter(messages)
             .map(|seq| async move { (seq, stream.get_raw_message(seq).await) })
             .buffer_unordered(READS_IN_FLIGHT_MAX);
-        let mut out = HashMap::new();
+        let mut bodies = HashMap::new();
         futures_util::pin_mut!(reads);
         while let Some((seq, got)) = reads.next().await {
             match got {
                 Ok(m) => {
-                    let record = EventRecord::decode(seq, &m.payload)
+                    let events = record::decode_batch(seq, &m.payload)
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    out.insert(seq, record);
+                    bodies.insert(seq, events);
                 }
                 Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => continue,
                 Err(e) => return Err(unavailable(format!("reading event {seq}: {e}"))),
             }
+        }
+        let mut out = HashMap::with_capacity(positions.len());
+        for position in positions {
+            let (seq, index) = record::message_of(position);
+            let Some(body) = bodies.get(&seq).and_then(|events| events.get(index)) else {
+                continue;
+            };
+            let record =
+                EventRecord::decode(seq, body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.insert(position, record);
         }
         Ok(out)
     }
@@ -736,7 +777,7 @@ impl JetStreamStore {
             .get_info()
             .await
             .map_err(|e| unavailable(format!("reading the stream's position: {e}")))?;
-        Ok(Sequence(info.state.last_sequence))
+        Ok(Sequence(record::last_position(info.state.last_sequence)))
     }
 
     /// Waits until this node's watch and every partition's model have the catalog at
@@ -905,6 +946,7 @@ impl Shared {
 
     async fn outcome(&self, mut waiter: Waiter<'_>) -> Result<Outcome, StoreError> {
         match tokio::time::timeout(self.write_deadline, &mut waiter.rx).await {
+            Ok(Ok(Outcome::Unstored(why))) => Err(StoreError::Unavailable(why)),
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(_)) => Err(unavailable("the log follower stopped")),
             Err(_) => Err(unavailable(format!(
@@ -945,13 +987,18 @@ impl Shared {
     ) {
         let part = &self.parts[p];
         enum Record {
-            Event(EventRecord),
+            Events(Vec<EventRecord>),
             Change(Envelope),
         }
-        let record = if body.first() == Some(&EVENT_TAG) {
-            EventRecord::decode(seq, body).map(Record::Event)
-        } else {
-            Envelope::decode(seq, body).map(Record::Change)
+        let record = match body.first() {
+            Some(&record::BATCH_TAG) => record::decode_batch(seq, body).and_then(|events| {
+                events
+                    .iter()
+                    .map(|e| EventRecord::decode(seq, e))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Record::Events)
+            }),
+            _ => Envelope::decode(seq, body).map(Record::Change),
         };
         let record = match record {
             Ok(r) => r,
@@ -986,19 +1033,23 @@ impl Shared {
         }
         self.catch_up_catalog(p);
         let mut fx = Effects::default();
-        let (origin, outcome) = {
+        let mut outcomes: Vec<(Origin, Outcome)> = Vec::new();
+        {
             let mut model = part.model.lock();
             match &record {
-                Record::Event(e) => (
-                    e.origin,
-                    Outcome::Appended(model.apply_event(seq, e, &mut fx)),
-                ),
-                Record::Change(e) => (
+                Record::Events(events) => {
+                    for (index, e) in events.iter().enumerate() {
+                        let position = record::position(seq, index);
+                        let outcome = Outcome::Appended(model.apply_event(position, e, &mut fx));
+                        outcomes.push((e.origin, outcome));
+                    }
+                }
+                Record::Change(e) => outcomes.push((
                     e.origin,
                     model.apply_op(seq, e.origin.node, e.at, &e.op, &mut fx),
-                ),
+                )),
             }
-        };
+        }
         if !fx.committed.is_empty() && self.feed.has_readers() {
             let mut committed = fx.committed;
             let bytes: usize = committed
@@ -1016,12 +1067,101 @@ impl Shared {
             self.signals.notify(fx.notify.into_iter());
         }
         part.applied.send_replace(seq);
-        if origin.node == self.node {
-            if let Some(tx) = self.waiters.lock().remove(&origin.nonce) {
-                let _ = tx.send(outcome);
+        for (origin, outcome) in outcomes {
+            if origin.node == self.node {
+                self.answer(origin.nonce, outcome);
             }
         }
     }
+
+    /// Hands a record's outcome to the request waiting for it, if it still is.
+    fn answer(&self, nonce: u64, outcome: Outcome) {
+        if let Some(tx) = self.waiters.lock().remove(&nonce) {
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+/// Publishes partition `p`'s appended events: the group commit of this backend.
+///
+/// Each round takes everything queued (up to [`ROUND_EVENTS_MAX`]), cuts it into batch
+/// messages at each change of subject (tenant and type) and at [`BATCH_BYTES_MAX`],
+/// publishes them all pipelined, and waits for their acknowledgements before the next
+/// round; what arrives meanwhile makes the next round's batches. Under load a batch
+/// holds many events (one Raft entry, one fsync, one delivery to each node for all of
+/// them); alone, an event goes at once. Queue order is kept: a request's events stay
+/// in its order, and the log's order is the queue's.
+async fn run_publisher(shared: Arc<Shared>, p: usize, mut rx: mpsc::Receiver<Pending>) {
+    let mut round: Vec<Pending> = Vec::with_capacity(ROUND_EVENTS_MAX);
+    while let Some(first) = rx.recv().await {
+        round.push(first);
+        while round.len() < ROUND_EVENTS_MAX {
+            match rx.try_recv() {
+                Ok(next) => round.push(next),
+                Err(_) => break,
+            }
+        }
+        let batches = cut_batches(&round);
+        let mut sent = Vec::with_capacity(batches.len());
+        for range in &batches {
+            let items = &round[range.clone()];
+            let body = record::encode_batch(items.iter().map(|i| &i.record));
+            let msg = jetstream::message::PublishMessage::build()
+                .payload(body.clone())
+                .message_id(items[0].origin.msg_id());
+            shared.counts.publishes.fetch_add(1, Ordering::Relaxed);
+            let ack = shared.js.send_publish(items[0].subject.clone(), msg).await;
+            sent.push((range.clone(), body, ack));
+        }
+        for (range, body, ack) in sent {
+            let stored = match ack {
+                Ok(ack) => ack.await.is_ok(),
+                Err(_) => false,
+            };
+            if stored {
+                continue;
+            }
+            // Again on its own, with the same id: stored once whichever try landed.
+            let items = &round[range];
+            if let Err(fail) = shared
+                .publish(&items[0].subject, body, items[0].origin)
+                .await
+            {
+                let why = match fail {
+                    PublishFail::Store(e) => e.to_string(),
+                    PublishFail::Conflict => "an unexpected conflict".into(),
+                };
+                for item in items {
+                    shared.answer(item.origin.nonce, Outcome::Unstored(why.clone()));
+                }
+            }
+        }
+        round.clear();
+        debug_assert!(p < shared.parts.len());
+    }
+}
+
+/// Where a round's batches begin and end: at each change of subject, and before a
+/// batch would pass [`BATCH_BYTES_MAX`] or [`record::BATCH_EVENTS_MAX`] events.
+fn cut_batches(round: &[Pending]) -> Vec<std::ops::Range<usize>> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, item) in round.iter().enumerate() {
+        let full = bytes + item.record.len() > BATCH_BYTES_MAX
+            || i - start == record::BATCH_EVENTS_MAX
+            || round[start].subject != item.subject;
+        if i > start && full {
+            batches.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += item.record.len();
+    }
+    if start < round.len() {
+        batches.push(start..round.len());
+    }
+    batches
 }
 
 /// Follows partition `p`'s stream from its first message, applying each in order, for
@@ -1151,45 +1291,60 @@ impl Store for JetStreamStore {
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, StoreError> {
         let shared = &*self.shared;
         let now = shared.clock.now_ms();
-        let mut records = Vec::with_capacity(events.len());
+        // Room in every partition's queue first, for all of them or none: a request
+        // refused as overloaded must have stored nothing.
+        let mut per_part = vec![0usize; shared.parts.len()];
         for e in &events {
-            let origin = shared.origin();
-            let body = EventRecord::encode(origin, now, e).ok_or_else(|| {
-                StoreError::Conflict("an event field longer than 65535 bytes".into())
-            })?;
-            let p = self.part_of(e.tenant) as u32;
-            let subject = shared.names.event_subject(p, e.tenant, &e.event_type);
-            records.push((origin, subject, body));
+            per_part[self.part_of(e.tenant)] += 1;
         }
-        // Pipelined: every publish is sent before the first ack is awaited; a failed
-        // one is published again on its own (stored once: same `Nats-Msg-Id`).
-        let waiters: Vec<Waiter<'_>> = records
-            .iter()
-            .map(|(o, _, _)| shared.wait(o.nonce))
-            .collect();
-        let mut acks = Vec::with_capacity(records.len());
-        for (origin, subject, body) in &records {
-            let msg = jetstream::message::PublishMessage::build()
-                .payload(body.clone())
-                .message_id(origin.msg_id());
-            shared.counts.publishes.fetch_add(1, Ordering::Relaxed);
-            acks.push(shared.js.send_publish(subject.clone(), msg).await);
-        }
-        for ((origin, subject, body), ack) in records.iter().zip(acks) {
-            let stored = match ack {
-                Ok(ack) => ack.await.is_ok(),
-                Err(_) => false,
-            };
-            if !stored {
-                match shared.publish(subject, body.clone(), *origin).await {
-                    Ok(_) => {}
-                    Err(PublishFail::Store(e)) => return Err(e),
-                    Err(PublishFail::Conflict) => {
-                        return Err(unavailable("an unexpected conflict"))
-                    }
+        let mut permits = Vec::with_capacity(shared.parts.len());
+        for (p, &n) in per_part.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            match shared.parts[p].queue.try_reserve_many(n) {
+                Ok(reserved) => permits.push((p, reserved)),
+                Err(mpsc::error::TrySendError::Full(())) => {
+                    shared.counts.overloaded.fetch_add(1, Ordering::Relaxed);
+                    return Err(StoreError::Overloaded);
+                }
+                Err(mpsc::error::TrySendError::Closed(())) => {
+                    return Err(unavailable("the publisher stopped"))
                 }
             }
         }
+        let mut waiters = Vec::with_capacity(events.len());
+        let mut pending = Vec::with_capacity(events.len());
+        for e in &events {
+            let origin = shared.origin();
+            let record = EventRecord::encode(origin, now, e).ok_or_else(|| {
+                StoreError::Conflict("an event field longer than 65535 bytes".into())
+            })?;
+            let p = self.part_of(e.tenant);
+            let subject = shared
+                .names
+                .event_subject(p as u32, e.tenant, &e.event_type);
+            waiters.push(shared.wait(origin.nonce));
+            pending.push((
+                p,
+                Pending {
+                    subject,
+                    record,
+                    origin,
+                },
+            ));
+        }
+        for (p, item) in pending {
+            // A permit was reserved above for each event of each partition.
+            if let Some(permit) = permits
+                .iter_mut()
+                .find(|(q, _)| *q == p)
+                .and_then(|(_, reserved)| reserved.next())
+            {
+                permit.send(item);
+            }
+        }
+        drop(permits);
         let mut outcomes = Vec::with_capacity(waiters.len());
         for w in waiters {
             match shared.outcome(w).await? {
@@ -1309,12 +1464,27 @@ impl Store for JetStreamStore {
             other => return Err(StoreError::Corrupt(format!("a settle answered {other:?}"))),
         };
         if how == Settle::Delete {
-            // The log no longer holds them: take their bytes off the stream too.
+            // The log no longer holds them: take their bytes off the stream too, once
+            // no event of their message is left (a message is a batch of events).
             let stream = &self.shared.parts[self.part_of(inbox.tenant)].stream;
-            for (id, outcome) in ids.iter().zip(&outcomes) {
-                if *outcome == SettleOutcome::Done
-                    && stream.delete_message(id.sequence().0).await.is_err()
-                {
+            let mut emptied: Vec<u64> = {
+                let model = self.model(inbox.tenant);
+                ids.iter()
+                    .zip(&outcomes)
+                    .filter(|(_, o)| **o == SettleOutcome::Done)
+                    .map(|(id, _)| record::message_of(id.sequence().0).0)
+                    .filter(|&msg| {
+                        !model.any_live(
+                            inbox.tenant,
+                            record::position(msg, 0),
+                            record::last_position(msg),
+                        )
+                    })
+                    .collect()
+            };
+            emptied.dedup();
+            for msg in emptied {
+                if stream.delete_message(msg).await.is_err() {
                     self.shared
                         .counts
                         .deletes_failed
@@ -1441,7 +1611,13 @@ impl Store for JetStreamStore {
     async fn stats(&self) -> StoreStats {
         let mut stats = StoreStats {
             commits: self.shared.counts.publishes.load(Ordering::Relaxed),
-            queue_depth: self.shared.waiters.lock().len() as u64,
+            queue_depth: self
+                .shared
+                .parts
+                .iter()
+                .map(|p| (PUBLISH_QUEUE_EVENTS_MAX - p.queue.capacity()) as u64)
+                .sum(),
+            overloaded_total: self.shared.counts.overloaded.load(Ordering::Relaxed),
             ..StoreStats::default()
         };
         for part in &self.shared.parts {
@@ -1457,7 +1633,7 @@ impl Store for JetStreamStore {
         let c = &self.shared.counts;
         out.counter(
             "sluice_jetstream_publishes_total",
-            "Records this node published to the streams (retries included).",
+            "Messages this node published to the streams (a batch of events is one; retries included).",
             c.publishes.load(Ordering::Relaxed),
         );
         out.counter(
@@ -1485,6 +1661,18 @@ impl Store for JetStreamStore {
             "The catalog bucket revision this node has applied.",
             self.shared.versioned.borrow().rev,
         );
+        out.family(
+            "sluice_jetstream_publish_queue",
+            "gauge",
+            "Appended events waiting for their partition's publisher (bounded; past it, 503).",
+        );
+        for (p, part) in self.shared.parts.iter().enumerate() {
+            out.sample(
+                "sluice_jetstream_publish_queue",
+                &format!("partition=\"{p}\""),
+                (PUBLISH_QUEUE_EVENTS_MAX - part.queue.capacity()) as u64,
+            );
+        }
         out.family(
             "sluice_jetstream_applied_sequence",
             "gauge",

@@ -22,7 +22,7 @@ use super::record::{EventRecord, FetchRecord, How, Op, SettledRecord};
 use crate::catalog::{Catalog, SubKey};
 use crate::delivery::REPLAY_QUEUE_MAX;
 use crate::embedded::control::Item;
-use crate::embedded::deliveries::SubState;
+use crate::embedded::deliveries::{FetchShape, SubState};
 use crate::event_id::EventId;
 use crate::feed::TypeFilter;
 use crate::types::{
@@ -121,6 +121,8 @@ pub(crate) enum Outcome {
     /// How many events a replay queued; `None`: the queue is full.
     Replayed(Option<u64>),
     Done,
+    /// The record was never stored (its publish failed past the write deadline).
+    Unstored(String),
 }
 
 /// A page of an inbox: which events, in which state.
@@ -411,6 +413,13 @@ impl Model {
         let seq = id.sequence().0;
         let meta = self.logs.get(&tenant)?.get(&seq)?;
         (self.id_of(seq, meta.received_at) == id).then_some(meta)
+    }
+
+    /// Whether any event of `tenant` between two positions is still in the log.
+    pub(crate) fn any_live(&self, tenant: TenantId, from: u64, to: u64) -> bool {
+        self.logs
+            .get(&tenant)
+            .is_some_and(|l| l.range(from..=to).next().is_some())
     }
 
     /// A live event's id and receive time, by sequence.
@@ -911,85 +920,35 @@ impl Model {
         }
         state.replaying.retain(|&s, _| live(s));
         state.advance_cursor();
-        let mut picks: Vec<(u64, u32, bool)> = Vec::new();
-        let mut room = max.min(cap);
-        let occupied = state.window.len() + state.replaying.len();
-        let mut next_due_at: Option<UnixMs> = None;
-        let mut due = |entries: &mut BTreeMap<u64, crate::embedded::deliveries::Entry>,
-                       replay: bool,
-                       picks: &mut Vec<(u64, u32, bool)>,
-                       room: &mut usize| {
-            for (&seq, e) in entries.iter_mut() {
-                if *room == 0 {
-                    break;
-                }
-                if e.in_flight {
-                    if fifo {
-                        break;
-                    }
-                    continue;
-                }
-                if e.due_at > now {
-                    next_due_at = Some(next_due_at.map_or(e.due_at, |d| d.min(e.due_at)));
-                    if fifo {
-                        break;
-                    }
-                    continue;
-                }
-                e.in_flight = true;
-                picks.push((seq, e.attempts + 1, replay));
-                *room -= 1;
-                if fifo {
-                    break;
-                }
-            }
-        };
-        due(&mut state.replaying, true, &mut picks, &mut room);
-        let blocked = fifo && (!state.replaying.is_empty() || !picks.is_empty());
-        if !blocked {
-            due(&mut state.window, false, &mut picks, &mut room);
-        }
-        let mut replay_pulled = Vec::new();
+        let mut fetch = state.fetch_due(FetchShape { fifo, cap, max }, now, live);
         let mut pulled = Vec::new();
-        let fifo_busy = fifo && (occupied > 0 || !picks.is_empty());
-        if !fifo_busy {
-            let mut free = cap.saturating_sub(occupied).min(room);
-            while free > 0 {
-                let Some(seq) = state.replay_queue.front().copied() else {
-                    break;
-                };
-                if live(seq) {
-                    replay_pulled.push(seq);
-                    picks.push((seq, 1, true));
-                    free -= 1;
+        let mut free = fetch.new_max;
+        if free > 0 {
+            if let Some(log) = log {
+                for (scanned, (&seq, meta)) in
+                    log.range(state.read_pos.saturating_add(1)..).enumerate()
+                {
+                    if free == 0 || scanned == FETCH_SCAN_EVENTS_MAX {
+                        break;
+                    }
+                    state.read_pos = seq;
+                    if filter.matches(&meta.event_type) {
+                        pulled.push(seq);
+                        fetch.picks.push((seq, 1, false));
+                        free -= 1;
+                    }
                 }
-                state.replay_queue.pop_front();
             }
-            if (replay_pulled.is_empty() || !fifo) && free > 0 {
-                if let Some(log) = log {
-                    for (scanned, (&seq, meta)) in
-                        log.range(state.read_pos.saturating_add(1)..).enumerate()
-                    {
-                        if free == 0 || scanned == FETCH_SCAN_EVENTS_MAX {
-                            break;
-                        }
-                        state.read_pos = seq;
-                        if filter.matches(&meta.event_type) {
-                            pulled.push(seq);
-                            picks.push((seq, 1, false));
-                            free -= 1;
-                        }
-                    }
-                }
-                if free > 0 {
-                    // Everything after was looked at (other tenants' sequences, deleted
-                    // events): the read position moves to the tenant's log end.
-                    if let Some(end) = self.log_ends.get(&tenant) {
-                        state.read_pos = state.read_pos.max(*end);
-                    }
+            if free > 0 {
+                // Everything after was looked at (other tenants' sequences, deleted
+                // events): the read position moves to the tenant's log end.
+                if let Some(end) = self.log_ends.get(&tenant) {
+                    state.read_pos = state.read_pos.max(*end);
                 }
             }
         }
+        let (mut picks, next_due_at, replay_pulled) =
+            (fetch.picks, fetch.next_due_at, fetch.replay_pulled);
         state.pull(&pulled, &replay_pulled);
         state.advance_cursor();
         picks.sort_by_key(|(seq, _, replay)| (!*replay, *seq));

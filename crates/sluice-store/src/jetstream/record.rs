@@ -2,8 +2,11 @@
 //! anything else (the catalog, inbox leases and settles, delivery state).
 //!
 //! Two encodings, told apart by the first byte:
-//! - an event is binary: [`EVENT_TAG`], then its fields, then the payload verbatim, so a
-//!   read hands the payload out as a slice of the message, with no decoding;
+//! - events are binary: a batch ([`BATCH_TAG`]) of event records, each [`EVENT_TAG`],
+//!   then its fields, then the payload verbatim, so a read hands the payload out as a
+//!   slice of the message, with no decoding. A batch is what concurrent appends of
+//!   one tenant and type share: one publish, one Raft entry, one delivery to each node
+//!   for many events (the group commit of this backend);
 //! - every other record is JSON ([`Envelope`]): small, rare next to events, and
 //!   readable with `nats stream get` when someone has to look.
 //!
@@ -137,6 +140,82 @@ impl EventRecord {
             payload: b,
         })
     }
+}
+
+/// The first byte of a batch: several event records in one message.
+pub(crate) const BATCH_TAG: u8 = 0x02;
+
+/// Events one batch message holds, at most: the low bits of an event's position in
+/// the log are its index in its message (see [`position`]).
+pub(crate) const BATCH_EVENTS_MAX: usize = 1 << BATCH_SHIFT;
+const BATCH_SHIFT: u32 = 12;
+
+/// An event's position in its partition's log: its message's stream sequence, then
+/// its index in the message. Increasing in log order, unique in the partition.
+pub(crate) fn position(msg_seq: u64, index: usize) -> u64 {
+    debug_assert!(index < BATCH_EVENTS_MAX);
+    debug_assert!(msg_seq < 1 << (64 - BATCH_SHIFT));
+    (msg_seq << BATCH_SHIFT) | index as u64
+}
+
+/// The stream sequence of the message that holds the event at `position`, and the
+/// event's index in it.
+pub(crate) fn message_of(position: u64) -> (u64, usize) {
+    (
+        position >> BATCH_SHIFT,
+        (position & (BATCH_EVENTS_MAX as u64 - 1)) as usize,
+    )
+}
+
+/// The last position a message at `msg_seq` can hold.
+pub(crate) fn last_position(msg_seq: u64) -> u64 {
+    position(msg_seq, BATCH_EVENTS_MAX - 1)
+}
+
+/// A batch message: [`BATCH_TAG`], the count (`u32`), then each event record with its
+/// length (`u32`) before it.
+pub(crate) fn encode_batch<'a>(records: impl ExactSizeIterator<Item = &'a Bytes>) -> Bytes {
+    debug_assert!(records.len() <= BATCH_EVENTS_MAX);
+    let count = records.len();
+    let mut b = BytesMut::new();
+    b.put_u8(BATCH_TAG);
+    b.put_u32(count as u32);
+    for r in records {
+        b.put_u32(r.len() as u32);
+        b.put_slice(r);
+    }
+    b.freeze()
+}
+
+/// The event records of a batch message, each a slice of `body` (no copy).
+pub(crate) fn decode_batch(seq: u64, body: &Bytes) -> Result<Vec<Bytes>, BadRecord> {
+    let bad = |what: &str| BadRecord {
+        seq,
+        what: what.to_owned(),
+    };
+    let mut b = body.clone();
+    if b.remaining() < 5 || b.get_u8() != BATCH_TAG {
+        return Err(bad("not a batch"));
+    }
+    let count = b.get_u32() as usize;
+    if count == 0 || count > BATCH_EVENTS_MAX {
+        return Err(bad("a batch of no events, or of too many"));
+    }
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        if b.remaining() < 4 {
+            return Err(bad("truncated batch"));
+        }
+        let len = b.get_u32() as usize;
+        if b.remaining() < len {
+            return Err(bad("truncated batch"));
+        }
+        out.push(b.split_to(len));
+    }
+    if b.has_remaining() {
+        return Err(bad("bytes after the batch's last event"));
+    }
+    Ok(out)
 }
 
 /// A field: its length plus one (0: absent), then its bytes.
@@ -411,6 +490,26 @@ mod tests {
                 "a record cut at {cut} bytes decodes"
             );
         }
+    }
+
+    #[test]
+    fn batches_round_trip_and_truncations_are_refused() {
+        let records = [
+            Bytes::from_static(b"one"),
+            Bytes::from_static(b""),
+            Bytes::from_static(b"three"),
+        ];
+        let body = encode_batch(records.iter());
+        assert_eq!(decode_batch(1, &body).expect("decodes"), records.to_vec());
+        for cut in 1..body.len() {
+            assert!(decode_batch(1, &body.slice(..cut)).is_err(), "cut at {cut}");
+        }
+        let mut longer = BytesMut::from(&body[..]);
+        longer.put_u8(0);
+        assert!(decode_batch(1, &longer.freeze()).is_err());
+        assert_eq!(message_of(position(77, 5)), (77, 5));
+        assert!(position(77, BATCH_EVENTS_MAX - 1) < position(78, 0));
+        assert_eq!(last_position(77), position(77, BATCH_EVENTS_MAX - 1));
     }
 
     #[test]
