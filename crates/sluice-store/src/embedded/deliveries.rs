@@ -23,7 +23,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::control::{Control, Deliveries, Item, ReplayRequest};
 use crate::catalog::SubKey;
-use crate::delivery::{Attempt, AttemptOutcome, Next, ATTEMPTS_KEPT_MAX, REPLAY_QUEUE_MAX};
+use crate::delivery::{
+    Attempt, AttemptOutcome, AttemptPage, AttemptQuery, Next, ATTEMPTS_KEPT_MAX, REPLAY_QUEUE_MAX,
+};
 use crate::types::UnixMs;
 
 /// One pulled event, not yet done.
@@ -202,6 +204,21 @@ impl SubState {
             fetch.new_max = free;
         }
         fetch
+    }
+
+    /// A page of the attempts log, newest first: what every backend answers
+    /// [`crate::Store::attempts`] with.
+    pub(crate) fn attempt_page(&self, query: &AttemptQuery) -> AttemptPage {
+        let limit = query.limit.clamp(1, 1000);
+        let mut matching = self
+            .attempts
+            .iter()
+            .rev()
+            .filter(|a| query.before.is_none_or(|b| a.serial < b))
+            .filter(|a| query.outcome.is_none_or(|o| a.outcome == o));
+        let attempts: Vec<_> = matching.by_ref().take(limit).cloned().collect();
+        let has_more = matching.next().is_some();
+        AttemptPage { attempts, has_more }
     }
 
     /// Takes pulled events into the window, and replayed ones out of the queue.

@@ -381,20 +381,12 @@ impl EmbeddedStore {
         query: AttemptQuery,
     ) -> Result<AttemptPage, StoreError> {
         self.subscription(key)?;
-        let limit = query.limit.clamp(1, 1000);
         let index = self.inner.index.lock();
-        let Some(state) = index.deliveries.subs.get(&key) else {
-            return Ok(AttemptPage::default());
-        };
-        let mut matching = state
-            .attempts
-            .iter()
-            .rev()
-            .filter(|a| query.before.is_none_or(|b| a.serial < b))
-            .filter(|a| query.outcome.is_none_or(|o| a.outcome == o));
-        let attempts: Vec<_> = matching.by_ref().take(limit).cloned().collect();
-        let has_more = matching.next().is_some();
-        Ok(AttemptPage { attempts, has_more })
+        Ok(index
+            .deliveries
+            .subs
+            .get(&key)
+            .map_or_else(AttemptPage::default, |state| state.attempt_page(&query)))
     }
 
     pub(super) async fn dead_letters_impl(

@@ -1824,20 +1824,10 @@ impl Store for JetStreamStore {
 
     async fn attempts(&self, sub: SubKey, query: AttemptQuery) -> Result<AttemptPage, StoreError> {
         let subscription = self.subscription(sub)?;
-        let limit = query.limit.clamp(1, 1000);
         let model = self.model(subscription.tenant);
-        let Some(state) = model.sub_state(sub) else {
-            return Ok(AttemptPage::default());
-        };
-        let mut matching = state
-            .attempts
-            .iter()
-            .rev()
-            .filter(|a| query.before.is_none_or(|b| a.serial < b))
-            .filter(|a| query.outcome.is_none_or(|o| a.outcome == o));
-        let attempts: Vec<_> = matching.by_ref().take(limit).cloned().collect();
-        let has_more = matching.next().is_some();
-        Ok(AttemptPage { attempts, has_more })
+        Ok(model
+            .sub_state(sub)
+            .map_or_else(AttemptPage::default, |state| state.attempt_page(&query)))
     }
 
     async fn dead_letters(
