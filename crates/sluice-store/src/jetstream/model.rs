@@ -1060,3 +1060,77 @@ fn slot_state(s: &Slot, now: UnixMs) -> EventState {
         EventState::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jetstream::record::{IdRef, Origin};
+
+    const DAY: i64 = 24 * 3600 * 1000;
+
+    fn model() -> Model {
+        Model::new(
+            Windows {
+                dedup_ms: DAY,
+                retention_acked_ms: 7 * DAY,
+                retention_pending_ms: 30 * DAY,
+            },
+            7,
+            (0, 1),
+        )
+    }
+
+    fn event(at: UnixMs, key: Option<&'static [u8]>) -> EventRecord {
+        EventRecord {
+            origin: Origin { node: 1, nonce: 1 },
+            tenant: TenantId(1),
+            received_at: at,
+            event_type: Bytes::from_static(b"t"),
+            source: None,
+            occurred_at: None,
+            idempotency: key.map(|k| (Bytes::from_static(k), [1; 16])),
+            payload: Bytes::from_static(b"{}"),
+        }
+    }
+
+    fn created(o: AppendOutcome) -> EventId {
+        match o {
+            AppendOutcome::Created { id, .. } => id,
+            other => panic!("expected Created, got {other:?}"),
+        }
+    }
+
+    /// Retention as the embedded engine keeps it, measured on record time: acked events
+    /// go after `retention.acked`, pending ones after `retention.pending` (counted as
+    /// expired), and idempotency keys after the dedup window.
+    #[test]
+    fn retention_and_the_dedup_window_expire_on_record_time() {
+        let mut m = model();
+        let mut fx = Effects::default();
+        let t0 = 1_700_000_000_000;
+        let acked = created(m.apply_event(1, &event(t0, Some(b"k")), &mut fx));
+        let pending = created(m.apply_event(2, &event(t0, None), &mut fx));
+        let inbox = InboxKey::from(TenantId(1));
+        let out = m.settle(inbox, &[IdRef::from(acked)], How::Ack, None, &mut fx);
+        assert_eq!(out, vec![SettleOutcome::Done]);
+
+        // Within the dedup window the key replays; past it, it makes a new event.
+        let replay = m.apply_event(3, &event(t0 + DAY - 1, Some(b"k")), &mut fx);
+        assert!(matches!(replay, AppendOutcome::Replayed { id, .. } if id == acked));
+        created(m.apply_event(4, &event(t0 + DAY + 1_001, Some(b"k")), &mut fx));
+
+        // Past retention.acked: the acked event is gone, the pending one stays.
+        m.apply_event(5, &event(t0 + 7 * DAY + 1_001, None), &mut fx);
+        assert!(m.state_of(inbox, acked, t0 + 8 * DAY).is_none());
+        assert_eq!(
+            m.state_of(inbox, pending, t0 + 8 * DAY),
+            Some((EventState::Pending, 0))
+        );
+        assert_eq!(m.counts.pending_expired, 0);
+
+        // Past retention.pending: the pending one goes too, counted as expired.
+        m.apply_event(6, &event(t0 + 30 * DAY + 2_002, None), &mut fx);
+        assert!(m.state_of(inbox, pending, t0 + 31 * DAY).is_none());
+        assert_eq!(m.counts.pending_expired, 1);
+    }
+}
