@@ -19,7 +19,7 @@ use http::request::Parts;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use sluice_push::Dispatcher;
-use sluice_store::{Store, TenantId};
+use sluice_store::{Catalog, Store, TenantId};
 
 use crate::access::{self, Access};
 use crate::auth::{KeyCache, Principal};
@@ -45,6 +45,8 @@ pub struct App<S> {
     pub(crate) config: ServerConfig,
     keys: ArcSwap<KeyCache>,
     tenants: ArcSwap<TenantTable>,
+    /// The catalog `keys` and `tenants` were built from.
+    built_from: ArcSwap<Catalog>,
     pub(crate) metrics: Metrics,
     router: Router,
     request_seq: AtomicU64,
@@ -117,6 +119,7 @@ impl<S: Store> App<S> {
         let app = App {
             keys: ArcSwap::from_pointee(KeyCache::build(&catalog)),
             tenants: ArcSwap::from_pointee(TenantTable::build(&catalog, &config.limits, None)),
+            built_from: ArcSwap::new(catalog.clone()),
             cursors: CursorKey::new(catalog.token_secret.as_bytes()),
             push: Dispatcher::new(store.clone(), config.push.clone()),
             store,
@@ -152,12 +155,30 @@ impl<S: Store> App<S> {
     pub fn refresh_catalog(&self) {
         let catalog = self.store.catalog().borrow().clone();
         self.keys.store(Arc::new(KeyCache::build(&catalog)));
+        self.built_from.store(catalog.clone());
         let previous = self.tenants.load();
         self.tenants.store(Arc::new(TenantTable::build(
             &catalog,
             &self.config.limits,
             Some(&previous),
         )));
+    }
+
+    /// Authenticates again after bringing the catalog up to the cluster's newest: a
+    /// key refused by this node's cache may have been created through another node a
+    /// moment ago. `None` when it is still unknown (or the store could not tell).
+    async fn authenticate_synced(&self, head: &Parts) -> Option<Principal> {
+        access::presented_key(head)?;
+        // An error leaves the catalog as it was: the key is judged on what is here.
+        let _ = self.store.catalog_sync().await;
+        // The caches follow the store's catalog from a task of their own; rebuilt here
+        // only when they are behind it, so a flood of unknown keys rebuilds nothing.
+        let current = self.store.catalog().borrow().clone();
+        if Arc::ptr_eq(&current, &self.built_from.load()) {
+            return None;
+        }
+        self.refresh_catalog();
+        access::authenticate(head, &self.keys.load()).ok()
     }
 
     /// Follows the catalog watch until the store closes it, refreshing the caches on
@@ -273,7 +294,10 @@ impl<S: Store> App<S> {
             Access::Key(scopes) => {
                 let who = match access::authenticate(head, &self.keys.load()) {
                     Ok(who) => who,
-                    Err(p) => return refuse(p, None),
+                    Err(p) => match self.authenticate_synced(head).await {
+                        Some(who) => who,
+                        None => return refuse(p, None),
+                    },
                 };
                 let tenants = self.tenants.load();
                 let Some(tenant) = tenants.get(who.tenant).cloned() else {

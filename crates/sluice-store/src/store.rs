@@ -199,6 +199,15 @@ pub trait Store: Send + Sync + 'static {
     /// The catalog, live.
     fn catalog(&self) -> CatalogWatch;
 
+    /// Brings this node's [`Store::catalog`] up to the newest the cluster holds, for a
+    /// caller that found something missing that another node may have just created (an
+    /// API key used through a load balancer a moment after it was made elsewhere).
+    /// Answers whether the catalog changed. A single-node backend's catalog is always
+    /// current: the default answers `false` at once.
+    fn catalog_sync(&self) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async { Ok(false) }
+    }
+
     /// What a subscription should deliver now: due retries and replays first, then
     /// the next events of its tenant's log that match it, up to `max` and to its own
     /// `max_in_flight` (one with FIFO ordering, where nothing new goes out while an

@@ -17,12 +17,7 @@ fn server_url() -> &'static str {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let dir = tempfile::tempdir().expect("tempdir");
-            let server = NatsServer::start(ServerOptions {
-                store_dir: dir.path().to_owned(),
-                port: 0,
-                sync_always: false,
-                cluster: None,
-            });
+            let server = NatsServer::start(ServerOptions::single(dir.path(), false));
             match server {
                 Ok(server) => {
                     tx.send(Ok(server.url())).expect("send");

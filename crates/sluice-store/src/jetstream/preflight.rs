@@ -53,10 +53,14 @@ pub(crate) async fn varz(monitor: &str) -> Result<Varz, String> {
         + 4;
     let doc: serde_json::Value =
         serde_json::from_slice(&raw[body_at..]).map_err(|e| format!("not JSON: {e}"))?;
-    let sync_always = doc
-        .pointer("/jetstream/config/sync_always")
+    // The server leaves `sync_always` out when it is false (Go's omitempty).
+    let config = doc
+        .pointer("/jetstream/config")
+        .ok_or("no jetstream.config in /varz: is JetStream enabled on this server?")?;
+    let sync_always = config
+        .get("sync_always")
         .and_then(serde_json::Value::as_bool)
-        .ok_or("no jetstream.config.sync_always in /varz: is JetStream enabled?")?;
+        .unwrap_or(false);
     Ok(Varz {
         server_name: doc["server_name"].as_str().unwrap_or_default().to_owned(),
         sync_always,

@@ -28,6 +28,22 @@ pub struct ServerOptions {
     /// For a cluster: this server's name, its cluster port, and its peers' cluster
     /// addresses.
     pub cluster: Option<ClusterOptions>,
+    /// `max_payload` in bytes; `None`: 8 MiB, room for Sluice's largest event.
+    pub max_payload: Option<usize>,
+}
+
+impl ServerOptions {
+    /// A lone server storing under `store_dir`, on a free port, fsyncing before every
+    /// acknowledgement (`sync_always`) or not.
+    pub fn single(store_dir: &Path, sync_always: bool) -> ServerOptions {
+        ServerOptions {
+            store_dir: store_dir.to_owned(),
+            port: 0,
+            sync_always,
+            cluster: None,
+            max_payload: None,
+        }
+    }
 }
 
 /// A cluster member's settings.
@@ -65,8 +81,8 @@ pub fn server_binary() -> String {
 }
 
 impl NatsServer {
-    /// Starts a server (with `max_payload` at 8 MiB, as Sluice needs more than the
-    /// 1 MiB default) and waits until it answers `/healthz`.
+    /// Starts a server (with `max_payload` at 8 MiB unless told otherwise: Sluice
+    /// needs more than the 1 MiB default) and waits until it answers `/healthz`.
     pub fn start(mut options: ServerOptions) -> std::io::Result<NatsServer> {
         if options.port == 0 {
             options.port = free_port()?;
@@ -156,9 +172,10 @@ impl Drop for NatsServer {
 
 fn render_config(o: &ServerOptions, monitor_port: u16) -> String {
     let mut c = format!(
-        "listen: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor_port}\nmax_payload: 8MB\n\
+        "listen: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor_port}\nmax_payload: {max_payload}\n\
          log_file: \"{log}\"\njetstream {{\n  store_dir: \"{dir}\"\n{sync}}}\n",
         port = o.port,
+        max_payload = o.max_payload.unwrap_or(8 << 20),
         log = o.store_dir.join("nats.log").display(),
         dir = o.store_dir.display(),
         sync = if o.sync_always {
