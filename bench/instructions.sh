@@ -3,6 +3,8 @@
 #
 #   bench/instructions.sh [ingest|batch] [requests, default 6000]
 #   SLUICE_BIN=/path/to/other/sluice bench/instructions.sh ...   # another build
+#   REFERENCE=1 bench/instructions.sh ingest 6000   # the parse-only hyper reference
+#                                                   # (bench/reference), same load
 #
 # Runs `sluice serve` under callgrind (instruction counts, not time: the same binary and
 # input give the same total whatever else the machine does), zeroes the counters once
@@ -18,21 +20,31 @@ WORKLOAD="${1:-ingest}"
 REQUESTS="${2:-6000}"
 RATE=300
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
-cargo build --release -q -p sluice
+cargo build --release -q -p sluice -p sluice-bench-reference
 SERVER="${SLUICE_BIN:-target/release/sluice}"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$WORK"/cg.out.* "$KEEP"/; rm -rf "$WORK"' EXIT
-valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
-  "$SERVER" serve --listen 127.0.0.1:9097 --data-dir "$WORK/data" \
-  > "$WORK/out" 2> "$WORK/err" &
-for _ in $(seq 600); do grep -q "sluice listening" "$WORK/err" 2>/dev/null && break; sleep 0.1; done
-KEY=$(sed -n 's/^API key for tenant "default": //p' "$WORK/out")
+if [ -n "${REFERENCE:-}" ]; then
+  valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
+    target/release/parse-server 127.0.0.1:9097 > "$WORK/out" 2> "$WORK/err" &
+  READY="listening on"
+  KEY=none
+else
+  valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
+    "$SERVER" serve --listen 127.0.0.1:9097 --data-dir "$WORK/data" \
+    > "$WORK/out" 2> "$WORK/err" &
+  READY="sluice listening"
+fi
+for _ in $(seq 600); do grep -q "$READY" "$WORK/err" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
+[ -n "${REFERENCE:-}" ] || KEY=$(sed -n 's/^API key for tenant "default": //p' "$WORK/out")
 PID=$(pgrep -f "callgrind.*127.0.0.1:9097" | head -1)
 callgrind_control --zero "$PID" > /dev/null 2>&1
 target/release/sluice bench --url http://127.0.0.1:9097 --api-key "$KEY" --workload "$WORKLOAD" \
   --connections 10 --rate "$RATE" --duration "$((REQUESTS / RATE))s" --timeout 30s --json > "$WORK/bench.json"
 callgrind_control --dump "$PID" > /dev/null 2>&1
-kill -INT "$PID"; wait "$PID" 2>/dev/null || true
+# The reference has no shutdown of its own; the counts are in the dump already.
+if [ -n "${REFERENCE:-}" ]; then kill -KILL "$PID"; else kill -INT "$PID"; fi
+wait "$PID" 2>/dev/null || true
 # The first dump holds exactly the instructions from the zeroing to the end of the load.
 DUMP=$(ls "$WORK"/cg.out.* | sort | head -1)
 python3 - "$WORK/bench.json" "$DUMP" "$WORKLOAD" <<'PY'

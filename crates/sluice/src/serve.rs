@@ -34,6 +34,11 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         let store = Arc::new(store);
         first_start(&*store).await?;
 
+        // Built before the listening line: it loads the system's CA certificates for
+        // the webhook client and calibrates the rate limiter's clock, start-up work
+        // that must not land on the first requests (or in a profile that starts at
+        // that line: bench/instructions.sh).
+        let app = App::new(store.clone(), server_config.clone());
         let (socket, report) = listener::bind(server_config.listen, server_config.backlog)
             .with_context(|| format!("listening on {}", server_config.listen))?;
         let tenants = store.catalog().borrow().tenants.len();
@@ -77,7 +82,6 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
             }
         }
 
-        let app = App::new(store.clone(), server_config.clone());
         tokio::spawn(app.clone().follow_catalog());
         let dispatcher = app.push().clone();
         let dispatching = tokio::spawn(dispatcher.clone().run());
