@@ -30,6 +30,7 @@ pub(crate) mod model;
 pub(crate) mod names;
 pub(crate) mod preflight;
 pub(crate) mod record;
+pub(crate) mod seqmap;
 pub mod testing;
 
 use std::collections::HashMap;

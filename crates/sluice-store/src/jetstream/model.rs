@@ -13,7 +13,9 @@
 //! index for the idempotency window, and each subscription's delivery state
 //! ([`SubState`], the embedded engine's, applied the same way).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use super::seqmap::{SeqMap, Tomb};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -47,10 +49,32 @@ const SWEEP_EVENTS_MAX: usize = 4096;
 /// What the model keeps of an event: what filters and ids need. Everything else (its
 /// payload, source and time) stays in the stream, at its sequence, and is read from
 /// there with the payload.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Meta {
     pub(crate) received_at: UnixMs,
-    pub(crate) event_type: Bytes,
+    /// Its type, as an index into the model's interned types.
+    pub(crate) type_id: u32,
+}
+
+impl Tomb for Meta {
+    const DEAD: Meta = Meta {
+        received_at: UnixMs::MIN,
+        type_id: 0,
+    };
+    fn is_dead(&self) -> bool {
+        self.received_at == UnixMs::MIN
+    }
+}
+
+impl Tomb for Slot {
+    const DEAD: Slot = Slot {
+        count: u32::MAX,
+        until: UnixMs::MIN,
+        dead: true,
+    };
+    fn is_dead(&self) -> bool {
+        self.until == UnixMs::MIN
+    }
 }
 
 /// An open entry of an inbox: pending (maybe leased) or dead.
@@ -66,7 +90,7 @@ struct Slot {
 /// One inbox: a tenant's default one, or a named consumer.
 #[derive(Debug)]
 struct Inbox {
-    open: BTreeMap<u64, Slot>,
+    open: SeqMap<Slot>,
     /// Acked events, with their delivery count.
     acked: HashMap<u64, u32>,
     /// Which of the tenant's events it takes.
@@ -76,7 +100,7 @@ struct Inbox {
 impl Inbox {
     fn new(filter: TypeFilter) -> Inbox {
         Inbox {
-            open: BTreeMap::new(),
+            open: SeqMap::default(),
             acked: HashMap::new(),
             filter,
         }
@@ -176,7 +200,7 @@ pub(crate) struct Model {
     /// The catalog bucket revision of `catalog` (0: none yet). A record proposed under
     /// a later one is applied only after it (see `Envelope::rev`).
     pub(crate) catalog_rev: u64,
-    logs: HashMap<TenantId, BTreeMap<u64, Meta>>,
+    logs: HashMap<TenantId, SeqMap<Meta>>,
     /// Per tenant, the latest event sequence ever committed (deleted ones included).
     log_ends: HashMap<TenantId, u64>,
     /// The latest event sequence of any tenant.
@@ -185,8 +209,9 @@ pub(crate) struct Model {
     inboxes: HashMap<InboxKey, Inbox>,
     keys: HashMap<(TenantId, Bytes), Keyed>,
     key_order: VecDeque<(UnixMs, TenantId, Bytes)>,
-    /// Every event type seen, interned (see `apply_event`).
-    types: HashSet<Bytes>,
+    /// Every event type seen, interned (see `apply_event`): `Meta::type_id` indexes it.
+    types: Vec<Bytes>,
+    type_ids: HashMap<Bytes, u32>,
     subs: HashMap<SubKey, SubRun>,
     last_sweep: UnixMs,
     pub(crate) counts: ModelCounts,
@@ -208,7 +233,8 @@ impl Model {
             inboxes: HashMap::new(),
             keys: HashMap::new(),
             key_order: VecDeque::new(),
-            types: HashSet::new(),
+            types: Vec::new(),
+            type_ids: HashMap::new(),
             subs: HashMap::new(),
             last_sweep: 0,
             counts: ModelCounts::default(),
@@ -260,12 +286,14 @@ impl Model {
         }
         // Interned: one allocation per distinct type, shared by every event of it (the
         // record's own field is a view into the whole message, payload included).
-        let event_type = match self.types.get(&e.event_type[..]) {
-            Some(t) => t.clone(),
+        let type_id = match self.type_ids.get(&e.event_type[..]) {
+            Some(&id) => id,
             None => {
                 let t = Bytes::copy_from_slice(&e.event_type);
-                self.types.insert(t.clone());
-                t
+                let id = self.types.len() as u32;
+                self.types.push(t.clone());
+                self.type_ids.insert(t, id);
+                id
             }
         };
         self.last_received = received_at;
@@ -276,7 +304,7 @@ impl Model {
             seq,
             Meta {
                 received_at,
-                event_type,
+                type_id,
             },
         );
         let fresh = Slot {
@@ -402,7 +430,8 @@ impl Model {
 
     /// An event's type, if `id` is exactly a live event of `tenant`.
     pub(crate) fn event_type(&self, tenant: TenantId, id: EventId) -> Option<&[u8]> {
-        self.event(tenant, id).map(|m| &m.event_type[..])
+        self.event(tenant, id)
+            .map(|m| &self.types[m.type_id as usize][..])
     }
 
     /// An event's metadata, if `id` is exactly a live event of `tenant`.
@@ -417,9 +446,7 @@ impl Model {
 
     /// Whether any event of `tenant` between two positions is still in the log.
     pub(crate) fn any_live(&self, tenant: TenantId, from: u64, to: u64) -> bool {
-        self.logs
-            .get(&tenant)
-            .is_some_and(|l| l.range(from..=to).next().is_some())
+        self.logs.get(&tenant).is_some_and(|l| l.any_in(from, to))
     }
 
     /// A live event's id and receive time, by sequence.
@@ -465,13 +492,13 @@ impl Model {
         let mut found = Vec::new();
         let mut position = after;
         let mut has_more = false;
-        for (scanned, (&seq, meta)) in log.range(start..).enumerate() {
+        for (scanned, (&seq, meta)) in log.range_from(start).enumerate() {
             if scanned == FETCH_SCAN_EVENTS_MAX || found.len() == limit {
                 has_more = true;
                 break;
             }
             position = Some(seq);
-            if event_type.is_none_or(|t| t.as_bytes() == meta.event_type) {
+            if event_type.is_none_or(|t| t.as_bytes() == self.types[meta.type_id as usize]) {
                 found.push(seq);
             }
         }
@@ -496,16 +523,17 @@ impl Model {
     ) -> Page {
         let mut page = Page::default();
         let start = after.map_or(0, |a| a.saturating_add(1));
+        let types = &self.types;
         let (Some(i), Some(log)) = (self.inboxes.get_mut(&inbox), self.logs.get(&inbox.tenant))
         else {
             return page;
         };
-        for (&seq, slot) in i.open.range_mut(start..) {
+        for (&seq, slot) in i.open.range_from_mut(start) {
             if slot.dead {
                 continue;
             }
             let Some(meta) = log.get(&seq) else { continue };
-            if event_type.is_some_and(|t| t.as_bytes() != meta.event_type) {
+            if event_type.is_some_and(|t| t.as_bytes() != types[meta.type_id as usize]) {
                 continue;
             }
             if let Some((_, max_deliveries)) = lease {
@@ -552,7 +580,7 @@ impl Model {
         let mut found = Vec::new();
         let mut position = after;
         let mut has_more = false;
-        for (scanned, (&seq, slot)) in i.open.range(start..).enumerate() {
+        for (scanned, (&seq, slot)) in i.open.range_from(start).enumerate() {
             if scanned == FETCH_SCAN_EVENTS_MAX {
                 has_more = true;
                 break;
@@ -579,8 +607,8 @@ impl Model {
                 // Dead letters count as pending: not acked, not deleted.
                 let oldest = i
                     .open
-                    .keys()
-                    .next()
+                    .first_key_value()
+                    .map(|(seq, _)| seq)
                     .and_then(|seq| self.logs.get(&k.tenant)?.get(seq))
                     .map(|m| m.received_at);
                 InboxSummary {
@@ -689,8 +717,8 @@ impl Model {
             let filter = TypeFilter::of_patterns(&c.event_types);
             let mut inbox = Inbox::new(filter);
             if let Some(log) = self.logs.get(&c.tenant) {
-                for (&seq, meta) in log.range(c.start_after.0.saturating_add(1)..) {
-                    if inbox.filter.matches(&meta.event_type) {
+                for (&seq, meta) in log.range_from(c.start_after.0.saturating_add(1)) {
+                    if inbox.filter.matches(&self.types[meta.type_id as usize]) {
                         inbox.open.insert(
                             seq,
                             Slot {
@@ -912,6 +940,7 @@ impl Model {
             f.max_in_flight.clamp(1, WINDOW_MAX)
         };
         let log = self.logs.get(&tenant);
+        let types = &self.types;
         let live = |seq: u64| log.is_some_and(|l| l.contains_key(&seq));
         // What was handed out and is gone from the log since leaves the window, as done.
         let gone: Vec<u64> = state.window.keys().copied().filter(|&s| !live(s)).collect();
@@ -926,13 +955,13 @@ impl Model {
         if free > 0 {
             if let Some(log) = log {
                 for (scanned, (&seq, meta)) in
-                    log.range(state.read_pos.saturating_add(1)..).enumerate()
+                    log.range_from(state.read_pos.saturating_add(1)).enumerate()
                 {
                     if free == 0 || scanned == FETCH_SCAN_EVENTS_MAX {
                         break;
                     }
                     state.read_pos = seq;
-                    if filter.matches(&meta.event_type) {
+                    if filter.matches(&types[meta.type_id as usize]) {
                         pulled.push(seq);
                         fetch.picks.push((seq, 1, false));
                         free -= 1;
@@ -1023,8 +1052,8 @@ impl Model {
             return 0;
         };
         self.logs.get(&tenant).map_or(0, |l| {
-            l.range(run.state.read_pos.saturating_add(1)..)
-                .filter(|(_, m)| filter.matches(&m.event_type))
+            l.range_from(run.state.read_pos.saturating_add(1))
+                .filter(|(_, m)| filter.matches(&self.types[m.type_id as usize]))
                 .count() as u64
         })
     }
@@ -1042,7 +1071,7 @@ impl Model {
         self.logs.get(&tenant).map_or_else(Vec::new, |l| {
             l.iter()
                 .filter(|(_, m)| m.received_at >= since && until.is_none_or(|u| m.received_at < u))
-                .filter(|(_, m)| filter.matches(&m.event_type))
+                .filter(|(_, m)| filter.matches(&self.types[m.type_id as usize]))
                 .map(|(&s, _)| s)
                 .take(max)
                 .collect()
