@@ -67,22 +67,6 @@ impl Cluster {
         }
     }
 
-    fn urls(&self) -> String {
-        self.servers
-            .iter()
-            .map(NatsServer::url)
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    fn monitors(&self) -> String {
-        self.servers
-            .iter()
-            .map(|s| format!("127.0.0.1:{}", s.monitor_port))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
     /// The index of the server that leads `stream`, as the cluster reports it.
     fn leader_of(&self, stream: &str) -> usize {
         for s in &self.servers {
@@ -111,28 +95,11 @@ impl Cluster {
     }
 }
 
-fn sluice_args(cluster: &Cluster) -> Vec<String> {
-    [
-        "--store",
-        "nats",
-        "--nats-url",
-        &cluster.urls(),
-        "--nats-monitor",
-        &cluster.monitors(),
-        "--nats-replicas",
-        "3",
-        "--durability",
-        "fsync",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 fn start_node(cluster: &Cluster) -> Server {
-    let args = sluice_args(cluster);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Server::start(&args)
+    let servers: Vec<&NatsServer> = cluster.servers.iter().collect();
+    let mut flags = common::nats_flags(&servers);
+    flags.extend(["--nats-replicas", "3", "--durability", "fsync"].map(String::from));
+    Server::start_with(&flags)
 }
 
 /// An event that got a 2xx: its key, id and payload.

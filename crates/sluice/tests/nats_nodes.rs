@@ -84,18 +84,9 @@ fn a_node_refuses_servers_that_would_break_its_promises() {
 fn a_tail_on_one_node_streams_writes_through_another() {
     let dir = tempfile::tempdir().expect("tempdir");
     let nats = start_nats(dir.path(), |_| {});
-    let url = nats.url();
-    let monitor = format!("127.0.0.1:{}", nats.monitor_port);
-    let args = [
-        "--store",
-        "nats",
-        "--nats-url",
-        &url,
-        "--nats-monitor",
-        &monitor,
-    ];
-    let a = Server::start(&args);
-    let b = Server::start(&args);
+    let flags = common::nats_flags(&[&nats]);
+    let a = Server::start_with(&flags);
+    let b = Server::start_with(&flags);
     let rt = common::runtime();
     rt.block_on(async {
         let http = Http::h1();

@@ -15,23 +15,20 @@ use sluice_store::jetstream::testing::{NatsServer, ServerOptions};
 const EVENTS_PER_PHASE: usize = 20;
 
 fn node(nats: &NatsServer) -> Server {
-    let url = nats.url();
-    let monitor = format!("127.0.0.1:{}", nats.monitor_port);
-    Server::start(&[
-        "--store",
-        "nats",
-        "--nats-url",
-        &url,
-        "--nats-monitor",
-        &monitor,
-        "--allow-private-targets",
-        "--webhook-retry-schedule",
-        "100ms,200ms",
-        // The dispatch lease is three attempts' worth: a dead node's subscriptions move
-        // after 3 s.
-        "--webhook-timeout",
-        "1s",
-    ])
+    let mut flags = common::nats_flags(&[nats]);
+    flags.extend(
+        [
+            "--allow-private-targets",
+            "--webhook-retry-schedule",
+            "100ms,200ms",
+            // The dispatch lease is three attempts' worth: a dead node's subscriptions
+            // move after 3 s.
+            "--webhook-timeout",
+            "1s",
+        ]
+        .map(String::from),
+    );
+    Server::start_with(&flags)
 }
 
 /// The event ids in the order of their first delivery.

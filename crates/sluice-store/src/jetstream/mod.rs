@@ -249,14 +249,6 @@ struct Versioned {
     catalog: Arc<Catalog>,
 }
 
-/// Why a publish did not store its record.
-#[derive(Debug)]
-enum PublishFail {
-    /// The expectation did not hold.
-    Conflict,
-    Store(StoreError),
-}
-
 /// Counters of this node (the model's are the cluster's).
 #[derive(Debug, Default)]
 struct NodeCounts {
@@ -873,12 +865,7 @@ impl Shared {
 
     /// Publishes one record, retried with the same `Nats-Msg-Id` through elections and
     /// reconnects; answers its stream sequence.
-    async fn publish(
-        &self,
-        subject: &str,
-        body: Bytes,
-        origin: Origin,
-    ) -> Result<u64, PublishFail> {
+    async fn publish(&self, subject: &str, body: Bytes, origin: Origin) -> Result<u64, StoreError> {
         let started = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(25);
         let msg_id = origin.msg_id();
@@ -903,18 +890,17 @@ impl Shared {
             match acked {
                 Ok(ack) => return Ok(ack.sequence),
                 Err(e) => match e.kind() {
-                    PublishErrorKind::WrongLastSequence => return Err(PublishFail::Conflict),
                     PublishErrorKind::MaxPayloadExceeded => {
-                        return Err(PublishFail::Store(StoreError::Full(e.to_string())))
+                        return Err(StoreError::Full(e.to_string()))
                     }
                     _ => last_error = e.to_string(),
                 },
             }
         }
-        Err(PublishFail::Store(StoreError::Unavailable(format!(
+        Err(StoreError::Unavailable(format!(
             "NATS JetStream did not store a write within {:?}: {last_error}",
             self.write_deadline
-        ))))
+        )))
     }
 
     fn wait(&self, nonce: u64) -> Waiter<'_> {
@@ -938,14 +924,9 @@ impl Shared {
         };
         debug_assert!(p < self.parts.len());
         let waiter = self.wait(envelope.origin.nonce);
-        match self
-            .publish(subject, envelope.encode(), envelope.origin)
-            .await
-        {
-            Ok(_) => self.outcome(waiter).await,
-            Err(PublishFail::Conflict) => Err(unavailable("an unexpected conflict")),
-            Err(PublishFail::Store(e)) => Err(e),
-        }
+        self.publish(subject, envelope.encode(), envelope.origin)
+            .await?;
+        self.outcome(waiter).await
     }
 
     async fn outcome(&self, mut waiter: Waiter<'_>) -> Result<Outcome, StoreError> {
@@ -1127,14 +1108,11 @@ async fn run_publisher(shared: Arc<Shared>, p: usize, mut rx: mpsc::Receiver<Pen
             }
             // Again on its own, with the same id: stored once whichever try landed.
             let items = &round[range];
-            if let Err(fail) = shared
+            if let Err(e) = shared
                 .publish(&items[0].subject, body, items[0].origin)
                 .await
             {
-                let why = match fail {
-                    PublishFail::Store(e) => e.to_string(),
-                    PublishFail::Conflict => "an unexpected conflict".into(),
-                };
+                let why = e.to_string();
                 for item in items {
                     shared.answer(item.origin.nonce, Outcome::Unstored(why.clone()));
                 }

@@ -144,7 +144,30 @@ pub fn run_to_exit(cmd: &mut Command, timeout: Duration) -> std::process::Output
     }
 }
 
+/// The flags that put a node on the JetStream backend of `servers` (their client URLs
+/// and monitoring addresses), as a user writes them.
+pub fn nats_flags(servers: &[&sluice_store::jetstream::testing::NatsServer]) -> Vec<String> {
+    let join = |f: &dyn Fn(&sluice_store::jetstream::testing::NatsServer) -> String| {
+        servers.iter().map(|s| f(s)).collect::<Vec<_>>().join(",")
+    };
+    vec![
+        "--store".into(),
+        "nats".into(),
+        "--nats-url".into(),
+        join(&|s| s.url()),
+        "--nats-monitor".into(),
+        join(&|s| format!("127.0.0.1:{}", s.monitor_port)),
+    ]
+}
+
 impl Server {
+    /// Starts `sluice serve` with `flags` (and, as always, a fresh data directory and
+    /// the admin token).
+    pub fn start_with(flags: &[String]) -> Server {
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        Server::start(&flags)
+    }
+
     /// Starts `sluice serve` on a fresh data directory with the admin token set.
     pub fn start(extra: &[&str]) -> Server {
         let tempdir = tempfile::tempdir().expect("tempdir");
