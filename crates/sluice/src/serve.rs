@@ -19,7 +19,8 @@ pub fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     let store_config = settings.store_config()?;
     let nats_config = match settings.store.as_str() {
         "nats" => Some(settings.nats_config()?),
-        _ => None,
+        "embedded" => None,
+        other => anyhow::bail!("store must be embedded or nats (got {other:?})"),
     };
     let server_config = settings.server_config()?;
     let tls = settings.tls()?;

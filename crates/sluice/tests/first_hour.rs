@@ -233,6 +233,20 @@ fn config_typos_are_refused_naming_the_closest_key() {
         err.contains("SLUICE_RETENTION_ACKED") && err.contains("SLUICE_RETENTION__ACKED"),
         "{err}"
     );
+    // A backend no flag would take, set where the flag's own check does not reach.
+    let out = common::run_to_exit(
+        std::process::Command::new(common::binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("SLUICE_STORE", "natz"),
+        std::time::Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("store must be embedded or nats (got \"natz\")"),
+        "{err}"
+    );
     assert!(
         !data.join("catalog.json").exists()
             || std::fs::read_dir(&data).map_or(true, |d| d.count() == 0),
