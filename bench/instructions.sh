@@ -3,6 +3,8 @@
 #
 #   bench/instructions.sh [ingest|batch] [requests, default 6000]
 #   SLUICE_BIN=/path/to/other/sluice bench/instructions.sh ...   # another build
+#   CALLGRIND_ARGS=--separate-threads=yes KEEP=dir bench/instructions.sh   # per-thread dumps
+#   RATE=2000 CONNS=100 bench/instructions.sh ingest 20000   # loaded: commits group requests
 #   REFERENCE=1 bench/instructions.sh ingest 6000   # the parse-only hyper reference
 #                                                   # (bench/reference), same load
 #
@@ -18,19 +20,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WORKLOAD="${1:-ingest}"
 REQUESTS="${2:-6000}"
-RATE=300
+RATE="${RATE:-300}"
+CONNS="${CONNS:-10}"
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
 cargo build --release -q -p sluice -p sluice-bench-reference
 SERVER="${SLUICE_BIN:-target/release/sluice}"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$WORK"/cg.out.* "$KEEP"/; rm -rf "$WORK"' EXIT
 if [ -n "${REFERENCE:-}" ]; then
-  valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
+  valgrind --tool=callgrind ${CALLGRIND_ARGS:-} --callgrind-out-file="$WORK/cg.out" \
     target/release/parse-server 127.0.0.1:9097 > "$WORK/out" 2> "$WORK/err" &
   READY="listening on"
   KEY=none
 else
-  valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
+  valgrind --tool=callgrind ${CALLGRIND_ARGS:-} --callgrind-out-file="$WORK/cg.out" \
     "$SERVER" serve --listen 127.0.0.1:9097 --data-dir "$WORK/data" \
     > "$WORK/out" 2> "$WORK/err" &
   READY="sluice listening"
@@ -40,7 +43,7 @@ for _ in $(seq 600); do grep -q "$READY" "$WORK/err" "$WORK/out" 2>/dev/null && 
 PID=$(pgrep -f "callgrind.*127.0.0.1:9097" | head -1)
 callgrind_control --zero "$PID" > /dev/null 2>&1
 target/release/sluice bench --url http://127.0.0.1:9097 --api-key "$KEY" --workload "$WORKLOAD" \
-  --connections 10 --rate "$RATE" --duration "$((REQUESTS / RATE))s" --timeout 30s --json > "$WORK/bench.json"
+  --connections "$CONNS" --rate "$RATE" --duration "$((REQUESTS / RATE))s" --timeout 30s --json > "$WORK/bench.json"
 callgrind_control --dump "$PID" > /dev/null 2>&1
 # The reference has no shutdown of its own; the counts are in the dump already.
 if [ -n "${REFERENCE:-}" ]; then kill -KILL "$PID"; else kill -INT "$PID"; fi

@@ -231,10 +231,7 @@ impl<S: Store> App<S> {
         if let Some(rate) = rate {
             headers.insert(RATELIMIT_LIMIT.clone(), rate.limit);
             headers.insert(RATELIMIT_POLICY.clone(), rate.policy);
-            headers.insert(
-                RATELIMIT_REMAINING.clone(),
-                decimal_header(u64::from(rate.remaining)),
-            );
+            headers.insert(RATELIMIT_REMAINING.clone(), rate.remaining_header);
             headers.insert(RATELIMIT_RESET.clone(), decimal_header(rate.reset_s));
         }
         let status = reply.status().as_u16();

@@ -132,9 +132,36 @@ pub fn problem(p: &Problem, request_id: &str) -> Reply {
     reply
 }
 
-/// A header value holding a decimal number. `HeaderValue::from(u64)` allocates twice
-/// (a growable buffer, then shared bytes for it); this allocates once, exactly sized.
+/// Numbers below this have a header value made once, at first use, and shared: the
+/// `RateLimit-Reset` and `Retry-After` seconds of every request fall here.
+const SMALL_DECIMALS: usize = 1024;
+
+/// `0` to `SMALL_DECIMALS - 1` as header values over one leaked string, so a copy is a
+/// pointer and a length (`Bytes::from_static`), with no allocation and no count.
+static SMALL: std::sync::LazyLock<Box<[HeaderValue]>> = std::sync::LazyLock::new(|| {
+    let text: &'static str = Box::leak(
+        (0..SMALL_DECIMALS)
+            .map(|n| n.to_string())
+            .collect::<String>()
+            .into_boxed_str(),
+    );
+    let mut at = 0;
+    (0..SMALL_DECIMALS)
+        .map(|n| {
+            let len = n.checked_ilog10().map_or(1, |d| d as usize + 1);
+            at += len;
+            HeaderValue::from_static(&text[at - len..at])
+        })
+        .collect()
+});
+
+/// A header value holding a decimal number. Small ones are shared (see [`SMALL`]);
+/// others allocate once, exactly sized, where `HeaderValue::from(u64)` allocates twice
+/// (a growable buffer, then shared bytes for it).
 pub fn decimal_header(n: u64) -> HeaderValue {
+    if let Some(v) = usize::try_from(n).ok().and_then(|i| SMALL.get(i)) {
+        return v.clone();
+    }
     let mut digits = itoa::Buffer::new();
     match HeaderValue::from_str(digits.format(n)) {
         Ok(v) => v,
@@ -149,7 +176,7 @@ mod tests {
 
     #[test]
     fn decimal_headers_match_the_http_crate() {
-        for n in [0, 7, 42, 1_000, u64::from(u32::MAX), u64::MAX] {
+        for n in (0..1100).chain([u64::from(u32::MAX), u64::MAX]) {
             assert_eq!(decimal_header(n), HeaderValue::from(n));
         }
     }

@@ -16,6 +16,7 @@ use governor::{Quota, RateLimiter};
 use sluice_store::{Catalog, TenantId};
 
 use crate::config::Limits;
+use crate::reply::decimal_header;
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 
@@ -50,6 +51,10 @@ pub struct RateDecision {
     pub policy: http::HeaderValue,
     /// `RateLimit-Remaining`.
     pub remaining: u32,
+    /// `RateLimit-Remaining` as a header value: while the bucket holds at least a
+    /// window's quota (nearly always, under the defaults) it is the limit's own value,
+    /// shared, instead of a number formatted and allocated per request.
+    pub remaining_header: http::HeaderValue,
     /// `RateLimit-Reset`: seconds until the bucket is full again (or, when refused,
     /// until the next request is allowed; also sent as `Retry-After`).
     pub reset_s: u64,
@@ -62,13 +67,19 @@ impl TenantEntry {
             Ok(snapshot) => {
                 let left = snapshot.remaining_burst_capacity();
                 let missing = self.rate_burst.saturating_sub(left) as u64;
+                // What the current 1 s window still allows: never more than the
+                // window's quota, though the bucket may hold a larger burst.
+                let remaining = left.min(self.rate_per_second);
                 RateDecision {
                     allowed: true,
                     limit: self.limit_header.clone(),
                     policy: self.policy_header.clone(),
-                    // What the current 1 s window still allows: never more than the
-                    // window's quota, though the bucket may hold a larger burst.
-                    remaining: left.min(self.rate_per_second),
+                    remaining,
+                    remaining_header: if remaining == self.rate_per_second {
+                        self.limit_header.clone()
+                    } else {
+                        decimal_header(u64::from(remaining))
+                    },
                     reset_s: missing.div_ceil(self.rate_per_second.max(1) as u64),
                 }
             }
@@ -79,6 +90,7 @@ impl TenantEntry {
                     limit: self.limit_header.clone(),
                     policy: self.policy_header.clone(),
                     remaining: 0,
+                    remaining_header: decimal_header(0),
                     reset_s: ceil_secs(wait),
                 }
             }
