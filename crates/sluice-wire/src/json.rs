@@ -16,9 +16,10 @@ pub struct JsonWriter {
 
 thread_local! {
     /// The last timestamp this thread formatted, and its text. The events of one batch
-    /// share one receive time, so a 1,000-item answer formats it once; and at tens of
+    /// share one receive time, so a 1,000-item answer formats it once; at tens of
     /// thousands of requests a second, most single-event receipts share their
-    /// millisecond with the one before.
+    /// millisecond with the one before; and one in the same second only has its three
+    /// millisecond digits rewritten.
     static LAST_TIMESTAMP: std::cell::Cell<Option<(i64, Timestamp)>> =
         const { std::cell::Cell::new(None) };
 }
@@ -170,6 +171,17 @@ impl JsonWriter {
         self.sep();
         let text = match LAST_TIMESTAMP.get() {
             Some((last, text)) if last == ms => text,
+            Some((last, mut text))
+                if last.div_euclid(1000) == ms.div_euclid(1000) && text.len == 24 =>
+            {
+                // "YYYY-MM-DDTHH:MM:SS.mmmZ": the same second, so only `mmm` differs.
+                let milli = ms.rem_euclid(1000) as u32; // 0..=999
+                text.text[20] = b'0' + (milli / 100) as u8;
+                text.text[21] = b'0' + (milli / 10 % 10) as u8;
+                text.text[22] = b'0' + (milli % 10) as u8;
+                LAST_TIMESTAMP.set(Some((ms, text)));
+                text
+            }
             _ => {
                 let mut text = Timestamp {
                     text: [0; 32],
@@ -266,6 +278,21 @@ pub fn rfc3339_ms(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_reuse_their_second_and_match_a_fresh_format() {
+        // Every millisecond across two second boundaries, then a jump back, in order
+        // and out of it: the cached second must never leak into another.
+        let base = 1_765_000_000_998;
+        for ms in (base..base + 2_004).chain([base - 1, base + 5_000, 0, base]) {
+            let mut w = JsonWriter::with_capacity(64);
+            w.begin_object();
+            w.field_timestamp("t", ms);
+            w.end_object();
+            let expected = format!("{{\"t\":\"{}\"}}", rfc3339_ms(ms));
+            assert_eq!(&w.finish()[..], expected.as_bytes(), "at {ms}");
+        }
+    }
 
     #[test]
     fn writes_nested_json_with_escapes() {
