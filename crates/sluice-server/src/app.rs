@@ -218,7 +218,13 @@ impl<S: Store> App<S> {
         // drained if it can be.
         let mut close = reply.status() == StatusCode::REQUEST_TIMEOUT;
         if let Some(unread) = body.take() {
-            close |= !body::drain_unread(unread, &head, self.config.body_read_timeout).await;
+            // Boxed: only refusals that left their body unread come here.
+            let drained = Box::pin(body::drain_unread(
+                unread,
+                &head,
+                self.config.body_read_timeout,
+            ));
+            close |= !drained.await;
         }
         if close {
             reply
@@ -291,7 +297,9 @@ impl<S: Store> App<S> {
             Access::Key(scopes) => {
                 let who = match access::authenticate(head, &self.keys.load()) {
                     Ok(who) => who,
-                    Err(p) => match self.authenticate_synced(head).await {
+                    // Boxed: this future (a catalog read from the cluster) is far larger
+                    // than the rest of the request's, and only unknown keys need it.
+                    Err(p) => match Box::pin(self.authenticate_synced(head)).await {
                         Some(who) => who,
                         None => return refuse(p, None),
                     },
