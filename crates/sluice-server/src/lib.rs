@@ -33,6 +33,7 @@ pub mod body;
 pub mod config;
 pub mod cors;
 pub mod cursor;
+mod drain;
 pub mod envelope;
 pub use sluice_wire::json;
 mod handlers;

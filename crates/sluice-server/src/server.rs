@@ -8,7 +8,6 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use sluice_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -16,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::app::App;
 use crate::config::ServerConfig;
+use crate::drain::Drain;
 use crate::problem::{Code, Problem};
 
 /// How long a refused connection is drained before it is closed: reading what the client
@@ -47,8 +47,11 @@ pub async fn serve<S: Store>(
         .keep_alive_interval(config.http2_keepalive)
         .keep_alive_timeout(config.http2_keepalive)
         .max_concurrent_streams(256);
-    let permits = Arc::new(Semaphore::new(config.max_connections));
-    let graceful = GracefulShutdown::new();
+    // Capped at u32::MAX, the most `acquire_many` can wait for: no process has that
+    // many descriptors, so the cap never binds.
+    let limit = config.max_connections.min(u32::MAX as usize) as u32;
+    let permits = Arc::new(Semaphore::new(limit as usize));
+    let drain = Arc::new(Drain::default());
     let keeper = tokio::spawn(keep_next_timer_near(config.header_read_timeout));
     tokio::pin!(shutdown);
 
@@ -81,7 +84,7 @@ pub async fn serve<S: Store>(
                 let conn = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
-                let conn = graceful.watch(conn);
+                let conn = drain.watch(conn);
                 tokio::spawn(async move {
                     let _ = conn.await;
                     app.metrics().connection_closed();
@@ -89,8 +92,7 @@ pub async fn serve<S: Store>(
                 });
             }
             Some(acceptor) => {
-                let (acceptor, builder, watcher) =
-                    (acceptor.clone(), builder.clone(), graceful.watcher());
+                let (acceptor, builder, drain) = (acceptor.clone(), builder.clone(), drain.clone());
                 tokio::spawn(async move {
                     // The handshake runs on the connection's own task, never in the
                     // accept loop, and is bounded in time.
@@ -100,7 +102,7 @@ pub async fn serve<S: Store>(
                         let conn = builder
                             .serve_connection(TokioIo::new(stream), service)
                             .into_owned();
-                        let _ = watcher.watch(conn).await;
+                        let _ = drain.watch(conn).await;
                     }
                     app.metrics().connection_closed();
                     drop(permit);
@@ -110,8 +112,12 @@ pub async fn serve<S: Store>(
     }
     drop(listener);
     keeper.abort();
+    drain.close();
+    // Every connection (and TLS handshake) holds a permit until it ends: all permits
+    // back means all connections closed.
+    let all_closed = permits.acquire_many(limit);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        _ = all_closed => {}
         () = tokio::time::sleep(config.shutdown_grace) => {
             tracing::warn!("shutdown grace period over; closing the remaining connections");
         }

@@ -213,6 +213,64 @@ fn a_full_commit_queue_sheds_load_with_503_and_retry_after() {
     });
 }
 
+/// Shutdown tells open connections to close: an idle keep-alive connection and one
+/// in the middle of a request do not hold the server for its 30 s grace period (the
+/// log would say "grace period over"), and the request in flight is answered.
+#[test]
+fn sigterm_closes_idle_connections_and_answers_the_one_in_flight() {
+    use std::io::{Read, Write};
+    let mut s = Server::start(&[]);
+    let key = s.key().to_owned();
+    let post = |body: &str| {
+        format!(
+            "POST /v1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let body = event("idle", 1);
+    // Served once, then left open and idle.
+    let mut idle = std::net::TcpStream::connect(s.addr).expect("connect");
+    idle.write_all(post(&body).as_bytes()).expect("write");
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).expect("answer");
+    assert_eq!(&answer, b"HTTP/1.1 201");
+    // A request in flight when the signal comes: its head asks for `100 Continue`,
+    // which the server sends once its handler has begun reading the body.
+    let mut busy = std::net::TcpStream::connect(s.addr).expect("connect");
+    let request = post(&body).replacen("host: x\r\n", "host: x\r\nexpect: 100-continue\r\n", 1);
+    let (head, tail) = request.split_at(request.find("\r\n\r\n").expect("head") + 4);
+    busy.write_all(head.as_bytes()).expect("write");
+    let mut continued = Vec::new();
+    while !continued.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        busy.read_exact(&mut byte).expect("100 Continue");
+        continued.push(byte[0]);
+    }
+    assert!(continued.starts_with(b"HTTP/1.1 100"), "{continued:?}");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+    s.wait_for_log("shutting down", std::time::Duration::from_secs(10));
+    busy.write_all(tail.as_bytes())
+        .expect("the rest of the body");
+    let mut rest = Vec::new();
+    let _ = busy.read_to_end(&mut rest);
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.starts_with("HTTP/1.1 201"), "in flight: {text}");
+    // The idle connection is closed by the server (the read ends), not left to the
+    // grace period; all it held was the rest of its one answer.
+    let mut end = Vec::new();
+    idle.read_to_end(&mut end).expect("read");
+    let end = String::from_utf8_lossy(&end);
+    assert!(end.ends_with("\"}") && !end.contains("HTTP/1.1"), "{end}");
+    let status = s.child.wait().expect("wait");
+    assert!(status.success(), "exit status {status:?}\n{}", s.log_text());
+    assert!(
+        !s.log_text().contains("grace period over"),
+        "{}",
+        s.log_text()
+    );
+}
+
 #[test]
 fn sigterm_drains_syncs_and_exits_zero() {
     let mut s = Server::start(&["--durability", "interval", "--fsync-interval", "1h"]);
