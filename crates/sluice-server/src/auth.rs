@@ -41,6 +41,8 @@ use siphasher::sip128::{Hasher128, SipHasher24};
 use sluice_store::{ApiKeyRecord, Catalog, Scope, TenantId, UnixMs};
 use subtle::ConstantTimeEq;
 
+use crate::idhash::IdHash;
+
 /// The most verified keys one cache remembers by tag. Past it a key still
 /// authenticates, through SHA-256 each time: the bound keeps memory fixed, and a
 /// deployment with more live keys than this is one where the catalog is the limit.
@@ -90,11 +92,11 @@ struct CachedKey {
 /// (control-plane changes are rare; reads are every request).
 #[derive(Debug)]
 pub struct KeyCache {
-    by_prefix: HashMap<u64, Vec<CachedKey>>,
+    by_prefix: HashMap<u64, Vec<CachedKey>, IdHash>,
     /// The secret the tags are keyed with: drawn per cache, never stored or shown.
     tag_key: [u8; 16],
     /// Tags of verified keys, by their low 64 bits (see the module's comment).
-    memo: RwLock<HashMap<u64, Memo>>,
+    memo: RwLock<HashMap<u64, Memo, IdHash>>,
 }
 
 /// A verified key, remembered by its tag.
@@ -113,7 +115,7 @@ impl Default for KeyCache {
 impl KeyCache {
     /// Builds the cache from a catalog snapshot, leaving out revoked keys.
     pub fn build(catalog: &Catalog) -> KeyCache {
-        let mut by_prefix: HashMap<u64, Vec<CachedKey>> = HashMap::new();
+        let mut by_prefix: HashMap<u64, Vec<CachedKey>, IdHash> = HashMap::default();
         for key in catalog.keys.iter().filter(|k| k.revoked_at.is_none()) {
             let Some(hash) = decode_hex32(&key.sha256_hex) else {
                 tracing::warn!(key_id = %key.id, "ignoring a key whose stored hash is not 32 hex bytes");
@@ -130,7 +132,7 @@ impl KeyCache {
         KeyCache {
             by_prefix,
             tag_key: rand::random(),
-            memo: RwLock::new(HashMap::new()),
+            memo: RwLock::new(HashMap::default()),
         }
     }
 

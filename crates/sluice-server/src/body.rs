@@ -116,7 +116,9 @@ pub fn require_json(head: &Parts, allow_ndjson: bool) -> Result<bool, Problem> {
             ));
         }
     }
-    let mime = ct.split(';').next().unwrap_or("").trim();
+    // The media type is what precedes any parameters (found bytewise: `str::split`
+    // with a char pattern cost ~150 instructions on this 16-byte value).
+    let mime = ct[..ct.bytes().position(|b| b == b';').unwrap_or(ct.len())].trim();
     // Media types are case-insensitive; compared in place, not lowercased into a copy.
     if mime.eq_ignore_ascii_case("application/json") {
         Ok(false)

@@ -35,6 +35,7 @@ pub mod cors;
 pub mod cursor;
 mod drain;
 pub mod envelope;
+pub mod idhash;
 pub use sluice_wire::json;
 mod handlers;
 pub mod listener;

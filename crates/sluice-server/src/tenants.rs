@@ -16,6 +16,7 @@ use governor::{Quota, RateLimiter};
 use sluice_store::{Catalog, TenantId};
 
 use crate::config::Limits;
+use crate::idhash::IdHash;
 use crate::reply::decimal_header;
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
@@ -105,7 +106,7 @@ fn ceil_secs(d: Duration) -> u64 {
 /// All tenants' entries.
 #[derive(Debug, Default)]
 pub struct TenantTable {
-    entries: HashMap<TenantId, Arc<TenantEntry>>,
+    entries: HashMap<TenantId, Arc<TenantEntry>, IdHash>,
 }
 
 /// `RateLimit-Policy: <rate>;w=1;burst=<burst>`.
@@ -125,7 +126,7 @@ impl TenantTable {
         defaults: &Limits,
         previous: Option<&TenantTable>,
     ) -> TenantTable {
-        let mut entries = HashMap::new();
+        let mut entries = HashMap::default();
         for t in &catalog.tenants {
             let max_payload_bytes = t
                 .limits
