@@ -1,15 +1,13 @@
 //! Who may call a route: the access a route declares, and the checks that establish
 //! the caller (an API key with its scopes, or the admin token).
 
-use http::header::{HeaderValue, AUTHORIZATION};
-use http::request::Parts;
+use http::header::HeaderValue;
 use sluice_store::Scope;
 use subtle::ConstantTimeEq;
 
 use crate::auth::{KeyCache, Principal};
+use crate::known::KnownHeaders;
 use crate::problem::{Code, Problem};
-
-static X_API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
 
 /// What a route requires of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +37,8 @@ impl Access {
 
 /// The token part of `Authorization: Bearer <token>`. The scheme is case-insensitive
 /// (RFC 9110, 11.1), and one or more spaces may follow it.
-fn bearer(head: &Parts) -> Option<&[u8]> {
-    let v = head.headers.get(AUTHORIZATION)?.as_bytes();
+fn bearer<'a>(head: &KnownHeaders<'a>) -> Option<&'a [u8]> {
+    let v = head.authorization?.as_bytes();
     let (scheme, rest) = v.split_at_checked(6)?;
     if !scheme.eq_ignore_ascii_case(b"Bearer") || !rest.starts_with(b" ") {
         return None;
@@ -50,12 +48,12 @@ fn bearer(head: &Parts) -> Option<&[u8]> {
 }
 
 /// The API key a request presents, as `Authorization: Bearer` or `X-API-Key`.
-pub fn presented_key(head: &Parts) -> Option<&[u8]> {
-    bearer(head).or_else(|| head.headers.get(&X_API_KEY).map(HeaderValue::as_bytes))
+pub fn presented_key<'a>(head: &KnownHeaders<'a>) -> Option<&'a [u8]> {
+    bearer(head).or_else(|| head.x_api_key.map(HeaderValue::as_bytes))
 }
 
 /// The principal of the request's API key.
-pub fn authenticate(head: &Parts, keys: &KeyCache) -> Result<Principal, Problem> {
+pub fn authenticate(head: &KnownHeaders<'_>, keys: &KeyCache) -> Result<Principal, Problem> {
     let presented = presented_key(head).ok_or_else(|| {
         Problem::unauthorized(
             "send your API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
@@ -66,7 +64,7 @@ pub fn authenticate(head: &Parts, keys: &KeyCache) -> Result<Principal, Problem>
 }
 
 /// Checks the admin token (compared in constant time).
-pub fn admin(head: &Parts, token: Option<&str>) -> Result<(), Problem> {
+pub fn admin(head: &KnownHeaders<'_>, token: Option<&str>) -> Result<(), Problem> {
     let Some(token) = token else {
         return Err(Problem::unauthorized(
             "the admin API is disabled; start the server with --admin-token",

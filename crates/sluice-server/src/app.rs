@@ -26,6 +26,7 @@ use crate::auth::{KeyCache, Principal};
 use crate::body::{self, BodySlot};
 use crate::config::ServerConfig;
 use crate::cursor::CursorKey;
+use crate::known::{KnownHeaders, X_REQUEST_ID};
 use crate::metrics::Metrics;
 use crate::problem::{Code, Problem};
 use crate::reply::{self, decimal_header, Reply};
@@ -33,7 +34,6 @@ use crate::router::Router;
 use crate::routes::{self, RouteId, ROUTES};
 use crate::tenants::{RateDecision, TenantEntry, TenantTable};
 
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
@@ -75,6 +75,8 @@ pub(crate) enum Caller {
 /// One request as its handler sees it.
 pub(crate) struct Cx<'r> {
     pub(crate) head: &'r Parts,
+    /// The request headers the server reads, found once (see [`crate::known`]).
+    pub(crate) known: &'r KnownHeaders<'r>,
     /// The body, until a handler takes it (see [`body::read`]).
     pub(crate) body: &'r mut BodySlot,
     params: &'r matchit::Params<'r, 'r>,
@@ -167,7 +169,7 @@ impl<S: Store> App<S> {
     /// Authenticates again after bringing the catalog up to the cluster's newest: a
     /// key refused by this node's cache may have been created through another node a
     /// moment ago. `None` when it is still unknown (or the store could not tell).
-    async fn authenticate_synced(&self, head: &Parts) -> Option<Principal> {
+    async fn authenticate_synced(&self, head: &KnownHeaders<'_>) -> Option<Principal> {
         access::presented_key(head)?;
         // An error leaves the catalog as it was: the key is judged on what is here.
         let _ = self.store.catalog_sync().await;
@@ -194,12 +196,9 @@ impl<S: Store> App<S> {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Reply, Infallible> {
         let started = Instant::now();
         let (head, body) = req.into_parts();
+        let known = KnownHeaders::scan(&head.headers);
         let mut body = Some(body);
-        let request_id = match head
-            .headers
-            .get(&X_REQUEST_ID)
-            .filter(|v| valid_request_id(v))
-        {
+        let request_id = match known.x_request_id.filter(|v| valid_request_id(v)) {
             Some(v) => v.clone(),
             None => {
                 let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
@@ -213,7 +212,8 @@ impl<S: Store> App<S> {
                 .load(Ordering::Relaxed)
                 .is_multiple_of(sample))
         .then(|| (head.method.clone(), head.uri.path().to_owned()));
-        let (route, mut reply, rate, tenant) = self.respond(&head, &mut body, &request_id).await;
+        let (route, mut reply, rate, tenant) =
+            self.respond(&head, &known, &mut body, &request_id).await;
         // A stalled body (408) is abandoned, not drained; one that no handler read is
         // drained if it can be.
         let mut close = reply.status() == StatusCode::REQUEST_TIMEOUT;
@@ -221,7 +221,7 @@ impl<S: Store> App<S> {
             // Boxed: only refusals that left their body unread come here.
             let drained = Box::pin(body::drain_unread(
                 unread,
-                &head,
+                &known,
                 self.config.body_read_timeout,
             ));
             close |= !drained.await;
@@ -232,7 +232,7 @@ impl<S: Store> App<S> {
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
         let headers = reply.headers_mut();
-        self.config.cors.decorate(&head, headers);
+        self.config.cors.decorate(known.origin, headers);
         headers.insert(X_REQUEST_ID.clone(), request_id);
         if let Some(rate) = rate {
             headers.insert(RATELIMIT_LIMIT.clone(), rate.limit);
@@ -264,6 +264,7 @@ impl<S: Store> App<S> {
     async fn respond(
         &self,
         head: &Parts,
+        known: &KnownHeaders<'_>,
         body: &mut BodySlot,
         request_id: &HeaderValue,
     ) -> (
@@ -290,16 +291,16 @@ impl<S: Store> App<S> {
         let mut rate = None;
         let caller = match route.access {
             Access::Open => Caller::Anonymous,
-            Access::Admin => match access::admin(head, self.config.admin_token.as_deref()) {
+            Access::Admin => match access::admin(known, self.config.admin_token.as_deref()) {
                 Ok(()) => Caller::Admin,
                 Err(p) => return refuse(p, None),
             },
             Access::Key(scopes) => {
-                let who = match access::authenticate(head, &self.keys.load()) {
+                let who = match access::authenticate(known, &self.keys.load()) {
                     Ok(who) => who,
                     // Boxed: this future (a catalog read from the cluster) is far larger
                     // than the rest of the request's, and only unknown keys need it.
-                    Err(p) => match Box::pin(self.authenticate_synced(head)).await {
+                    Err(p) => match Box::pin(self.authenticate_synced(known)).await {
                         Some(who) => who,
                         None => return refuse(p, None),
                     },
@@ -334,6 +335,7 @@ impl<S: Store> App<S> {
         };
         let mut cx = Cx {
             head,
+            known,
             body,
             params: &matched.params,
             caller,

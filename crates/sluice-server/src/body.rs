@@ -4,12 +4,11 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::request::Parts;
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper::body::Incoming;
 
+use crate::known::KnownHeaders;
 use crate::problem::{Code, Problem};
 
 /// A request's body until a handler takes it. Whatever is still here when the answer
@@ -27,7 +26,7 @@ pub const REFUSED_BODY_DRAIN_MAX: usize = 16 << 20;
 /// body is refused with its unread part left in `slot`, for [`drain_unread`]; one that
 /// sends nothing for `stall` is refused with a 408 (and its connection closed).
 pub async fn read(
-    head: &Parts,
+    head: &KnownHeaders<'_>,
     slot: &mut BodySlot,
     limit: usize,
     stall: Duration,
@@ -45,7 +44,7 @@ pub async fn read(
 /// route's limit is the tenant's payload limit plus room for the envelope, and its
 /// refusal should name the limit the tenant set, not the sum.
 pub async fn read_bounded(
-    head: &Parts,
+    head: &KnownHeaders<'_>,
     slot: &mut BodySlot,
     limit: usize,
     stall: Duration,
@@ -98,14 +97,13 @@ pub async fn read_bounded(
 }
 
 /// Checks the content type; returns whether the body is NDJSON.
-pub fn require_json(head: &Parts, allow_ndjson: bool) -> Result<bool, Problem> {
+pub fn require_json(head: &KnownHeaders<'_>, allow_ndjson: bool) -> Result<bool, Problem> {
     let ct = head
-        .headers
-        .get(CONTENT_TYPE)
+        .content_type
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     // Compressed bodies are not read (yet): say so rather than fail to parse them.
-    if let Some(enc) = head.headers.get(http::header::CONTENT_ENCODING) {
+    if let Some(enc) = head.content_encoding {
         if !enc.as_bytes().eq_ignore_ascii_case(b"identity") {
             return Err(Problem::new(
                 Code::UnsupportedMediaType,
@@ -138,9 +136,8 @@ pub fn require_json(head: &Parts, allow_ndjson: bool) -> Result<bool, Problem> {
 }
 
 /// The declared `Content-Length`, if it is a number.
-pub fn declared_length(head: &Parts) -> Option<usize> {
-    head.headers
-        .get(CONTENT_LENGTH)
+pub fn declared_length(head: &KnownHeaders<'_>) -> Option<usize> {
+    head.content_length
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
 }
@@ -156,7 +153,7 @@ pub fn declared_length(head: &Parts) -> Option<usize> {
 /// lingering close does the same. Returns false when the body is larger than
 /// [`REFUSED_BODY_DRAIN_MAX`], breaks off or stalls: the answer must then close the
 /// connection.
-pub async fn drain_unread(mut body: Incoming, head: &Parts, stall: Duration) -> bool {
+pub async fn drain_unread(mut body: Incoming, head: &KnownHeaders<'_>, stall: Duration) -> bool {
     if body.is_end_stream() {
         return true;
     }

@@ -61,8 +61,11 @@ impl CorsOrigins {
     }
 
     /// The `Access-Control-Allow-Origin` value for this request's `Origin`, if allowed.
-    fn allow(&self, head: &Parts) -> Option<HeaderValue> {
-        let origin = head.headers.get(ORIGIN)?;
+    fn allow(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+        if *self == CorsOrigins::None {
+            return None;
+        }
+        let origin = origin?;
         match self {
             CorsOrigins::None => None,
             CorsOrigins::Any => Some(HeaderValue::from_static("*")),
@@ -81,7 +84,7 @@ impl CorsOrigins {
         {
             return None;
         }
-        let origin = self.allow(head)?;
+        let origin = self.allow(head.headers.get(ORIGIN))?;
         let mut r = reply::empty(StatusCode::NO_CONTENT);
         let h = r.headers_mut();
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -96,8 +99,8 @@ impl CorsOrigins {
     }
 
     /// Adds the CORS headers to an answer for an allowed origin.
-    pub fn decorate(&self, head: &Parts, headers: &mut HeaderMap) {
-        if let Some(origin) = self.allow(head) {
+    pub fn decorate(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
+        if let Some(origin) = self.allow(origin) {
             headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_HEADERS);
             headers.append(VARY, HeaderValue::from_static("Origin"));

@@ -36,6 +36,7 @@ pub mod cursor;
 mod drain;
 pub mod envelope;
 pub mod idhash;
+pub mod known;
 pub use sluice_wire::json;
 mod handlers;
 pub mod listener;

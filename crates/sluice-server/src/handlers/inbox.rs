@@ -366,8 +366,8 @@ async fn bulk<S: Store>(
     inbox: InboxKey,
     how: Settle,
 ) -> Result<Reply, Problem> {
-    body::require_json(cx.head, false)?;
-    let body = body::read(cx.head, cx.body, 1 << 20, app.config.body_read_timeout).await?;
+    body::require_json(cx.known, false)?;
+    let body = body::read(cx.known, cx.body, 1 << 20, app.config.body_read_timeout).await?;
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct BulkBody {

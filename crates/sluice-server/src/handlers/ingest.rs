@@ -16,7 +16,6 @@ use crate::json::JsonWriter;
 use crate::problem::{Code, FieldError, Problem};
 use crate::reply::{self, Reply};
 
-static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// Room for the envelope around a payload of the tenant's maximum size.
@@ -26,9 +25,9 @@ const ENVELOPE_BYTES_MAX: usize = 64 << 10;
 pub(crate) async fn single<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let (who, tenant) = cx.key()?;
     let max_payload_bytes = tenant.max_payload_bytes;
-    let head = cx.head;
+    let head = cx.known;
     body::require_json(head, false)?;
-    let header_key = match head.headers.get(&IDEMPOTENCY_KEY).map(HeaderValue::to_str) {
+    let header_key = match head.idempotency_key.map(HeaderValue::to_str) {
         Some(Ok(k)) => Some(k),
         Some(Err(_)) => {
             return Err(Problem::validation(vec![FieldError::new(
@@ -96,7 +95,7 @@ pub(crate) async fn single<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Re
 pub(crate) async fn batch<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let (who, tenant) = cx.key()?;
     let max_payload_bytes = tenant.max_payload_bytes;
-    let head = cx.head;
+    let head = cx.known;
     let ndjson = body::require_json(head, true)?;
     let limit = app.config.limits.max_batch_bytes;
     let body = body::read(head, cx.body, limit, app.config.body_read_timeout).await?;

@@ -90,13 +90,8 @@ pub(crate) async fn read_json_body<S: sluice_store::Store>(
     cx: &mut crate::app::Cx<'_>,
     limit: usize,
 ) -> Result<Bytes, Problem> {
-    let head = cx.head;
-    if head
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .is_some_and(|v| v != "0")
-        || head.headers.contains_key(http::header::CONTENT_TYPE)
-    {
+    let head = cx.known;
+    if head.content_length.is_some_and(|v| v != "0") || head.content_type.is_some() {
         crate::body::require_json(head, false)?;
     }
     crate::body::read(head, cx.body, limit, app.config.body_read_timeout).await
