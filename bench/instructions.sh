@@ -5,6 +5,7 @@
 #   SLUICE_BIN=/path/to/other/sluice bench/instructions.sh ...   # another build
 #   CALLGRIND_ARGS=--separate-threads=yes KEEP=dir bench/instructions.sh   # per-thread dumps
 #   RATE=2000 CONNS=100 bench/instructions.sh ingest 20000   # loaded: commits group requests
+#   PROTO=thread|uring bench/instructions.sh ingest 6000   # the per-core commit prototype
 #   REFERENCE=1 bench/instructions.sh ingest 6000   # the parse-only hyper reference
 #                                                   # (bench/reference), same load
 #
@@ -32,6 +33,11 @@ if [ -n "${REFERENCE:-}" ]; then
     target/release/parse-server 127.0.0.1:9097 > "$WORK/out" 2> "$WORK/err" &
   READY="listening on"
   KEY=none
+elif [ -n "${PROTO:-}" ]; then
+  valgrind --tool=callgrind ${CALLGRIND_ARGS:-} --callgrind-out-file="$WORK/cg.out" \
+    target/release/commit-server 127.0.0.1:9097 "$PROTO" "$WORK" > "$WORK/out" 2> "$WORK/err" &
+  READY="listening on"
+  KEY=none
 else
   valgrind --tool=callgrind ${CALLGRIND_ARGS:-} --callgrind-out-file="$WORK/cg.out" \
     "$SERVER" serve --listen 127.0.0.1:9097 --data-dir "$WORK/data" \
@@ -39,14 +45,14 @@ else
   READY="sluice listening"
 fi
 for _ in $(seq 600); do grep -q "$READY" "$WORK/err" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
-[ -n "${REFERENCE:-}" ] || KEY=$(sed -n 's/^API key for tenant "default": //p' "$WORK/out")
+[ -n "${REFERENCE:-}${PROTO:-}" ] || KEY=$(sed -n 's/^API key for tenant "default": //p' "$WORK/out")
 PID=$(pgrep -f "callgrind.*127.0.0.1:9097" | head -1)
 callgrind_control --zero "$PID" > /dev/null 2>&1
 target/release/sluice bench --url http://127.0.0.1:9097 --api-key "$KEY" --workload "$WORKLOAD" \
   --connections "$CONNS" --rate "$RATE" --duration "$((REQUESTS / RATE))s" --timeout 30s --json > "$WORK/bench.json"
 callgrind_control --dump "$PID" > /dev/null 2>&1
 # The reference has no shutdown of its own; the counts are in the dump already.
-if [ -n "${REFERENCE:-}" ]; then kill -KILL "$PID"; else kill -INT "$PID"; fi
+if [ -n "${REFERENCE:-}${PROTO:-}" ]; then kill -KILL "$PID"; else kill -INT "$PID"; fi
 wait "$PID" 2>/dev/null || true
 # The first dump holds exactly the instructions from the zeroing to the end of the load.
 DUMP=$(ls "$WORK"/cg.out.* | sort | head -1)

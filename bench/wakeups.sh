@@ -4,6 +4,8 @@
 #   bench/wakeups.sh [connections, default 100] [seconds, default 10]
 #   SLUICE_BIN=/path/to/other/sluice bench/wakeups.sh ...   # another build
 #   REFERENCE=1 bench/wakeups.sh ...   # the parse-only hyper reference (bench/reference)
+#   PROTO=thread|uring bench/wakeups.sh ...   # the per-core commit prototype
+#                                    # (bench/reference/src/bin/commit-server.rs)
 #
 # Starts `sluice serve` pinned to core 0 (durable, fsync) and drives closed-loop single
 # event ingest from core 1, while `perf stat` counts, over the server's threads only:
@@ -26,19 +28,22 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 if [ -n "${REFERENCE:-}" ]; then
   taskset -c 0 target/release/parse-server 127.0.0.1:18541 > "$WORK/out" 2>&1 &
   READY="listening on"
+elif [ -n "${PROTO:-}" ]; then
+  taskset -c 0 target/release/commit-server 127.0.0.1:18541 "$PROTO" "$WORK" > "$WORK/out" 2>&1 &
+  READY="listening on"
 else
   taskset -c 0 "$BIN" serve --listen 127.0.0.1:18541 --data-dir "$WORK/data" > "$WORK/out" 2>&1 &
   READY="API key"
 fi
 PID=$!
-for _ in $(seq 200); do grep -q "$READY" "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 400); do grep -q "$READY" "$WORK/out" && break; sleep 0.05; done
 KEY=$(grep -o 'sk_[A-Za-z0-9_-]*' "$WORK/out" | head -1 || echo none)
 EVENTS=context-switches,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_pwrite64,syscalls:sys_enter_fdatasync,syscalls:sys_enter_read,syscalls:sys_enter_recvfrom
 TICKS=$(getconf CLK_TCK)
 read -r U0 S0 < <(sed 's/.*) //' "/proc/$PID/stat" | awk '{print $12, $13}')
 perf stat -x, -e "$EVENTS" -p "$PID" -o "$WORK/perf" &
 PERF=$!
-taskset -c 1 "$BIN" bench --url "http://127.0.0.1:18541${REFERENCE:+/v1/events}" --api-key "$KEY" --connections "$CONNS" \
+taskset -c 1 "$BIN" bench --url "http://127.0.0.1:18541${REFERENCE:+/v1/events}${PROTO:+/v1/events}" --api-key "$KEY" --connections "$CONNS" \
   --duration "${SECS}s" --json > "$WORK/bench.json"
 kill -INT "$PERF"; wait "$PERF" 2>/dev/null || true
 read -r U1 S1 < <(sed 's/.*) //' "/proc/$PID/stat" | awk '{print $12, $13}')
