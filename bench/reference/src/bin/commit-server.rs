@@ -62,7 +62,7 @@ fn main() {
             let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
                 return sluice_bench_reference::json(400, br#"{"error":"body"}"#);
             };
-            if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+            if !sluice_bench_reference::parses(&body) {
                 return sluice_bench_reference::json(400, br#"{"error":"json"}"#);
             }
             let (tx, rx) = oneshot::channel();
