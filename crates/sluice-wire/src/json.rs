@@ -171,8 +171,10 @@ impl JsonWriter {
         self.sep();
         let text = match LAST_TIMESTAMP.get() {
             Some((last, text)) if last == ms => text,
+            // Only for times after the epoch: `system_time` formats every earlier one
+            // as the epoch itself, which a rewritten millisecond would contradict.
             Some((last, mut text))
-                if last.div_euclid(1000) == ms.div_euclid(1000) && text.len == 24 =>
+                if ms >= 0 && last.div_euclid(1000) == ms.div_euclid(1000) && text.len == 24 =>
             {
                 // "YYYY-MM-DDTHH:MM:SS.mmmZ": the same second, so only `mmm` differs.
                 let milli = ms.rem_euclid(1000) as u32; // 0..=999
@@ -187,9 +189,9 @@ impl JsonWriter {
                     text: [0; 32],
                     len: 0,
                 };
-                // 24 bytes ("2026-01-02T03:04:05.678Z") always fit in 32; years past
-                // 9999 cannot come from a millisecond i64 clock in practice, and would
-                // only be cut short, never overflow.
+                // 24 bytes ("2026-01-02T03:04:05.678Z") always fit in 32. Years past
+                // 9999 cannot come from a millisecond clock in practice; humantime
+                // refuses them, and the field is then written empty, never overflowed.
                 let _ = write!(
                     text,
                     "{}",
@@ -284,7 +286,12 @@ mod tests {
         // Every millisecond across two second boundaries, then a jump back, in order
         // and out of it: the cached second must never leak into another.
         let base = 1_765_000_000_998;
-        for ms in (base..base + 2_004).chain([base - 1, base + 5_000, 0, base]) {
+        // Before the epoch, every time is written as the epoch (`system_time`).
+        let before_epoch = [-5, -3, -1_001, -999];
+        for ms in (base..base + 2_004)
+            .chain([base - 1, base + 5_000, 0, base])
+            .chain(before_epoch)
+        {
             let mut w = JsonWriter::with_capacity(64);
             w.begin_object();
             w.field_timestamp("t", ms);
