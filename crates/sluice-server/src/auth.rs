@@ -41,7 +41,7 @@ use siphasher::sip128::{Hasher128, SipHasher24};
 use sluice_store::{ApiKeyRecord, Catalog, Scope, TenantId, UnixMs};
 use subtle::ConstantTimeEq;
 
-use crate::idhash::IdHash;
+use sluice_store::idhash::IdHash;
 
 /// The most verified keys one cache remembers by tag. Past it a key still
 /// authenticates, through SHA-256 each time: the bound keeps memory fixed, and a

@@ -35,7 +35,6 @@ pub mod cors;
 pub mod cursor;
 mod drain;
 pub mod envelope;
-pub mod idhash;
 pub mod known;
 pub use sluice_wire::json;
 mod handlers;

@@ -16,8 +16,8 @@ use governor::{Quota, RateLimiter};
 use sluice_store::{Catalog, TenantId};
 
 use crate::config::Limits;
-use crate::idhash::IdHash;
 use crate::reply::decimal_header;
+use sluice_store::idhash::IdHash;
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 
@@ -50,8 +50,6 @@ pub struct RateDecision {
     pub limit: http::HeaderValue,
     /// `RateLimit-Policy`, ready.
     pub policy: http::HeaderValue,
-    /// `RateLimit-Remaining`.
-    pub remaining: u32,
     /// `RateLimit-Remaining` as a header value: while the bucket holds at least a
     /// window's quota (nearly always, under the defaults) it is the limit's own value,
     /// shared, instead of a number formatted and allocated per request.
@@ -75,7 +73,6 @@ impl TenantEntry {
                     allowed: true,
                     limit: self.limit_header.clone(),
                     policy: self.policy_header.clone(),
-                    remaining,
                     remaining_header: if remaining == self.rate_per_second {
                         self.limit_header.clone()
                     } else {
@@ -90,7 +87,6 @@ impl TenantEntry {
                     allowed: false,
                     limit: self.limit_header.clone(),
                     policy: self.policy_header.clone(),
-                    remaining: 0,
                     remaining_header: decimal_header(0),
                     reset_s: ceil_secs(wait),
                 }

@@ -37,6 +37,7 @@ mod error;
 mod event_id;
 pub mod exposition;
 pub mod feed;
+pub mod idhash;
 #[cfg(feature = "jetstream")]
 pub mod jetstream;
 mod store;

@@ -22,13 +22,13 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::pending::PendingQueue;
 use crate::event_id::EventId;
 use crate::feed::TypeFilter;
+use crate::idhash::IdHash;
 use crate::types::{ConsumerId, InboxKey, Sequence, Settle, TenantId, UnixMs};
 
 /// The event is waiting in its inbox.
@@ -165,10 +165,10 @@ impl Pending {
 /// A map keyed by tenant, hashed with one multiply instead of SipHash: the inbox map
 /// is looked up once for every event committed. Tenant ids are small integers Sluice
 /// assigns, never chosen by a client, so there is no flooding attack to resist.
-pub type TenantMap<V> = HashMap<TenantId, V, BuildHasherDefault<TenantIdHasher>>;
+pub type TenantMap<V> = HashMap<TenantId, V, IdHash>;
 
 /// A map keyed by inbox (tenant and consumer), hashed as [`TenantMap`] is.
-pub type InboxMap<V> = HashMap<InboxKey, V, BuildHasherDefault<TenantIdHasher>>;
+pub type InboxMap<V> = HashMap<InboxKey, V, IdHash>;
 
 /// A named consumer as the index sees it: where its queue starts and which types it
 /// takes. Its queue is in [`Index::inboxes`] under its [`InboxKey`].
@@ -219,27 +219,6 @@ impl ConsumerSlot {
     /// Whether it takes events of this type name (for a backfill, off the index).
     pub fn takes_name(&self, event_type: &[u8]) -> bool {
         self.filter.matches(event_type)
-    }
-}
-
-/// Fibonacci hashing of a `TenantId` (its `u32`); see [`TenantMap`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct TenantIdHasher(u64);
-
-impl Hasher for TenantIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-
-    /// Only `write_u32` is used by `TenantId`; anything else is folded in bytewise.
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u32(u32::from(b));
-        }
     }
 }
 
@@ -632,25 +611,5 @@ impl Index {
         *slot = state;
         seg.settled_last = seg.settled_last.max(at);
         true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-
-    use super::*;
-
-    /// A degenerate hasher would still give a correct map, only a slow one, so no other
-    /// test would notice: check that consecutive ids spread over a table's buckets (the
-    /// low bits, which pick the bucket) and its control bytes (the top 7 bits).
-    #[test]
-    fn tenant_ids_spread_over_buckets_and_control_bytes() {
-        let build = BuildHasherDefault::<TenantIdHasher>::default();
-        let hashes: Vec<u64> = (0..1024u32).map(|n| build.hash_one(TenantId(n))).collect();
-        let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 1023).collect();
-        assert_eq!(low.len(), 1024, "ids collide in a 1,024-bucket table");
-        let top: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
-        assert!(top.len() > 100, "only {} distinct control bytes", top.len());
     }
 }
