@@ -16,8 +16,9 @@
 //! Why the memo is safe:
 //!
 //! - Hashed at rest stays true: nothing new is stored. The memo lives in memory only
-//!   and holds tags, not keys; a tag is a keyed PRF of the key under a secret that
-//!   never leaves the process, so a memory dump of tags gives nothing to replay.
+//!   and holds tags, not keys. Its safety rests on the secret staying in the process
+//!   (it is never written, logged or shown: `KeyCache`'s `Debug` leaves it out), as
+//!   the keys themselves do while requests carrying them are read.
 //! - No false accepts: a tag is remembered only for bytes whose SHA-256 matched a live
 //!   key. Another input is accepted only if its 128-bit tag equals a remembered one,
 //!   which without the secret is a 2^-128 guess; it cannot be tried offline.
@@ -90,7 +91,6 @@ struct CachedKey {
 /// Every live key, by hash prefix, and the tags of the keys verified since it was
 /// built. Rebuilt whole from the catalog when it changes, and swapped in atomically
 /// (control-plane changes are rare; reads are every request).
-#[derive(Debug)]
 pub struct KeyCache {
     by_prefix: HashMap<u64, Vec<CachedKey>, IdHash>,
     /// The secret the tags are keyed with: drawn per cache, never stored or shown.
@@ -104,6 +104,19 @@ pub struct KeyCache {
 struct Memo {
     tag: [u8; 16],
     principal: Principal,
+}
+
+impl std::fmt::Debug for KeyCache {
+    /// Counts only: the tag secret and the tags stay out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache")
+            .field(
+                "keys",
+                &self.by_prefix.values().map(Vec::len).sum::<usize>(),
+            )
+            .field("remembered", &self.memo.read().len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for KeyCache {
@@ -140,17 +153,24 @@ impl KeyCache {
     pub fn authenticate(&self, presented: &[u8]) -> Option<Principal> {
         let tag = self.tag(presented);
         let low = prefix8(&tag);
-        if let Some(m) = self.memo.read().get(&low) {
-            if bool::from(m.tag.ct_eq(&tag)) {
-                return Some(m.principal);
+        // Decided under the shared lock, so that a full memo (or a slot another key
+        // holds) never sends requests through the exclusive one.
+        let remember = {
+            let memo = self.memo.read();
+            match memo.get(&low) {
+                Some(m) if bool::from(m.tag.ct_eq(&tag)) => return Some(m.principal),
+                // A different verified key with the same low 64 bits (a 2^-64 event)
+                // keeps its place; this one is verified by SHA-256 each time.
+                Some(_) => false,
+                None => memo.len() < MEMO_ENTRIES_MAX,
             }
-        }
+        };
         let principal = self.verify(presented)?;
-        let mut memo = self.memo.write();
-        if memo.len() < MEMO_ENTRIES_MAX {
-            // A different verified key with the same low 64 bits (a 2^-64 event)
-            // keeps its place; this one is verified by SHA-256 each time instead.
-            memo.entry(low).or_insert(Memo { tag, principal });
+        if remember {
+            let mut memo = self.memo.write();
+            if memo.len() < MEMO_ENTRIES_MAX {
+                memo.entry(low).or_insert(Memo { tag, principal });
+            }
         }
         Some(principal)
     }
