@@ -39,10 +39,9 @@ use base64::Engine;
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use siphasher::sip128::{Hasher128, SipHasher24};
+use sluice_store::idhash::IdHash;
 use sluice_store::{ApiKeyRecord, Catalog, Scope, TenantId, UnixMs};
 use subtle::ConstantTimeEq;
-
-use sluice_store::idhash::IdHash;
 
 /// The most verified keys one cache remembers by tag. Past it a key still
 /// authenticates, through SHA-256 each time: the bound keeps memory fixed, and a
@@ -152,7 +151,7 @@ impl KeyCache {
     /// The principal of a presented key, if it is live.
     pub fn authenticate(&self, presented: &[u8]) -> Option<Principal> {
         let tag = self.tag(presented);
-        let low = prefix8(&tag);
+        let low = prefix(&tag);
         // Decided under the shared lock, so that a full memo (or a slot another key
         // holds) never sends requests through the exclusive one.
         let remember = {
@@ -199,15 +198,11 @@ impl KeyCache {
     }
 }
 
-fn prefix8(tag: &[u8; 16]) -> u64 {
+/// The first 8 bytes of a hash or tag, as the key of the maps that hold them.
+fn prefix<const N: usize>(bytes: &[u8; N]) -> u64 {
+    const { assert!(N >= 8) };
     let mut p = [0u8; 8];
-    p.copy_from_slice(&tag[..8]);
-    u64::from_le_bytes(p)
-}
-
-fn prefix(hash: &[u8; 32]) -> u64 {
-    let mut p = [0u8; 8];
-    p.copy_from_slice(&hash[..8]);
+    p.copy_from_slice(&bytes[..8]);
     u64::from_le_bytes(p)
 }
 

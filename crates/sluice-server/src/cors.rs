@@ -62,17 +62,15 @@ impl CorsOrigins {
 
     /// The `Access-Control-Allow-Origin` value for this request's `Origin`, if allowed.
     fn allow(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
-        if *self == CorsOrigins::None {
-            return None;
-        }
-        let origin = origin?;
         match self {
             CorsOrigins::None => None,
-            CorsOrigins::Any => Some(HeaderValue::from_static("*")),
-            CorsOrigins::List(list) => list
-                .iter()
-                .any(|o| o.as_bytes() == origin.as_bytes())
-                .then(|| origin.clone()),
+            CorsOrigins::Any => origin.map(|_| HeaderValue::from_static("*")),
+            CorsOrigins::List(list) => {
+                let origin = origin?;
+                list.iter()
+                    .any(|o| o.as_bytes() == origin.as_bytes())
+                    .then(|| origin.clone())
+            }
         }
     }
 

@@ -136,22 +136,12 @@ pub fn problem(p: &Problem, request_id: &str) -> Reply {
 /// `RateLimit-Reset` and `Retry-After` seconds of every request fall here.
 const SMALL_DECIMALS: usize = 1024;
 
-/// `0` to `SMALL_DECIMALS - 1` as header values over one leaked string, so a copy is a
-/// pointer and a length (`Bytes::from_static`), with no allocation and no count.
+/// `0` to `SMALL_DECIMALS - 1` as header values over leaked strings (a few kilobytes,
+/// once), so a copy is a pointer and a length (`Bytes::from_static`), with no
+/// allocation and no count.
 static SMALL: std::sync::LazyLock<Box<[HeaderValue]>> = std::sync::LazyLock::new(|| {
-    let text: &'static str = Box::leak(
-        (0..SMALL_DECIMALS)
-            .map(|n| n.to_string())
-            .collect::<String>()
-            .into_boxed_str(),
-    );
-    let mut at = 0;
     (0..SMALL_DECIMALS)
-        .map(|n| {
-            let len = n.checked_ilog10().map_or(1, |d| d as usize + 1);
-            at += len;
-            HeaderValue::from_static(&text[at - len..at])
-        })
+        .map(|n| HeaderValue::from_static(Box::leak(n.to_string().into_boxed_str())))
         .collect()
 });
 

@@ -13,11 +13,11 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
+use sluice_store::idhash::IdHash;
 use sluice_store::{Catalog, TenantId};
 
 use crate::config::Limits;
 use crate::reply::decimal_header;
-use sluice_store::idhash::IdHash;
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 

@@ -15,7 +15,8 @@
 //!
 //! Both write into a pre-written 256 MiB file (wrapping around), as Sluice writes into
 //! pre-written segments, so a sync flushes data only. One group is in flight at a
-//! time in both. Driven by `bench/commit_proto.sh`; nothing here is used by Sluice.
+//! time in both. Driven by `PROTO=thread|uring bench/wakeups.sh` and
+//! `bench/instructions.sh`; nothing here is used by Sluice.
 
 #[cfg(target_os = "linux")]
 fn main() {
@@ -51,14 +52,12 @@ mod proto {
     type Waiter = (Bytes, oneshot::Sender<()>);
 
     pub fn main() {
-        let mut args = std::env::args().skip(1);
-        let addr = args.next().unwrap_or_else(|| "127.0.0.1:9094".into());
+        // After the program's name, ADDR, which `run` reads itself.
+        let mut args = std::env::args().skip(2);
         let mode = args.next().unwrap_or_else(|| "thread".into());
         let dir = args.next().unwrap_or_else(|| ".".into());
         let path = std::path::Path::new(&dir).join("commit-proto.bin");
         let file = prepare(&path);
-        // `run` reads the address from the first argument.
-        let _ = addr;
         let commit: Arc<dyn Commit> = match mode.as_str() {
             "thread" => Arc::new(ThreadCommit::start(file)),
             "uring" => Arc::new(UringCommit::new(file)),
