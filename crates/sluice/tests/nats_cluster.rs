@@ -177,11 +177,7 @@ fn cluster_survives_kills_and_leases_are_exclusive() {
         b.key.is_none(),
         "the second node of a deployment prints no key: the first start is the cluster's"
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime();
     let http = Http::h1();
     let (acked, refused) = rt.block_on(async {
         let stop = Arc::new(AtomicBool::new(false));
