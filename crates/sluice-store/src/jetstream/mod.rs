@@ -105,6 +105,12 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// unnoticed (see `run_applier`).
 const FOLLOW_EXPIRES: Duration = Duration::from_secs(2);
 
+/// How long a log follower may go without a message while this node has a write
+/// acknowledged on its stream and not yet applied, before it is taken for stalled and
+/// started again (see `run_applier`). Well inside the write deadline, so that the
+/// write it holds up is still answered.
+const FOLLOW_STALL: Duration = Duration::from_secs(6);
+
 /// The catalog bucket's keys.
 const CATALOG_KEY: &str = "catalog";
 const GENESIS_KEY: &str = "genesis";
@@ -267,6 +273,9 @@ struct Partition {
     model: Mutex<Model>,
     /// The stream sequence applied up to.
     applied: watch::Sender<u64>,
+    /// The highest stream sequence this node's own writes were acknowledged at: a
+    /// follower behind it, and silent, has stalled (see `run_applier`).
+    acked: AtomicU64,
     /// The catalog revision the model has applied.
     catalog_applied: watch::Sender<u64>,
     fault: Mutex<Option<String>>,
@@ -541,6 +550,7 @@ impl JetStreamStore {
                     (p, genesis.partitions),
                 )),
                 applied: watch::channel(0).0,
+                acked: AtomicU64::new(0),
                 catalog_applied: watch::channel(0).0,
                 fault: Mutex::new(None),
             });
@@ -924,8 +934,10 @@ impl Shared {
         };
         debug_assert!(p < self.parts.len());
         let waiter = self.wait(envelope.origin.nonce);
-        self.publish(subject, envelope.encode(), envelope.origin)
+        let seq = self
+            .publish(subject, envelope.encode(), envelope.origin)
             .await?;
+        self.parts[p].acked.fetch_max(seq, Ordering::Relaxed);
         self.outcome(waiter).await
     }
 
@@ -1098,23 +1110,30 @@ async fn run_publisher(shared: Arc<Shared>, p: usize, mut rx: mpsc::Receiver<Pen
             let ack = shared.js.send_publish(items[0].subject.clone(), msg).await;
             sent.push((range.clone(), body, ack));
         }
+        let acked = &shared.parts[p].acked;
         for (range, body, ack) in sent {
             let stored = match ack {
-                Ok(ack) => ack.await.is_ok(),
-                Err(_) => false,
+                Ok(ack) => ack.await.map(|a| a.sequence).ok(),
+                Err(_) => None,
             };
-            if stored {
+            if let Some(seq) = stored {
+                acked.fetch_max(seq, Ordering::Relaxed);
                 continue;
             }
             // Again on its own, with the same id: stored once whichever try landed.
             let items = &round[range];
-            if let Err(e) = shared
+            match shared
                 .publish(&items[0].subject, body, items[0].origin)
                 .await
             {
-                let why = e.to_string();
-                for item in items {
-                    shared.answer(item.origin.nonce, Outcome::Unstored(why.clone()));
+                Ok(seq) => {
+                    acked.fetch_max(seq, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    for item in items {
+                        shared.answer(item.origin.nonce, Outcome::Unstored(why.clone()));
+                    }
                 }
             }
         }
@@ -1209,6 +1228,21 @@ async fn run_applier(shared: Arc<Shared>, p: usize) {
                                 return;
                             }
                             shared.catch_up_catalog(p);
+                        }
+                        // An ordered consumer can hang after its client reconnects to
+                        // another server while the stream elects a leader, neither
+                        // delivering nor failing: the 3-node test once saw writes
+                        // through the survivor wait out two 15 s deadlines. Silence is
+                        // normal on an idle stream; silence while this node's own
+                        // acknowledged write is unapplied is a stall.
+                        () = tokio::time::sleep(FOLLOW_STALL) => {
+                            let (acked, applied) = (part.acked.load(Ordering::Relaxed), *part.applied.borrow());
+                            if acked > applied {
+                                *part.fault.lock() = Some(format!(
+                                    "the log follower stalled at {applied} with {acked} acknowledged; following again"
+                                ));
+                                break;
+                            }
                         }
                     }
                 }
