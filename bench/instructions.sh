@@ -6,6 +6,7 @@
 #   CALLGRIND_ARGS=--separate-threads=yes KEEP=dir bench/instructions.sh   # per-thread dumps
 #   RATE=2000 CONNS=100 bench/instructions.sh ingest 20000   # loaded: commits group requests
 #   PROTO=thread|uring bench/instructions.sh ingest 6000   # the per-core commit prototype
+#   PROTO=thread+work bench/instructions.sh ingest 6000    # + required headers and work
 #   REFERENCE=1 bench/instructions.sh ingest 6000   # the parse-only hyper reference
 #                                                   # (bench/reference), same load
 #
@@ -37,7 +38,8 @@ elif [ -n "${PROTO:-}" ]; then
   valgrind --tool=callgrind ${CALLGRIND_ARGS:-} --callgrind-out-file="$WORK/cg.out" \
     target/release/commit-server 127.0.0.1:9097 "$PROTO" "$WORK" > "$WORK/out" 2> "$WORK/err" &
   READY="listening on"
-  KEY=none
+  # A Sluice key's length; `thread+work` checks it.
+  KEY=sk_0123456789abcdefghijklmnopqrstuv
 else
   valgrind --tool=callgrind ${CALLGRIND_ARGS:-} --callgrind-out-file="$WORK/cg.out" \
     "$SERVER" serve --listen 127.0.0.1:9097 --data-dir "$WORK/data" \
