@@ -75,8 +75,13 @@ impl CorsOrigins {
     }
 
     /// A preflight's answer (`204` with the allowed methods and headers), or `None`
-    /// when this is not a preflight of an allowed origin. `allow` is the path's methods.
-    pub fn preflight(&self, head: &Parts, allow: Option<&'static str>) -> Option<Reply> {
+    /// when this is not a preflight of an allowed origin. `allow` gives the path's
+    /// methods; it is asked only of a preflight, so other requests match the path once.
+    pub fn preflight(
+        &self,
+        head: &Parts,
+        allow: impl FnOnce() -> Option<&'static str>,
+    ) -> Option<Reply> {
         if head.method != Method::OPTIONS
             || !head.headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
         {
@@ -88,7 +93,7 @@ impl CorsOrigins {
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(
             ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static(allow.unwrap_or("GET, POST, PATCH, DELETE")),
+            HeaderValue::from_static(allow().unwrap_or("GET, POST, PATCH, DELETE")),
         );
         h.insert(ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS);
         h.insert(ACCESS_CONTROL_MAX_AGE, MAX_AGE);

@@ -1,7 +1,8 @@
 //! The network edge over raw TCP, where an HTTP client library would hide what matters:
 //! a slow sender is cut off, an idle keep-alive connection is closed, a connection over
 //! the limit is answered 503 and closed cleanly rather than reset, a body refused before
-//! it was read does not spoil the connection, and a body that stalls gets a 408.
+//! it was read does not spoil the connection, a body in pieces is read whole, and a
+//! body that stalls gets a 408.
 
 mod common;
 
@@ -200,6 +201,71 @@ fn a_body_refused_before_it_is_read_does_not_spoil_the_connection() {
         read_until_closed(&mut stream).is_ok(),
         "closed with a reset"
     );
+}
+
+#[test]
+fn a_body_in_pieces_is_read_whole_and_the_connection_carries_the_next_request() {
+    let s = Server::start(&[]);
+    let key = s.key().to_owned();
+    let body =
+        br#"{"event_type":"pieces.arrived","payload":{"n":1,"text":"one body, three writes"}}"#;
+    let (a, rest) = body.split_at(20);
+    let (b, c) = rest.split_at(30);
+    let mut stream = connect(&s);
+    stream.set_nodelay(true).expect("nodelay");
+    for chunked in [false, true] {
+        let framing = if chunked {
+            "transfer-encoding: chunked".to_owned()
+        } else {
+            format!("content-length: {}", body.len())
+        };
+        let head = format!(
+            "POST /v1/events HTTP/1.1\r\nhost: sluice\r\nauthorization: Bearer {key}\r\n\
+             content-type: application/json\r\n{framing}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).expect("write the head");
+        for piece in [a, b, c] {
+            // The pauses are the stimulus (separate reads on the server), not a wait for
+            // it: coalesced pieces would pass too, testing less.
+            std::thread::sleep(Duration::from_millis(30));
+            if chunked {
+                let mut framed = format!("{:x}\r\n", piece.len()).into_bytes();
+                framed.extend_from_slice(piece);
+                framed.extend_from_slice(b"\r\n");
+                stream.write_all(&framed).expect("write a chunk");
+            } else {
+                stream.write_all(piece).expect("write a piece");
+            }
+        }
+        if chunked {
+            stream.write_all(b"0\r\n\r\n").expect("end the chunks");
+        }
+        let (answer, receipt) = read_response(&mut stream);
+        assert!(
+            answer.starts_with("http/1.1 201"),
+            "chunked {chunked}: {answer}"
+        );
+        assert!(!answer.contains("connection: close"), "{answer}");
+        let receipt = String::from_utf8_lossy(&receipt);
+        let id = receipt
+            .split('"')
+            .nth(3)
+            .filter(|id| id.starts_with("evt_"))
+            .unwrap_or_else(|| panic!("no event id in {receipt}"));
+        // The event is the whole body, read back on the same connection.
+        stream
+            .write_all(
+                format!(
+                    "GET /v1/events/{id} HTTP/1.1\r\nhost: sluice\r\nauthorization: Bearer {key}\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .expect("write");
+        let (answer, event) = read_response(&mut stream);
+        assert!(answer.starts_with("http/1.1 200"), "{answer}");
+        let event = String::from_utf8_lossy(&event);
+        assert!(event.contains("\"one body, three writes\""), "{event}");
+    }
 }
 
 #[test]
