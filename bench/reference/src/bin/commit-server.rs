@@ -70,6 +70,10 @@ mod proto {
         // `floor`), done the cheapest way: the floor any Sluice on this stack stands on.
         let headers = mode.starts_with("thread+");
         let work = (mode == "thread+work").then(|| Arc::new(floor::Floor::new()));
+        if work.is_some() {
+            // For the bench scripts, which take the key from the server's output.
+            eprintln!("accepting the API key {}", floor::KEY_TEXT);
+        }
         let commit: Arc<dyn Commit> = match mode.as_str() {
             "thread" | "thread+headers" | "thread+work" => {
                 Arc::new(ThreadCommit::start(file, work.is_some()))
@@ -347,6 +351,7 @@ mod proto {
         use siphasher::sip128::{Hasher128 as _, SipHasher24};
 
         /// The key `bench/instructions.sh` presents to prototypes: a Sluice key's length.
+        pub(super) const KEY_TEXT: &str = "sk_0123456789abcdefghijklmnopqrstuv";
         const KEY: &[u8] = b"Bearer sk_0123456789abcdefghijklmnopqrstuv";
         const TAG_KEY: (u64, u64) = (0x736c_7569_6365_2121, 0x666c_6f6f_7221_2121);
         const EMISSION_NS: u64 = 10_000; // 100,000 requests/s
