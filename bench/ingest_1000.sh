@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench/ingest_1000.sh: closed loop at 1,000 connections (issue 17's third target): Sluice durable ingest vs the parse-only reference,
 # server pinned to core 0, load generator on core 1, interleaved, 2 rounds.
+#   PROTO=thread|uring|thread+work bench/ingest_1000.sh   # also the commit prototype
+#                                   (bench/reference/src/bin/commit-server.rs), each round
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p sluice -p sluice-bench-reference
@@ -20,4 +22,13 @@ for round in 1 2; do
   c0=$(cpu $pid); out=$(taskset -c 1 $B bench --url http://127.0.0.1:9092/v1/events --connections 1000 --duration 10s --json 2>/dev/null); c1=$(cpu $pid)
   echo "$out" | python3 -c "import sys,json; r=json.load(sys.stdin); print('round $round ref     req/s', round(r['req_per_s']), 'success', r['success_pct'], 'p99', r['latency_ms']['p99'], 'us/req', round(($c1-$c0)*1e6/r['requests'],1))"
   kill $pid; wait $pid 2>/dev/null || true
+  if [ -n "${PROTO:-}" ]; then
+    dir=$(mktemp -d)
+    taskset -c 0 target/release/commit-server 127.0.0.1:9093 "$PROTO" "$dir" > "$dir/log" 2>&1 & pid=$!
+    for _ in $(seq 400); do grep -q 'listening on' "$dir/log" && break; sleep 0.05; done
+    key=$(grep -o 'sk_[^ ]*' "$dir/log" | head -1 || true)
+    c0=$(cpu $pid); out=$(taskset -c 1 $B bench --url http://127.0.0.1:9093/v1/events --api-key "${key:-none}" --connections 1000 --duration 10s --json 2>/dev/null); c1=$(cpu $pid)
+    echo "$out" | python3 -c "import sys,json; r=json.load(sys.stdin); print('round $round $PROTO req/s', round(r['req_per_s']), 'success', r['success_pct'], 'p99', r['latency_ms']['p99'], 'us/req', round(($c1-$c0)*1e6/r['requests'],1))"
+    kill $pid; wait $pid 2>/dev/null || true; rm -rf "$dir"
+  fi
 done
