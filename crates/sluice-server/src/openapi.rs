@@ -250,7 +250,7 @@ pub struct Problem {
     /// Stable: malformed_json, validation_failed, target_not_allowed, invalid_cursor, unauthorized, forbidden, not_found,
     /// method_not_allowed, payload_too_large, unsupported_media_type, request_timeout,
     /// idempotency_key_reused, rate_limited, overloaded, too_many_connections,
-    /// storage_unavailable, storage_full, conflict, internal_error.
+    /// storage_unavailable, storage_unconfirmed, storage_full, conflict, internal_error.
     code: String,
     request_id: String,
     /// Byte offset of a JSON syntax error.

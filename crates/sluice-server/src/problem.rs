@@ -50,8 +50,11 @@ pub enum Code {
     TooManyConnections,
     /// The disk is full; nothing was stored.
     StorageFull,
-    /// Storage failed; nothing was stored.
+    /// Storage failed before the request was acknowledged.
     StorageUnavailable,
+    /// A write reached storage but could not be confirmed in time: it may be stored.
+    /// Retried with the same idempotency key, it is stored at most once.
+    StorageUnconfirmed,
     /// A resource with this name exists already.
     Conflict,
     /// A bug or an unexpected failure.
@@ -60,7 +63,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for the metrics (each code's status is counted) and the docs.
-    pub const ALL: [Code; 21] = [
+    pub const ALL: [Code; 22] = [
         Code::MalformedJson,
         Code::ValidationFailed,
         Code::TargetNotAllowed,
@@ -80,6 +83,7 @@ impl Code {
         Code::TooManyConnections,
         Code::StorageFull,
         Code::StorageUnavailable,
+        Code::StorageUnconfirmed,
         Code::Conflict,
         Code::Internal,
     ];
@@ -106,6 +110,7 @@ impl Code {
             Code::TooManyConnections => "too_many_connections",
             Code::StorageFull => "storage_full",
             Code::StorageUnavailable => "storage_unavailable",
+            Code::StorageUnconfirmed => "storage_unconfirmed",
             Code::Conflict => "conflict",
             Code::Internal => "internal_error",
         }
@@ -128,9 +133,10 @@ impl Code {
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Code::Overloaded | Code::TooManyConnections | Code::StorageUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Code::Overloaded
+            | Code::TooManyConnections
+            | Code::StorageUnavailable
+            | Code::StorageUnconfirmed => StatusCode::SERVICE_UNAVAILABLE,
             Code::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             Code::Conflict => StatusCode::CONFLICT,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -158,6 +164,7 @@ impl Code {
             Code::TooManyConnections => "Too many connections",
             Code::StorageFull => "Storage full",
             Code::StorageUnavailable => "Storage unavailable",
+            Code::StorageUnconfirmed => "Write unconfirmed",
             Code::Conflict => "Conflict",
             Code::Internal => "Internal error",
         }

@@ -20,6 +20,13 @@ pub enum StoreError {
     /// unreachable. Nothing in this request was acknowledged.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A write reached storage, but its outcome could not be confirmed: it may be
+    /// stored (a JetStream node had the stream's acknowledgement but did not read the
+    /// write back in time; an fsync failed after the write, so whether it survives is
+    /// the disk's to say). Retrying it with the same idempotency key stores it at most
+    /// once, and answers its id if it was stored.
+    #[error("write unconfirmed: {0}")]
+    Unconfirmed(String),
     /// Stored data failed a check (checksum, framing, an index that disagrees with
     /// its log). The operation was refused rather than return wrong data.
     #[error("corrupt data: {0}")]
@@ -35,6 +42,9 @@ pub enum StoreError {
 impl StoreError {
     /// Whether retrying the same request later can succeed without an operator.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Overloaded | StoreError::Unavailable(_))
+        matches!(
+            self,
+            StoreError::Overloaded | StoreError::Unavailable(_) | StoreError::Unconfirmed(_)
+        )
     }
 }

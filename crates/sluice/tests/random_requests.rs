@@ -35,6 +35,7 @@ const CODES: &[(&str, u16)] = &[
     ("too_many_connections", 503),
     ("storage_full", 507),
     ("storage_unavailable", 503),
+    ("storage_unconfirmed", 503),
     ("conflict", 409),
 ];
 

@@ -38,7 +38,19 @@ pub(crate) fn store_problem(e: StoreError) -> Problem {
             tracing::error!(%detail, "storage unavailable");
             Problem::new(
                 Code::StorageUnavailable,
-                "storage is unavailable; nothing was stored",
+                "storage is unavailable; the request was not carried out",
+            )
+            .retry_after(5)
+        }
+        // Not "nothing was stored": the write may well be, and a client that retries
+        // without its idempotency key would store it twice.
+        StoreError::Unconfirmed(detail) => {
+            tracing::error!(%detail, "write unconfirmed");
+            Problem::new(
+                Code::StorageUnconfirmed,
+                "the write reached storage but could not be confirmed in time, so it may be \
+                 stored: retry it with the same Idempotency-Key, which stores it at most once \
+                 and answers its id",
             )
             .retry_after(5)
         }

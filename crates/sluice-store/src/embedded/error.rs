@@ -123,8 +123,10 @@ impl From<EngineError> for StoreError {
             EngineError::Overloaded => StoreError::Overloaded,
             EngineError::DiskFull { .. } => StoreError::Full(detail),
             EngineError::Corrupt { .. } => StoreError::Corrupt(detail),
-            EngineError::SyncFailed { .. }
-            | EngineError::Halted
+            // The batch was written before its sync failed: recovery, reading the log
+            // back from disk, decides whether it survived.
+            EngineError::SyncFailed { .. } => StoreError::Unconfirmed(detail),
+            EngineError::Halted
             | EngineError::Closed
             | EngineError::NotCached
             | EngineError::Io { .. } => StoreError::Unavailable(detail),

@@ -350,6 +350,11 @@ fn unavailable(what: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("NATS JetStream: {what}"))
 }
 
+/// A write the stream acknowledged (or may have) that this node could not confirm.
+fn unconfirmed(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Unconfirmed(format!("NATS JetStream: {what}"))
+}
+
 impl JetStreamStore {
     /// Connects, checks the servers, creates the streams and the bucket where missing
     /// (the first node of a deployment also writes its genesis and first catalog),
@@ -814,7 +819,7 @@ impl JetStreamStore {
                     .iter()
                     .map(|p| *p.catalog_applied.borrow())
                     .collect();
-                unavailable(format!(
+                unconfirmed(format!(
                     "catalog revision {rev} stored, but not read back within {:?} (watched: {}, applied per partition: {applied:?}{})",
                     self.shared.write_deadline,
                     self.shared.versioned.borrow().rev,
@@ -880,6 +885,9 @@ impl Shared {
         let mut backoff = Duration::from_millis(25);
         let msg_id = origin.msg_id();
         let mut last_error = String::new();
+        // Whether an attempt went out and its acknowledgement never came: the stream may
+        // have stored it (retries carry the same `Nats-Msg-Id`, so at most once).
+        let mut maybe_stored = false;
         for attempt in 0..PUBLISH_ATTEMPTS_MAX {
             if attempt > 0 {
                 self.counts.publish_retries.fetch_add(1, Ordering::Relaxed);
@@ -894,7 +902,9 @@ impl Shared {
                 .message_id(&msg_id);
             self.counts.publishes.fetch_add(1, Ordering::Relaxed);
             let acked = match self.js.send_publish(subject.to_owned(), msg).await {
-                Ok(ack) => ack.await,
+                Ok(ack) => ack.await.inspect_err(|e| {
+                    maybe_stored |= e.kind() == PublishErrorKind::TimedOut;
+                }),
                 Err(e) => Err(e),
             };
             match acked {
@@ -906,6 +916,12 @@ impl Shared {
                     _ => last_error = e.to_string(),
                 },
             }
+        }
+        if maybe_stored {
+            return Err(unconfirmed(format!(
+                "a write went out, but no acknowledgement came within {:?}: {last_error}",
+                self.write_deadline
+            )));
         }
         Err(StoreError::Unavailable(format!(
             "NATS JetStream did not store a write within {:?}: {last_error}",
@@ -945,8 +961,8 @@ impl Shared {
         match tokio::time::timeout(self.write_deadline, &mut waiter.rx).await {
             Ok(Ok(Outcome::Unstored(why))) => Err(StoreError::Unavailable(why)),
             Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(_)) => Err(unavailable("the log follower stopped")),
-            Err(_) => Err(unavailable(format!(
+            Ok(Err(_)) => Err(unconfirmed("stored, but the log follower stopped")),
+            Err(_) => Err(unconfirmed(format!(
                 "stored, but not read back within {:?}",
                 self.write_deadline
             ))),
