@@ -153,3 +153,397 @@ fn read_until(s: &mut TcpStream, buf: &mut Vec<u8>, needle: &[u8]) {
         }
     }
 }
+
+/// A node whose connection to NATS dies just after one of its writes was acknowledged,
+/// with that write's delivery to the node's log follower lost on the way, still reads
+/// the write back and answers it: its follower notices that it is silent while an
+/// acknowledged write is unapplied, and follows the log again from what it applied.
+///
+/// Nothing else would: the follower is an ordered consumer, which learns of a gap only
+/// from the next message, and the server counts the lost one as delivered. This is the
+/// stall the 3-node test once hit after a server died (two writes through the surviving
+/// node waited out their deadline); here it is made on purpose, by a proxy.
+#[test]
+fn a_write_whose_delivery_died_with_the_connection_is_still_read_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = start_nats(dir.path(), |_| {});
+    let proxy = proxy::NatsProxy::start(nats.port);
+    let node = Server::start(&[
+        "--store",
+        "nats",
+        "--nats-url",
+        &format!("nats://{}", proxy.addr),
+        "--nats-monitor",
+        &format!("127.0.0.1:{}", nats.monitor_port),
+    ]);
+    let key = node.key().to_owned();
+    let rt = common::runtime();
+    rt.block_on(async {
+        let http = Http::h1();
+        let first = http
+            .call(
+                &node,
+                &key,
+                "POST",
+                "/v1/events",
+                &common::event("before.fault", 1),
+            )
+            .await;
+        assert_eq!(first.status, 201, "{}", first.json());
+
+        proxy.lose_one_and_cut();
+        let started = Instant::now();
+        let hit = http
+            .call(
+                &node,
+                &key,
+                "POST",
+                "/v1/events",
+                &common::event("during.fault", 2),
+            )
+            .await;
+        let waited = started.elapsed();
+        assert!(
+            proxy.cut_after_lost_delivery(),
+            "the fault did not happen: no delivery was lost before a cut"
+        );
+        assert_eq!(
+            hit.status,
+            201,
+            "after {waited:?}: {}\n{}",
+            hit.json(),
+            node.log_text()
+        );
+        let id = hit.json()["event_id"].as_str().expect("id").to_owned();
+        let back = http
+            .call(&node, &key, "GET", &format!("/v1/events/{id}"), "")
+            .await;
+        assert_eq!(back.status, 200, "{}", back.json());
+        assert_eq!(back.json()["event_type"], "during.fault");
+        // And the node goes on: the next write is read back as usual.
+        let after = http
+            .call(
+                &node,
+                &key,
+                "POST",
+                "/v1/events",
+                &common::event("after.fault", 3),
+            )
+            .await;
+        assert_eq!(after.status, 201, "{}", after.json());
+    });
+}
+
+/// A node that cannot read its writes back answers `storage_unconfirmed`, not "nothing
+/// was stored": the write is in the stream. Retried with the same idempotency key once
+/// the node hears the stream again, it answers the stored event's id, and the event is
+/// there once.
+#[test]
+fn an_acknowledged_write_the_node_cannot_read_back_is_unconfirmed_not_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = start_nats(dir.path(), |_| {});
+    let proxy = proxy::NatsProxy::start(nats.port);
+    let node = Server::start(&[
+        "--store",
+        "nats",
+        "--nats-url",
+        &format!("nats://{}", proxy.addr),
+        "--nats-monitor",
+        &format!("127.0.0.1:{}", nats.monitor_port),
+    ]);
+    let key = node.key().to_owned();
+    let rt = common::runtime();
+    rt.block_on(async {
+        let http = Http::h1();
+        let auth = format!("Bearer {key}");
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+            ("idempotency-key", "deaf-1"),
+        ];
+        let body = common::event("deaf.write", 1);
+        let url = node.url("/v1/events");
+
+        proxy.deafen();
+        let refused = http.send("POST", &url, &headers, body.clone()).await;
+        let problem = refused.problem(503, "storage_unconfirmed");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Idempotency-Key"),
+            "{problem}"
+        );
+        assert!(refused.header("retry-after").is_some());
+        assert!(
+            proxy.dropped_a_delivery(),
+            "the write's delivery was not withheld"
+        );
+
+        proxy.heal();
+        // The node hears the stream again within a few follower restarts; until then
+        // a retry may be unconfirmed too.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let retried = loop {
+            let r = http.send("POST", &url, &headers, body.clone()).await;
+            if r.status != 503 || Instant::now() > deadline {
+                break r;
+            }
+            // A client's pause between retries (shorter than `Retry-After`, to keep
+            // the test short), not a wait for anything.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(retried.status, 200, "{}", retried.json());
+        assert_eq!(retried.header("idempotent-replayed"), Some("true"));
+        let id = retried.json()["event_id"].as_str().expect("id").to_owned();
+        let listed = http
+            .call(&node, &key, "GET", "/v1/events?event_type=deaf.write", "")
+            .await;
+        assert_eq!(listed.status, 200, "{}", listed.json());
+        let listed = listed.json();
+        let ids: Vec<&str> = listed["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter_map(|e| e["event_id"].as_str())
+            .collect();
+        assert_eq!(ids, [id.as_str()], "stored once: {listed}");
+    });
+}
+
+/// A TCP proxy between one node and its `nats-server` that reads enough of the NATS
+/// protocol to make one precise fault: once armed, it drops what the server delivers to
+/// the node's consumers (not the replies to its requests, which carry publish
+/// acknowledgements), and as soon as it has both passed on a publish acknowledgement
+/// and dropped a JetStream delivery, it cuts the connection. The client reconnects
+/// through it, and from then on everything passes.
+mod proxy {
+    use std::collections::HashMap;
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// The longest protocol line either side sends here (INFO and CONNECT are the
+    /// longest, well under this); a longer one fails the test rather than growing a
+    /// buffer without end.
+    const LINE_MAX: usize = 64 << 10;
+
+    #[derive(Default)]
+    struct Fault {
+        /// Deliveries to consumers are dropped.
+        armed: AtomicBool,
+        /// ... and the connection is cut once `acked` and `dropped` (else it stays
+        /// deaf until healed).
+        cut_when_lost: AtomicBool,
+        acked: AtomicBool,
+        dropped: AtomicBool,
+        cut: AtomicBool,
+    }
+
+    pub struct NatsProxy {
+        pub addr: SocketAddr,
+        fault: Arc<Fault>,
+    }
+
+    impl NatsProxy {
+        pub fn start(upstream_port: u16) -> NatsProxy {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+            let addr = listener.local_addr().expect("addr");
+            let fault = Arc::new(Fault::default());
+            let f = fault.clone();
+            std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    let Ok(client) = client else { continue };
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+                        continue;
+                    };
+                    // Subject of each subscription of this connection, by sid.
+                    let subs = Arc::new(Mutex::new(HashMap::new()));
+                    let (c, s, s2, subs2, f2) = (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                        subs.clone(),
+                        f.clone(),
+                    );
+                    std::thread::spawn(move || client_to_server(c, s, &subs2));
+                    let f3 = f2.clone();
+                    std::thread::spawn(move || server_to_client(s2, client, &subs, &f3));
+                }
+            });
+            NatsProxy { addr, fault }
+        }
+
+        /// Drops deliveries to consumers until one write's delivery was dropped and its
+        /// acknowledgement passed on, then cuts the connection.
+        pub fn lose_one_and_cut(&self) {
+            self.fault.cut_when_lost.store(true, Ordering::SeqCst);
+            self.fault.armed.store(true, Ordering::SeqCst);
+        }
+
+        /// Drops every delivery to a consumer, old subscriptions and new, until
+        /// [`NatsProxy::heal`]; replies (acknowledgements among them) pass.
+        pub fn deafen(&self) {
+            self.fault.cut_when_lost.store(false, Ordering::SeqCst);
+            self.fault.armed.store(true, Ordering::SeqCst);
+        }
+
+        pub fn heal(&self) {
+            self.fault.armed.store(false, Ordering::SeqCst);
+        }
+
+        /// Whether a JetStream delivery was dropped while armed.
+        pub fn dropped_a_delivery(&self) -> bool {
+            self.fault.dropped.load(Ordering::SeqCst)
+        }
+
+        /// Whether the armed fault happened: a delivery dropped, an acknowledgement
+        /// passed on, and the connection cut.
+        pub fn cut_after_lost_delivery(&self) -> bool {
+            self.fault.cut.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Reads one CRLF-terminated line into `line` (without the CRLF); false at the end.
+    fn read_line(from: &mut impl Read, line: &mut Vec<u8>) -> bool {
+        line.clear();
+        let mut byte = [0u8; 1];
+        loop {
+            match from.read(&mut byte) {
+                Ok(1) => {}
+                _ => return false,
+            }
+            line.push(byte[0]);
+            if line.ends_with(b"\r\n") {
+                line.truncate(line.len() - 2);
+                return true;
+            }
+            assert!(
+                line.len() <= LINE_MAX,
+                "a NATS protocol line over {LINE_MAX} bytes"
+            );
+        }
+    }
+
+    /// The payload a `PUB`/`MSG`/`HPUB`/`HMSG` line announces, with its CRLF.
+    fn read_payload(from: &mut impl Read, total: usize) -> Option<Vec<u8>> {
+        let mut payload = vec![0u8; total + 2];
+        from.read_exact(&mut payload).ok()?;
+        Some(payload)
+    }
+
+    fn words(line: &[u8]) -> Vec<String> {
+        String::from_utf8_lossy(line)
+            .split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Passes everything on, learning each subscription's subject.
+    fn client_to_server(
+        client: TcpStream,
+        mut server: TcpStream,
+        subs: &Mutex<HashMap<String, String>>,
+    ) {
+        let mut from = std::io::BufReader::new(client);
+        let mut line = Vec::new();
+        while read_line(&mut from, &mut line) {
+            let w = words(&line);
+            let op = w
+                .first()
+                .map(|s| s.to_ascii_uppercase())
+                .unwrap_or_default();
+            // `PUB subject [reply] size`, `HPUB subject [reply] headers total`.
+            let payload = match op.as_str() {
+                "PUB" | "HPUB" => w.last().and_then(|n| n.parse().ok()),
+                _ => None,
+            };
+            if op == "SUB" && w.len() >= 3 {
+                // `SUB subject [queue] sid`.
+                let sid = w[w.len() - 1].clone();
+                subs.lock().expect("subs").insert(sid, w[1].clone());
+            }
+            line.extend_from_slice(b"\r\n");
+            if let Some(n) = payload {
+                let Some(body) = read_payload(&mut from, n) else {
+                    break;
+                };
+                line.extend_from_slice(&body);
+            }
+            if server.write_all(&line).is_err() {
+                break;
+            }
+        }
+        let _ = server.shutdown(Shutdown::Both);
+    }
+
+    /// Passes on what the server sends, but for the armed fault.
+    fn server_to_client(
+        server: TcpStream,
+        mut client: TcpStream,
+        subs: &Mutex<HashMap<String, String>>,
+        fault: &Fault,
+    ) {
+        let mut from = std::io::BufReader::new(server.try_clone().expect("clone"));
+        let mut line = Vec::new();
+        while read_line(&mut from, &mut line) {
+            let w = words(&line);
+            let op = w
+                .first()
+                .map(|s| s.to_ascii_uppercase())
+                .unwrap_or_default();
+            let mut frame = line.clone();
+            frame.extend_from_slice(b"\r\n");
+            let mut drop_it = false;
+            // `MSG subject sid [reply] size`, `HMSG subject sid [reply] headers total`.
+            if (op == "MSG" || op == "HMSG") && w.len() >= 4 {
+                let Some(body) = w
+                    .last()
+                    .and_then(|n| n.parse().ok())
+                    .and_then(|n| read_payload(&mut from, n))
+                else {
+                    break;
+                };
+                let reply = match (op.as_str(), w.len()) {
+                    ("MSG", 5) | ("HMSG", 6) => Some(w[3].as_str()),
+                    _ => None,
+                };
+                let subject = subs
+                    .lock()
+                    .expect("subs")
+                    .get(&w[2])
+                    .cloned()
+                    .unwrap_or_default();
+                // The request mux (`_INBOX.<id>.*`) carries replies: acknowledgements
+                // among them. Every other subscription is a consumer's.
+                let to_consumer = !subject.ends_with(".*");
+                if fault.armed.load(Ordering::SeqCst) {
+                    if to_consumer {
+                        drop_it = true;
+                        if reply.is_some_and(|r| r.starts_with("$JS.ACK.")) {
+                            fault.dropped.store(true, Ordering::SeqCst);
+                        }
+                    } else if String::from_utf8_lossy(&body).contains("\"seq\":") {
+                        fault.acked.store(true, Ordering::SeqCst);
+                    }
+                }
+                frame.extend_from_slice(&body);
+            }
+            if !drop_it && client.write_all(&frame).is_err() {
+                break;
+            }
+            if fault.armed.load(Ordering::SeqCst)
+                && fault.cut_when_lost.load(Ordering::SeqCst)
+                && fault.acked.load(Ordering::SeqCst)
+                && fault.dropped.load(Ordering::SeqCst)
+            {
+                fault.armed.store(false, Ordering::SeqCst);
+                fault.cut.store(true, Ordering::SeqCst);
+                break;
+            }
+        }
+        let _ = client.shutdown(Shutdown::Both);
+        let _ = server.shutdown(Shutdown::Both);
+    }
+}
