@@ -154,6 +154,22 @@ fn read_until(s: &mut TcpStream, buf: &mut Vec<u8>, needle: &[u8]) {
     }
 }
 
+/// A nats-server, a [`proxy::NatsProxy`] to it, and a node that reaches the server only
+/// through the proxy (its `/varz` checks go straight to the server).
+fn node_behind_proxy(dir: &std::path::Path) -> (NatsServer, proxy::NatsProxy, Server) {
+    let nats = start_nats(dir, |_| {});
+    let proxy = proxy::NatsProxy::start(nats.port);
+    let node = Server::start(&[
+        "--store",
+        "nats",
+        "--nats-url",
+        &format!("nats://{}", proxy.addr),
+        "--nats-monitor",
+        &format!("127.0.0.1:{}", nats.monitor_port),
+    ]);
+    (nats, proxy, node)
+}
+
 /// A node whose connection to NATS dies just after one of its writes was acknowledged,
 /// with that write's delivery to the node's log follower lost on the way, still reads
 /// the write back and answers it: its follower notices that it is silent while an
@@ -166,16 +182,7 @@ fn read_until(s: &mut TcpStream, buf: &mut Vec<u8>, needle: &[u8]) {
 #[test]
 fn a_write_whose_delivery_died_with_the_connection_is_still_read_back() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let nats = start_nats(dir.path(), |_| {});
-    let proxy = proxy::NatsProxy::start(nats.port);
-    let node = Server::start(&[
-        "--store",
-        "nats",
-        "--nats-url",
-        &format!("nats://{}", proxy.addr),
-        "--nats-monitor",
-        &format!("127.0.0.1:{}", nats.monitor_port),
-    ]);
+    let (_nats, proxy, node) = node_behind_proxy(dir.path());
     let key = node.key().to_owned();
     let rt = common::runtime();
     rt.block_on(async {
@@ -241,16 +248,7 @@ fn a_write_whose_delivery_died_with_the_connection_is_still_read_back() {
 #[test]
 fn an_acknowledged_write_the_node_cannot_read_back_is_unconfirmed_not_lost() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let nats = start_nats(dir.path(), |_| {});
-    let proxy = proxy::NatsProxy::start(nats.port);
-    let node = Server::start(&[
-        "--store",
-        "nats",
-        "--nats-url",
-        &format!("nats://{}", proxy.addr),
-        "--nats-monitor",
-        &format!("127.0.0.1:{}", nats.monitor_port),
-    ]);
+    let (_nats, proxy, node) = node_behind_proxy(dir.path());
     let key = node.key().to_owned();
     let rt = common::runtime();
     rt.block_on(async {
