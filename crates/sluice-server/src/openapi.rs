@@ -247,7 +247,8 @@ pub struct Problem {
     title: String,
     status: u16,
     detail: String,
-    /// Stable: malformed_json, validation_failed, target_not_allowed, invalid_cursor, unauthorized, forbidden, not_found,
+    /// Stable: malformed_json, validation_failed, target_not_allowed, invalid_cursor,
+    /// invalid_lease, lease_expired, unauthorized, forbidden, not_found,
     /// method_not_allowed, payload_too_large, unsupported_media_type, request_timeout,
     /// idempotency_key_reused, rate_limited, overloaded, too_many_connections,
     /// storage_unavailable, storage_unconfirmed, storage_full, conflict, internal_error.
@@ -478,7 +479,7 @@ pub(crate) mod paths {
             (status = 415, description = "Not JSON", body = Problem),
             (status = 422, description = "Invalid, or idempotency key reused with another body", body = Problem),
             (status = 429, description = "Rate limited (Retry-After)", body = Problem),
-            (status = 503, description = "Overloaded (Retry-After)", body = Problem)),
+            (status = 503, description = "overloaded or storage_unavailable: not stored; storage_unconfirmed: may be stored, retry with the same Idempotency-Key (Retry-After)", body = Problem)),
         security(("bearer" = []), ("api_key" = [])))]
     fn ingest() {}
 

@@ -48,9 +48,9 @@ pub(crate) fn store_problem(e: StoreError) -> Problem {
             tracing::error!(%detail, "write unconfirmed");
             Problem::new(
                 Code::StorageUnconfirmed,
-                "the write reached storage but could not be confirmed in time, so it may be \
-                 stored: retry it with the same Idempotency-Key, which stores it at most once \
-                 and answers its id",
+                "the change reached storage but could not be confirmed in time, so it may \
+                 have been made: check before repeating it (an event retried with the same \
+                 Idempotency-Key is stored at most once and answers its id)",
             )
             .retry_after(5)
         }

@@ -263,6 +263,9 @@ struct NodeCounts {
     bad_records: AtomicU64,
     deletes_failed: AtomicU64,
     overloaded: AtomicU64,
+    /// Log followers started again because they were silent while this node's
+    /// acknowledged write was unapplied (see `run_applier`).
+    follower_stalls: AtomicU64,
 }
 
 /// One partition stream, and this node's model of it.
@@ -796,17 +799,22 @@ impl JetStreamStore {
     async fn await_catalog(&self, rev: u64) -> Result<(), StoreError> {
         let wait = async {
             let mut versions = self.shared.versioned.subscribe();
-            versions
-                .wait_for(|v| v.rev >= rev)
-                .await
-                .map_err(|_| unavailable("the catalog watch stopped"))?;
+            versions.wait_for(|v| v.rev >= rev).await.map_err(|_| {
+                unconfirmed(format!(
+                    "catalog revision {rev} stored, but the catalog watch stopped"
+                ))
+            })?;
             self.shared.public_catalog_at(rev).await;
             for part in &self.shared.parts {
                 part.catalog_applied
                     .subscribe()
                     .wait_for(|&r| r >= rev)
                     .await
-                    .map_err(|_| unavailable("an applier stopped"))?;
+                    .map_err(|_| {
+                        unconfirmed(format!(
+                            "catalog revision {rev} stored, but an applier stopped"
+                        ))
+                    })?;
             }
             Ok(())
         };
@@ -880,14 +888,21 @@ impl Shared {
 
     /// Publishes one record, retried with the same `Nats-Msg-Id` through elections and
     /// reconnects; answers its stream sequence.
-    async fn publish(&self, subject: &str, body: Bytes, origin: Origin) -> Result<u64, StoreError> {
+    /// `maybe_stored`: an earlier attempt (the publisher's pipelined one) went out and its
+    /// acknowledgement never came, so a final failure is unconfirmed, not unstored.
+    async fn publish(
+        &self,
+        subject: &str,
+        body: Bytes,
+        origin: Origin,
+        mut maybe_stored: bool,
+    ) -> Result<u64, StoreError> {
         let started = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(25);
         let msg_id = origin.msg_id();
         let mut last_error = String::new();
         // Whether an attempt went out and its acknowledgement never came: the stream may
         // have stored it (retries carry the same `Nats-Msg-Id`, so at most once).
-        let mut maybe_stored = false;
         for attempt in 0..PUBLISH_ATTEMPTS_MAX {
             if attempt > 0 {
                 self.counts.publish_retries.fetch_add(1, Ordering::Relaxed);
@@ -951,7 +966,7 @@ impl Shared {
         debug_assert!(p < self.parts.len());
         let waiter = self.wait(envelope.origin.nonce);
         let seq = self
-            .publish(subject, envelope.encode(), envelope.origin)
+            .publish(subject, envelope.encode(), envelope.origin, false)
             .await?;
         self.parts[p].acked.fetch_max(seq, Ordering::Relaxed);
         self.outcome(waiter).await
@@ -959,11 +974,12 @@ impl Shared {
 
     async fn outcome(&self, mut waiter: Waiter<'_>) -> Result<Outcome, StoreError> {
         match tokio::time::timeout(self.write_deadline, &mut waiter.rx).await {
-            Ok(Ok(Outcome::Unstored(why))) => Err(StoreError::Unavailable(why)),
+            Ok(Ok(Outcome::Failed(e))) => Err(e),
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(_)) => Err(unconfirmed("stored, but the log follower stopped")),
+            // The publish may still be retrying, or acknowledged and not yet applied.
             Err(_) => Err(unconfirmed(format!(
-                "stored, but not read back within {:?}",
+                "not stored and read back within {:?}",
                 self.write_deadline
             ))),
         }
@@ -1128,9 +1144,12 @@ async fn run_publisher(shared: Arc<Shared>, p: usize, mut rx: mpsc::Receiver<Pen
         }
         let acked = &shared.parts[p].acked;
         for (range, body, ack) in sent {
-            let stored = match ack {
-                Ok(ack) => ack.await.map(|a| a.sequence).ok(),
-                Err(_) => None,
+            let (stored, timed_out) = match ack {
+                Ok(ack) => match ack.await {
+                    Ok(a) => (Some(a.sequence), false),
+                    Err(e) => (None, e.kind() == PublishErrorKind::TimedOut),
+                },
+                Err(_) => (None, false),
             };
             if let Some(seq) = stored {
                 acked.fetch_max(seq, Ordering::Relaxed);
@@ -1139,16 +1158,15 @@ async fn run_publisher(shared: Arc<Shared>, p: usize, mut rx: mpsc::Receiver<Pen
             // Again on its own, with the same id: stored once whichever try landed.
             let items = &round[range];
             match shared
-                .publish(&items[0].subject, body, items[0].origin)
+                .publish(&items[0].subject, body, items[0].origin, timed_out)
                 .await
             {
                 Ok(seq) => {
                     acked.fetch_max(seq, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    let why = e.to_string();
                     for item in items {
-                        shared.answer(item.origin.nonce, Outcome::Unstored(why.clone()));
+                        shared.answer(item.origin.nonce, Outcome::Failed(e.clone()));
                     }
                 }
             }
@@ -1254,6 +1272,7 @@ async fn run_applier(shared: Arc<Shared>, p: usize) {
                         () = tokio::time::sleep(FOLLOW_STALL) => {
                             let (acked, applied) = (part.acked.load(Ordering::Relaxed), *part.applied.borrow());
                             if acked > applied {
+                                shared.counts.follower_stalls.fetch_add(1, Ordering::Relaxed);
                                 *part.fault.lock() = Some(format!(
                                     "the log follower stalled at {applied} with {acked} acknowledged; following again"
                                 ));
@@ -1674,6 +1693,11 @@ impl Store for JetStreamStore {
             c.publish_retries.load(Ordering::Relaxed),
         );
         out.counter(
+            "sluice_jetstream_follower_stalls_total",
+            "Log followers started again after falling silent while this node's acknowledged write was unapplied.",
+            c.follower_stalls.load(Ordering::Relaxed),
+        );
+        out.counter(
             "sluice_jetstream_bad_records_total",
             "Messages of the streams that were not Sluice's records, skipped.",
             c.bad_records.load(Ordering::Relaxed),
@@ -1992,6 +2016,10 @@ impl Store for JetStreamStore {
                     // Another node changed it first: wait for that change here, then
                     // apply this one to it.
                     let _ = tokio::time::timeout(Duration::from_secs(2), versions.changed()).await;
+                }
+                // The update went out and its answer did not come: it may be stored.
+                Err(e) if e.kind() == kv::UpdateErrorKind::TimedOut => {
+                    return Err(unconfirmed(format!("changing the catalog: {e}")))
                 }
                 Err(e) => return Err(unavailable(format!("changing the catalog: {e}"))),
             }

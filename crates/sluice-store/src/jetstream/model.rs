@@ -25,6 +25,7 @@ use crate::catalog::{Catalog, SubKey};
 use crate::delivery::REPLAY_QUEUE_MAX;
 use crate::embedded::control::Item;
 use crate::embedded::deliveries::{FetchShape, SubState};
+use crate::error::StoreError;
 use crate::event_id::EventId;
 use crate::feed::TypeFilter;
 use crate::types::{
@@ -145,8 +146,10 @@ pub(crate) enum Outcome {
     /// How many events a replay queued; `None`: the queue is full.
     Replayed(Option<u64>),
     Done,
-    /// The record was never stored (its publish failed past the write deadline).
-    Unstored(String),
+    /// The record's publish failed past the write deadline: never stored
+    /// ([`StoreError::Unavailable`], [`StoreError::Full`]) or perhaps
+    /// ([`StoreError::Unconfirmed`]).
+    Failed(StoreError),
 }
 
 /// A page of an inbox: which events, in which state.
