@@ -191,26 +191,34 @@ pub async fn drain_unread(mut body: Incoming, head: &KnownHeaders<'_>, stall: Du
     }
 }
 
-/// The body's next frame, or a 408 when nothing arrives for `stall`. The frame is
-/// asked for once without a timer: most single-event bodies are already there, and a
-/// `timeout` costs a clock read and a runtime-handle lookup to build even when it never
-/// has to wait. Only a frame that is not there yet is waited for under the deadline.
+/// The body's next frame, or a 408 when nothing arrives for `stall`. The deadline is
+/// made only once the frame has to be waited for: most single-event bodies are already
+/// there, and a timer costs a clock read and a runtime-handle lookup to make even when
+/// it never fires.
 async fn next_frame(
     body: &mut Incoming,
     stall: Duration,
 ) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, Problem> {
     let mut frame = std::pin::pin!(body.frame());
-    let ready = std::future::poll_fn(|cx| Poll::Ready(frame.as_mut().poll(cx))).await;
-    if let Poll::Ready(frame) = ready {
-        return Ok(frame);
-    }
-    tokio::time::timeout(stall, frame).await.map_err(|_| {
-        Problem::new(
-            Code::RequestTimeout,
-            format!(
-                "the request body stalled: nothing arrived for {} ms",
-                stall.as_millis()
-            ),
-        )
+    let mut deadline = std::pin::pin!(None::<tokio::time::Sleep>);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(frame) = frame.as_mut().poll(cx) {
+            return Poll::Ready(Ok(frame));
+        }
+        if deadline.is_none() {
+            deadline.set(Some(tokio::time::sleep(stall)));
+        }
+        match deadline.as_mut().as_pin_mut().map(|d| d.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(Problem::new(
+                Code::RequestTimeout,
+                format!(
+                    "the request body stalled: nothing arrived for {} ms",
+                    stall.as_millis()
+                ),
+            ))),
+            // Set just above when it was not.
+            _ => Poll::Pending,
+        }
     })
+    .await
 }
