@@ -170,6 +170,16 @@ fn node_behind_proxy(dir: &std::path::Path) -> (NatsServer, proxy::NatsProxy, Se
     (nats, proxy, node)
 }
 
+/// `sluice_jetstream_follower_stalls_total`, from the node's `/metrics`.
+async fn follower_stalls(http: &Http, s: &Server) -> u64 {
+    let metrics = http.send("GET", &s.url("/metrics"), &[], "").await;
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("sluice_jetstream_follower_stalls_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no follower stall count in {text}"))
+}
+
 /// A node whose connection to NATS dies just after one of its writes was acknowledged,
 /// with that write's delivery to the node's log follower lost on the way, still reads
 /// the write back and answers it: its follower notices that it is silent while an
@@ -197,6 +207,7 @@ fn a_write_whose_delivery_died_with_the_connection_is_still_read_back() {
             )
             .await;
         assert_eq!(first.status, 201, "{}", first.json());
+        assert_eq!(follower_stalls(&http, &node).await, 0);
 
         proxy.lose_one_and_cut();
         let started = Instant::now();
@@ -221,6 +232,9 @@ fn a_write_whose_delivery_died_with_the_connection_is_still_read_back() {
             hit.json(),
             node.log_text()
         );
+        // Recovered by the stall restart, not by the client library (which recreates
+        // an ordered consumer only on missed heartbeats, and they kept coming).
+        assert_eq!(follower_stalls(&http, &node).await, 1);
         let id = hit.json()["event_id"].as_str().expect("id").to_owned();
         let back = http
             .call(&node, &key, "GET", &format!("/v1/events/{id}"), "")
@@ -323,8 +337,8 @@ mod proxy {
     use std::sync::{Arc, Mutex};
 
     /// The longest protocol line either side sends here (INFO and CONNECT are the
-    /// longest, well under this); a longer one fails the test rather than growing a
-    /// buffer without end.
+    /// longest, well under this); past it the proxy drops the connection rather than
+    /// grow a buffer without end.
     const LINE_MAX: usize = 64 << 10;
 
     #[derive(Default)]
@@ -356,18 +370,24 @@ mod proxy {
                     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
                         continue;
                     };
+                    let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) else {
+                        continue;
+                    };
                     // Subject of each subscription of this connection, by sid.
                     let subs = Arc::new(Mutex::new(HashMap::new()));
-                    let (c, s, s2, subs2, f2) = (
-                        client.try_clone().expect("clone"),
-                        server.try_clone().expect("clone"),
-                        server.try_clone().expect("clone"),
-                        subs.clone(),
-                        f.clone(),
-                    );
-                    std::thread::spawn(move || client_to_server(c, s, &subs2));
-                    let f3 = f2.clone();
-                    std::thread::spawn(move || server_to_client(s2, client, &subs, &f3));
+                    let (subs2, f2) = (subs.clone(), f.clone());
+                    // Each direction shuts both sockets down when it ends, however it
+                    // ends, so the other direction's thread ends too.
+                    std::thread::spawn(move || {
+                        let _ = client_to_server(&c, &s, &subs2);
+                        let _ = c.shutdown(Shutdown::Both);
+                        let _ = s.shutdown(Shutdown::Both);
+                    });
+                    std::thread::spawn(move || {
+                        let _ = server_to_client(&server, &client, &subs, &f2);
+                        let _ = client.shutdown(Shutdown::Both);
+                        let _ = server.shutdown(Shutdown::Both);
+                    });
                 }
             });
             NatsProxy { addr, fault }
@@ -403,133 +423,113 @@ mod proxy {
         }
     }
 
-    /// Reads one CRLF-terminated line into `line` (without the CRLF); false at the end.
-    fn read_line(from: &mut impl Read, line: &mut Vec<u8>) -> bool {
+    /// Reads one CRLF-terminated line into `line` (without the CRLF); `None` at the end
+    /// or past [`LINE_MAX`].
+    fn read_line(from: &mut impl Read, line: &mut Vec<u8>) -> Option<()> {
         line.clear();
         let mut byte = [0u8; 1];
-        loop {
-            match from.read(&mut byte) {
-                Ok(1) => {}
-                _ => return false,
+        while !line.ends_with(b"\r\n") {
+            if from.read(&mut byte).ok()? == 0 || line.len() > LINE_MAX {
+                return None;
             }
             line.push(byte[0]);
-            if line.ends_with(b"\r\n") {
-                line.truncate(line.len() - 2);
-                return true;
-            }
-            assert!(
-                line.len() <= LINE_MAX,
-                "a NATS protocol line over {LINE_MAX} bytes"
-            );
         }
+        line.truncate(line.len() - 2);
+        Some(())
     }
 
-    /// The payload a `PUB`/`MSG`/`HPUB`/`HMSG` line announces, with its CRLF.
-    fn read_payload(from: &mut impl Read, total: usize) -> Option<Vec<u8>> {
+    /// The payload a `PUB`/`MSG`/`HPUB`/`HMSG` line announces (its last word), with its
+    /// CRLF.
+    fn read_payload(from: &mut impl Read, words: &[String]) -> Option<Vec<u8>> {
+        let total: usize = words.last()?.parse().ok()?;
         let mut payload = vec![0u8; total + 2];
         from.read_exact(&mut payload).ok()?;
         Some(payload)
     }
 
-    fn words(line: &[u8]) -> Vec<String> {
-        String::from_utf8_lossy(line)
+    /// The line's words, and its operation in upper case.
+    fn words(line: &[u8]) -> (String, Vec<String>) {
+        let words: Vec<String> = String::from_utf8_lossy(line)
             .split_ascii_whitespace()
             .map(str::to_owned)
-            .collect()
+            .collect();
+        let op = words
+            .first()
+            .map(|w| w.to_ascii_uppercase())
+            .unwrap_or_default();
+        (op, words)
     }
 
     /// Passes everything on, learning each subscription's subject.
     fn client_to_server(
-        client: TcpStream,
-        mut server: TcpStream,
+        client: &TcpStream,
+        mut server: &TcpStream,
         subs: &Mutex<HashMap<String, String>>,
-    ) {
+    ) -> Option<()> {
         let mut from = std::io::BufReader::new(client);
         let mut line = Vec::new();
-        while read_line(&mut from, &mut line) {
-            let w = words(&line);
-            let op = w
-                .first()
-                .map(|s| s.to_ascii_uppercase())
-                .unwrap_or_default();
-            // `PUB subject [reply] size`, `HPUB subject [reply] headers total`.
-            let payload = match op.as_str() {
-                "PUB" | "HPUB" => w.last().and_then(|n| n.parse().ok()),
-                _ => None,
-            };
+        loop {
+            read_line(&mut from, &mut line)?;
+            let (op, w) = words(&line);
             if op == "SUB" && w.len() >= 3 {
                 // `SUB subject [queue] sid`.
                 let sid = w[w.len() - 1].clone();
-                subs.lock().expect("subs").insert(sid, w[1].clone());
+                subs.lock().ok()?.insert(sid, w[1].clone());
             }
             line.extend_from_slice(b"\r\n");
-            if let Some(n) = payload {
-                let Some(body) = read_payload(&mut from, n) else {
-                    break;
-                };
-                line.extend_from_slice(&body);
+            // `PUB subject [reply] size`, `HPUB subject [reply] headers total`.
+            if op == "PUB" || op == "HPUB" {
+                line.extend_from_slice(&read_payload(&mut from, &w)?);
             }
-            if server.write_all(&line).is_err() {
-                break;
-            }
+            server.write_all(&line).ok()?;
         }
-        let _ = server.shutdown(Shutdown::Both);
     }
 
     /// Passes on what the server sends, but for the armed fault.
     fn server_to_client(
-        server: TcpStream,
-        mut client: TcpStream,
+        server: &TcpStream,
+        mut client: &TcpStream,
         subs: &Mutex<HashMap<String, String>>,
         fault: &Fault,
-    ) {
-        let mut from = std::io::BufReader::new(server.try_clone().expect("clone"));
-        let mut line = Vec::new();
-        while read_line(&mut from, &mut line) {
-            let w = words(&line);
-            let op = w
-                .first()
-                .map(|s| s.to_ascii_uppercase())
-                .unwrap_or_default();
-            let mut frame = line.clone();
+    ) -> Option<()> {
+        let mut from = std::io::BufReader::new(server);
+        let mut frame = Vec::new();
+        loop {
+            read_line(&mut from, &mut frame)?;
+            let (op, w) = words(&frame);
             frame.extend_from_slice(b"\r\n");
             let mut drop_it = false;
             // `MSG subject sid [reply] size`, `HMSG subject sid [reply] headers total`.
             if (op == "MSG" || op == "HMSG") && w.len() >= 4 {
-                let Some(body) = w
-                    .last()
-                    .and_then(|n| n.parse().ok())
-                    .and_then(|n| read_payload(&mut from, n))
-                else {
-                    break;
-                };
+                let body = read_payload(&mut from, &w)?;
                 let reply = match (op.as_str(), w.len()) {
                     ("MSG", 5) | ("HMSG", 6) => Some(w[3].as_str()),
                     _ => None,
                 };
-                let subject = subs
-                    .lock()
-                    .expect("subs")
-                    .get(&w[2])
-                    .cloned()
-                    .unwrap_or_default();
-                // The request mux (`_INBOX.<id>.*`) carries replies: acknowledgements
-                // among them. Every other subscription is a consumer's.
+                let subject = subs.lock().ok()?.get(&w[2]).cloned().unwrap_or_default();
+                // async-nats takes every reply to its requests on one wildcard
+                // subscription (`_INBOX.<id>.*`), publish acknowledgements among them;
+                // every other subscription is a consumer's (or the catalog watch's).
                 let to_consumer = !subject.ends_with(".*");
                 if fault.armed.load(Ordering::SeqCst) {
+                    let text = String::from_utf8_lossy(&body);
                     if to_consumer {
                         drop_it = true;
                         if reply.is_some_and(|r| r.starts_with("$JS.ACK.")) {
                             fault.dropped.store(true, Ordering::SeqCst);
                         }
-                    } else if String::from_utf8_lossy(&body).contains("\"seq\":") {
+                    } else if text.contains("\"stream\":")
+                        && text.contains("\"seq\":")
+                        && !text.contains("\"error\"")
+                    {
+                        // `{"stream":…,"seq":…}`: a publish acknowledgement.
                         fault.acked.store(true, Ordering::SeqCst);
                     }
                 }
                 frame.extend_from_slice(&body);
             }
-            if !drop_it && client.write_all(&frame).is_err() {
-                break;
+            if !drop_it {
+                client.write_all(&frame).ok()?;
             }
             if fault.armed.load(Ordering::SeqCst)
                 && fault.cut_when_lost.load(Ordering::SeqCst)
@@ -538,10 +538,8 @@ mod proxy {
             {
                 fault.armed.store(false, Ordering::SeqCst);
                 fault.cut.store(true, Ordering::SeqCst);
-                break;
+                return None;
             }
         }
-        let _ = client.shutdown(Shutdown::Both);
-        let _ = server.shutdown(Shutdown::Both);
     }
 }
