@@ -4,7 +4,7 @@
 #   bench/wakeups.sh [connections, default 100] [seconds, default 10]
 #   SLUICE_BIN=/path/to/other/sluice bench/wakeups.sh ...   # another build
 #   REFERENCE=1 bench/wakeups.sh ...   # the parse-only hyper reference (bench/reference)
-#   PROTO=thread|uring bench/wakeups.sh ...   # the per-core commit prototype
+#   PROTO=thread|uring|thread+work bench/wakeups.sh ...   # the commit prototypes
 #                                    # (bench/reference/src/bin/commit-server.rs)
 #
 # Starts `sluice serve` pinned to core 0 (durable, fsync) and drives closed-loop single

@@ -91,10 +91,13 @@ mod proto {
             let work = work.clone();
             async move {
                 started.call_once(|| commit.clone().spawn());
-                let admitted = work.as_ref().map(|w| w.admit(req.headers()));
-                if let Some(None) = admitted {
-                    return sluice_bench_reference::json(401, br#"{"error":"key"}"#);
-                }
+                let request_id = match work.as_ref().map(|w| w.admit(req.headers())) {
+                    None => hyper::header::HeaderValue::from_static("req_3f2a9c0000000001a4"),
+                    Some(Ok(id)) => id,
+                    Some(Err(status)) => {
+                        return sluice_bench_reference::json(status, br#"{"error":"refused"}"#)
+                    }
+                };
                 let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
                     return sluice_bench_reference::json(400, br#"{"error":"body"}"#);
                 };
@@ -112,11 +115,10 @@ mod proto {
                             br#"{"event_id":"evt_01M82ERJTM0000000000003JC7","status":"received","received_at":"2026-11-22T20:22:04.372Z"}"#,
                         );
                         if headers {
-                            required_headers(r.headers_mut());
+                            required_headers(r.headers_mut(), request_id);
                         }
-                        if let (Some(w), Some(Some(request_id))) = (&work, admitted) {
+                        if let Some(w) = &work {
                             *r.body_mut() = http_body_util::Full::new(w.receipt());
-                            r.headers_mut().insert("x-request-id", request_id);
                         }
                         r
                     }
@@ -128,15 +130,16 @@ mod proto {
 
     /// The response headers DESIGN.md asks of every answer, with fixed values: what
     /// carrying them costs in hyper, apart from computing them.
-    fn required_headers(h: &mut hyper::HeaderMap) {
+    fn required_headers(h: &mut hyper::HeaderMap, request_id: hyper::header::HeaderValue) {
         use hyper::header::{HeaderName, HeaderValue};
-        static NAMES: [HeaderName; 4] = [
-            HeaderName::from_static("x-request-id"),
+        static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+        static NAMES: [HeaderName; 3] = [
             HeaderName::from_static("ratelimit-limit"),
             HeaderName::from_static("ratelimit-remaining"),
             HeaderName::from_static("ratelimit-reset"),
         ];
-        const VALUES: [&str; 4] = ["req_3f2a9c0000000001a4", "1000", "999", "1"];
+        const VALUES: [&str; 3] = ["1000", "999", "1"];
+        h.insert(X_REQUEST_ID.clone(), request_id);
         for (name, value) in NAMES.iter().zip(VALUES) {
             h.insert(name.clone(), HeaderValue::from_static(value));
         }
@@ -381,20 +384,21 @@ mod proto {
                 }
             }
 
-            /// Checks the key and the rate; the request id when both pass.
-            pub(super) fn admit(&self, headers: &HeaderMap) -> Option<HeaderValue> {
-                let key = headers.get(AUTHORIZATION)?.as_bytes();
+            /// Checks the key and the rate: the request id when both pass, else the
+            /// refusal's status.
+            pub(super) fn admit(&self, headers: &HeaderMap) -> Result<HeaderValue, u16> {
+                let key = headers.get(AUTHORIZATION).ok_or(401u16)?.as_bytes();
                 // Constant time: every byte of both tags is looked at.
                 let diff = (tag(key) ^ self.tag).to_le_bytes();
                 if diff.iter().fold(0u8, |a, b| a | b) != 0 {
-                    return None;
+                    return Err(401);
                 }
                 let now = self.epoch.elapsed().as_nanos() as u64 + BURST_NS;
                 let mut tat = self.tat.load(Ordering::Relaxed);
                 loop {
                     let next = tat.max(now) + EMISSION_NS;
                     if next > now + BURST_NS {
-                        return None;
+                        return Err(429);
                     }
                     match self.tat.compare_exchange_weak(
                         tat,
@@ -412,7 +416,8 @@ mod proto {
                 for i in 0..10 {
                     id[10 + i] = HEX[((n >> (4 * (9 - i))) & 15) as usize];
                 }
-                HeaderValue::from_bytes(&id).ok()
+                // `req_`, hex digits: visible ASCII, a valid header value.
+                HeaderValue::from_bytes(&id).map_err(|_| 500)
             }
 
             /// `{"event_id":"evt_…","status":"received","received_at":"…Z"}`.
