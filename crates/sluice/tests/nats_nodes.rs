@@ -172,12 +172,7 @@ fn node_behind_proxy(dir: &std::path::Path) -> (NatsServer, proxy::NatsProxy, Se
 
 /// `sluice_jetstream_follower_stalls_total`, from the node's `/metrics`.
 async fn follower_stalls(http: &Http, s: &Server) -> u64 {
-    let metrics = http.send("GET", &s.url("/metrics"), &[], "").await;
-    let text = String::from_utf8_lossy(&metrics.body).into_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix("sluice_jetstream_follower_stalls_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no follower stall count in {text}"))
+    common::metric(http, s, "sluice_jetstream_follower_stalls_total").await
 }
 
 /// A node whose connection to NATS dies just after one of its writes was acknowledged,
@@ -197,29 +192,18 @@ fn a_write_whose_delivery_died_with_the_connection_is_still_read_back() {
     let rt = common::runtime();
     rt.block_on(async {
         let http = Http::h1();
-        let first = http
-            .call(
-                &node,
-                &key,
-                "POST",
-                "/v1/events",
-                &common::event("before.fault", 1),
-            )
-            .await;
+        let post = |event_type: &str, n: usize| {
+            let body = common::event(event_type, n);
+            let (http, node, key) = (&http, &node, &key);
+            async move { http.call(node, key, "POST", "/v1/events", &body).await }
+        };
+        let first = post("before.fault", 1).await;
         assert_eq!(first.status, 201, "{}", first.json());
         assert_eq!(follower_stalls(&http, &node).await, 0);
 
         proxy.lose_one_and_cut();
         let started = Instant::now();
-        let hit = http
-            .call(
-                &node,
-                &key,
-                "POST",
-                "/v1/events",
-                &common::event("during.fault", 2),
-            )
-            .await;
+        let hit = post("during.fault", 2).await;
         let waited = started.elapsed();
         assert!(
             proxy.cut_after_lost_delivery(),
@@ -242,15 +226,7 @@ fn a_write_whose_delivery_died_with_the_connection_is_still_read_back() {
         assert_eq!(back.status, 200, "{}", back.json());
         assert_eq!(back.json()["event_type"], "during.fault");
         // And the node goes on: the next write is read back as usual.
-        let after = http
-            .call(
-                &node,
-                &key,
-                "POST",
-                "/v1/events",
-                &common::event("after.fault", 3),
-            )
-            .await;
+        let after = post("after.fault", 3).await;
         assert_eq!(after.status, 201, "{}", after.json());
     });
 }

@@ -43,12 +43,12 @@ fn first_deliveries(received: &[common::receiver::Received]) -> Vec<String> {
 
 /// Deliveries a node made, from its `/metrics`.
 async fn delivered_by(http: &Http, s: &Server) -> u64 {
-    let metrics = http.send("GET", &s.url("/metrics"), &[], "").await;
-    let text = String::from_utf8_lossy(&metrics.body).into_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix("sluice_webhook_deliveries_total{outcome=\"delivered\"} "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no delivered count in {text}"))
+    common::metric(
+        http,
+        s,
+        "sluice_webhook_deliveries_total{outcome=\"delivered\"}",
+    )
+    .await
 }
 
 #[test]

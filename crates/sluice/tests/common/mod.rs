@@ -446,6 +446,17 @@ pub async fn tenant_key(
     r.json()["key"].as_str().expect("key").to_owned()
 }
 
+/// One series' value from a server's `/metrics`, by its name and labels exactly as
+/// exposed (`sluice_webhook_deliveries_total{outcome="delivered"}`).
+pub async fn metric(http: &Http, s: &Server, series: &str) -> u64 {
+    let metrics = http.send("GET", &s.url("/metrics"), &[], "").await;
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
+}
+
 pub fn event(event_type: &str, n: usize) -> String {
     format!(r#"{{"event_type":"{event_type}","payload":{{"n":{n}}}}}"#)
 }
