@@ -278,7 +278,7 @@ impl<S: Store> App<S> {
         if let Some(r) = self
             .config
             .cors
-            .preflight(head, || self.router.allow(head.uri.path()))
+            .preflight(head, known.origin, || self.router.allow(head.uri.path()))
         {
             return (None, r, None, None);
         }

@@ -7,8 +7,7 @@
 
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN,
-    VARY,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, VARY,
 };
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -75,11 +74,13 @@ impl CorsOrigins {
     }
 
     /// A preflight's answer (`204` with the allowed methods and headers), or `None`
-    /// when this is not a preflight of an allowed origin. `allow` gives the path's
+    /// when this is not a preflight of an allowed origin. `origin` is the request's
+    /// `Origin` (as [`crate::known::KnownHeaders`] found it). `allow` gives the path's
     /// methods; it is asked only of a preflight, so other requests match the path once.
     pub fn preflight(
         &self,
         head: &Parts,
+        origin: Option<&HeaderValue>,
         allow: impl FnOnce() -> Option<&'static str>,
     ) -> Option<Reply> {
         if head.method != Method::OPTIONS
@@ -87,7 +88,7 @@ impl CorsOrigins {
         {
             return None;
         }
-        let origin = self.allow(head.headers.get(ORIGIN))?;
+        let origin = self.allow(origin)?;
         let mut r = reply::empty(StatusCode::NO_CONTENT);
         let h = r.headers_mut();
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);

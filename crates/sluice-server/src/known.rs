@@ -1,6 +1,7 @@
 //! The request headers the server reads on its common path, found in one pass over
 //! the request's map. (Rarer ones, such as the live tail's `Last-Event-ID` and a CORS
-//! preflight's, are read from the request itself where they are needed.)
+//! preflight's `Access-Control-Request-Method`, are read from the request itself where
+//! they are needed.)
 //!
 //! Each `HeaderMap::get` hashes the name and probes the map: ~130 instructions, and a
 //! single-event request asked for seven (request id, credentials, idempotency key,
