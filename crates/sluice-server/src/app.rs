@@ -47,6 +47,9 @@ pub struct App<S> {
     tenants: ArcSwap<TenantTable>,
     /// The catalog `keys` and `tenants` were built from.
     built_from: ArcSwap<Catalog>,
+    /// Held while `keys`, `tenants` and `built_from` are rebuilt (rare: on catalog
+    /// changes), so that they always come from one catalog, the newest of the rebuilds.
+    rebuilding: parking_lot::Mutex<()>,
     pub(crate) metrics: Metrics,
     router: Router,
     request_seq: AtomicU64,
@@ -122,6 +125,7 @@ impl<S: Store> App<S> {
             keys: ArcSwap::from_pointee(KeyCache::build(&catalog)),
             tenants: ArcSwap::from_pointee(TenantTable::build(&catalog, &config.limits, None)),
             built_from: ArcSwap::new(catalog.clone()),
+            rebuilding: parking_lot::Mutex::new(()),
             cursors: CursorKey::new(catalog.token_secret.as_bytes()),
             push: Dispatcher::new(store.clone(), config.push.clone()),
             store,
@@ -155,6 +159,10 @@ impl<S: Store> App<S> {
     /// this node changed it (so the change is in effect before the answer goes out),
     /// and whenever the catalog watch reports a change made elsewhere.
     pub fn refresh_catalog(&self) {
+        // One rebuild at a time, each from the catalog current when it holds the lock:
+        // two unordered rebuilds could leave the keys from an older catalog under a
+        // newer `built_from`, and [`App::authenticate_synced`] would then trust them.
+        let _rebuilding = self.rebuilding.lock();
         let catalog = self.store.catalog().borrow().clone();
         self.keys.store(Arc::new(KeyCache::build(&catalog)));
         self.built_from.store(catalog.clone());
@@ -173,13 +181,14 @@ impl<S: Store> App<S> {
         access::presented_key(head)?;
         // An error leaves the catalog as it was: the key is judged on what is here.
         let _ = self.store.catalog_sync().await;
-        // The caches follow the store's catalog from a task of their own; rebuilt here
-        // only when they are behind it, so a flood of unknown keys rebuilds nothing.
+        // The caches follow the store's catalog from a task of their own, which may
+        // have rebuilt them since the caller's check failed: the key is judged again
+        // on the caches as they are now. They are rebuilt here only when they are
+        // behind the store, so a flood of unknown keys rebuilds nothing.
         let current = self.store.catalog().borrow().clone();
-        if Arc::ptr_eq(&current, &self.built_from.load()) {
-            return None;
+        if !Arc::ptr_eq(&current, &self.built_from.load()) {
+            self.refresh_catalog();
         }
-        self.refresh_catalog();
         access::authenticate(head, &self.keys.load()).ok()
     }
 
@@ -377,4 +386,53 @@ fn request_id_text(reply: &Reply) -> &str {
 fn valid_request_id(v: &HeaderValue) -> bool {
     let b = v.as_bytes();
     !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use http::header::AUTHORIZATION;
+    use http::HeaderMap;
+    use sluice_store::embedded::{EmbeddedConfig, EmbeddedStore};
+    use sluice_store::{now_ms, CatalogOps, Scope, TenantLimits};
+
+    use super::*;
+    use crate::auth::generate_key;
+
+    /// The race CI met on two JetStream nodes: a request is refused by the caches it
+    /// loaded, and before it asks again the catalog task has already rebuilt them
+    /// with its key. The second look must use the caches as they are now, not give up
+    /// because they are no longer behind the store.
+    #[tokio::test]
+    async fn a_key_the_caches_learned_after_the_first_look_is_accepted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).expect("open"));
+        let app = App::new(store.clone(), ServerConfig::new(([127, 0, 0, 1], 0).into()));
+        let tenant = store
+            .create_tenant("acme", TenantLimits::default())
+            .await
+            .expect("tenant");
+        let key = generate_key(tenant.id, vec![Scope::Ingest], now_ms());
+        store.add_key(key.record).await.expect("key");
+
+        let mut headers = HeaderMap::new();
+        let bearer = format!("Bearer {}", key.secret);
+        headers.insert(AUTHORIZATION, bearer.parse().expect("header"));
+        let known = KnownHeaders::scan(&headers);
+        // The request's first look: the caches predate the key.
+        assert!(access::authenticate(&known, &app.keys.load()).is_err());
+        // Meanwhile the catalog task catches up.
+        app.refresh_catalog();
+
+        let who = app.authenticate_synced(&known).await.expect("accepted");
+        assert_eq!(who.tenant, tenant.id);
+
+        // A key nobody made is still refused, and refusing it rebuilds nothing.
+        let built = app.built_from.load_full();
+        headers.insert(AUTHORIZATION, "Bearer sk_unknown".parse().expect("header"));
+        assert!(app
+            .authenticate_synced(&KnownHeaders::scan(&headers))
+            .await
+            .is_none());
+        assert!(Arc::ptr_eq(&built, &app.built_from.load_full()));
+    }
 }
