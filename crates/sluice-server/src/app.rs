@@ -164,14 +164,16 @@ impl<S: Store> App<S> {
         // newer `built_from`, and [`App::authenticate_synced`] would then trust them.
         let _rebuilding = self.rebuilding.lock();
         let catalog = self.store.catalog().borrow().clone();
-        self.keys.store(Arc::new(KeyCache::build(&catalog)));
-        self.built_from.store(catalog.clone());
+        // Tenants before keys, keys before `built_from`: a request that finds a key
+        // finds its tenant, and one that finds `built_from` current finds current keys.
         let previous = self.tenants.load();
         self.tenants.store(Arc::new(TenantTable::build(
             &catalog,
             &self.config.limits,
             Some(&previous),
         )));
+        self.keys.store(Arc::new(KeyCache::build(&catalog)));
+        self.built_from.store(catalog);
     }
 
     /// Authenticates again after bringing the catalog up to the cluster's newest: a
