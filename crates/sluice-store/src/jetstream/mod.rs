@@ -266,6 +266,8 @@ struct NodeCounts {
     /// Log followers started again because they were silent while this node's
     /// acknowledged write was unapplied (see `run_applier`).
     follower_stalls: AtomicU64,
+    /// Reads of the catalog bucket by [`Store::catalog_sync`].
+    catalog_reads: AtomicU64,
 }
 
 /// One partition stream, and this node's model of it.
@@ -1698,6 +1700,11 @@ impl Store for JetStreamStore {
             c.follower_stalls.load(Ordering::Relaxed),
         );
         out.counter(
+            "sluice_jetstream_catalog_reads_total",
+            "Reads of the catalog bucket to confirm that a key, consumer, subscription or tenant this node lacks was not just made through another node (concurrent misses share one).",
+            c.catalog_reads.load(Ordering::Relaxed),
+        );
+        out.counter(
             "sluice_jetstream_bad_records_total",
             "Messages of the streams that were not Sluice's records, skipped.",
             c.bad_records.load(Ordering::Relaxed),
@@ -1787,6 +1794,7 @@ impl Store for JetStreamStore {
         let mut last = shared.catalog_checked.lock().await;
         if last.is_none_or(|at| at < arrived) {
             *last = Some(tokio::time::Instant::now());
+            shared.counts.catalog_reads.fetch_add(1, Ordering::Relaxed);
             let entry = shared
                 .kv
                 .entry(CATALOG_KEY)
@@ -1996,11 +2004,26 @@ impl Store for JetStreamStore {
     async fn change_catalog(&self, change: CatalogChange) -> Result<Changed, StoreError> {
         let shared = &*self.shared;
         let mut versions = shared.versioned.subscribe();
+        let mut synced = false;
         for _ in 0..CATALOG_RETRIES_MAX {
             let current = versions.borrow_and_update().clone();
             let log_end = self.log_end_for(&change).await?;
             let now = shared.clock.now_ms();
-            let (next, changed) = current.catalog.apply(change.clone(), now, log_end)?;
+            let (next, changed) = match current.catalog.apply(change.clone(), now, log_end) {
+                Ok(applied) => applied,
+                // Refused on this node's copy, which may lag the bucket (a key revoked
+                // here a moment after another node made it): judged once more on the
+                // newest before the refusal is believed.
+                Err(e) if !synced => {
+                    synced = true;
+                    self.catalog_sync().await?;
+                    if versions.borrow().rev > current.rev {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
             let body = serde_json::to_vec(&next)
                 .map_err(|e| StoreError::Corrupt(format!("serializing the catalog: {e}")))?;
             match shared
