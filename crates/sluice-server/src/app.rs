@@ -178,11 +178,19 @@ impl<S: Store> App<S> {
 
     /// Authenticates again after bringing the catalog up to the cluster's newest: a
     /// key refused by this node's cache may have been created through another node a
-    /// moment ago. `None` when it is still unknown (or the store could not tell).
-    async fn authenticate_synced(&self, head: &KnownHeaders<'_>) -> Option<Principal> {
-        access::presented_key(head)?;
-        // An error leaves the catalog as it was: the key is judged on what is here.
-        let _ = self.store.catalog_sync().await;
+    /// moment ago. `Ok(None)` when it is still unknown; `Err` (503) when the cluster
+    /// could not be asked, since the key may exist.
+    async fn authenticate_synced(
+        &self,
+        head: &KnownHeaders<'_>,
+    ) -> Result<Option<Principal>, Problem> {
+        if access::presented_key(head).is_none() {
+            return Ok(None);
+        }
+        self.store
+            .catalog_sync()
+            .await
+            .map_err(crate::handlers::store_problem)?;
         // The caches follow the store's catalog from a task of their own, which may
         // have rebuilt them since the caller's check failed: the key is judged again
         // on the caches as they are now. They are rebuilt here only when they are
@@ -191,7 +199,33 @@ impl<S: Store> App<S> {
         if !Arc::ptr_eq(&current, &self.built_from.load()) {
             self.refresh_catalog();
         }
-        access::authenticate(head, &self.keys.load()).ok()
+        Ok(access::authenticate(head, &self.keys.load()).ok())
+    }
+
+    /// The catalog, first brought up to the newest the cluster holds: for the
+    /// management reads (lists), which through a load balancer must show what was made
+    /// through another node a moment ago. One bucket read on JetStream, shared by
+    /// concurrent callers; nothing on the embedded store.
+    pub(crate) async fn catalog_synced(&self) -> Result<Arc<Catalog>, Problem> {
+        self.store
+            .catalog_sync()
+            .await
+            .map_err(crate::handlers::store_problem)?;
+        Ok(self.store.catalog().borrow().clone())
+    }
+
+    /// Finds something in this node's catalog; a miss is looked for once more in the
+    /// cluster's newest before it is believed (a consumer, subscription or tenant made
+    /// through another node a moment ago). Found things cost no round trip. When the
+    /// cluster cannot be asked, the miss is a 503: the thing may exist.
+    pub(crate) async fn find_in_catalog<T>(
+        &self,
+        find: impl Fn(&Catalog) -> Option<T>,
+    ) -> Result<Option<T>, Problem> {
+        if let Some(found) = find(&self.store.catalog().borrow()) {
+            return Ok(Some(found));
+        }
+        Ok(find(&*self.catalog_synced().await?))
     }
 
     /// Follows the catalog watch until the store closes it, refreshing the caches on
@@ -312,8 +346,9 @@ impl<S: Store> App<S> {
                     // Boxed: this future (a catalog read from the cluster) is far larger
                     // than the rest of the request's, and only unknown keys need it.
                     Err(p) => match Box::pin(self.authenticate_synced(known)).await {
-                        Some(who) => who,
-                        None => return refuse(p, None),
+                        Ok(Some(who)) => who,
+                        Ok(None) => return refuse(p, None),
+                        Err(unsure) => return refuse(unsure, None),
                     },
                 };
                 let tenants = self.tenants.load();
@@ -425,16 +460,18 @@ mod tests {
         // Meanwhile the catalog task catches up.
         app.refresh_catalog();
 
-        let who = app.authenticate_synced(&known).await.expect("accepted");
+        let who = app
+            .authenticate_synced(&known)
+            .await
+            .expect("asked")
+            .expect("accepted");
         assert_eq!(who.tenant, tenant.id);
 
         // A key nobody made is still refused, and refusing it rebuilds nothing.
         let built = app.built_from.load_full();
         headers.insert(AUTHORIZATION, "Bearer sk_unknown".parse().expect("header"));
-        assert!(app
-            .authenticate_synced(&KnownHeaders::scan(&headers))
-            .await
-            .is_none());
+        let unknown = app.authenticate_synced(&KnownHeaders::scan(&headers)).await;
+        assert!(matches!(unknown, Ok(None)));
         assert!(Arc::ptr_eq(&built, &app.built_from.load_full()));
     }
 }

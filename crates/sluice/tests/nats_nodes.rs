@@ -299,6 +299,135 @@ fn an_acknowledged_write_the_node_cannot_read_back_is_unconfirmed_not_lost() {
     });
 }
 
+/// Through a load balancer, what one node has just made is there on every other node,
+/// even one that has not yet heard of it: a node that lacks a consumer, subscription or
+/// key looks in the catalog bucket before it answers 404. Here node B hears nothing
+/// new (its proxy holds every delivery back) until it has made that read; each
+/// request must then wait for the catalog rather than refuse.
+#[test]
+fn what_one_node_made_is_found_on_another_that_has_not_heard_of_it_yet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (nats, proxy, b) = node_behind_proxy(dir.path());
+    let mut flags = common::nats_flags(&[&nats]);
+    flags.push("--allow-private-targets".into());
+    let a = Server::start_with(&flags);
+    let rt = common::runtime();
+    rt.block_on(async {
+        let http = Http::h1();
+        let key =
+            common::tenant_key(&http, &a, "acme", &["ingest", "consume", "manage"], None).await;
+        let known = http.call(&b, &key, "GET", "/v1/inbox", "").await;
+        assert_eq!(known.status, 200, "{}", known.json());
+
+        proxy.hold();
+        let made = http
+            .call(&a, &key, "POST", "/v1/consumers", r#"{"name":"billing"}"#)
+            .await;
+        assert_eq!(made.status, 201, "{}", made.json());
+        let ask = http.call(&b, &key, "GET", "/v1/inbox?consumer=billing", "");
+        let r = held(&http, &b, &proxy, ask).await;
+        assert_eq!(
+            r.status,
+            200,
+            "a consumer made through A, on B: {}",
+            r.json()
+        );
+
+        let target = r#"{"target_url":"http://127.0.0.1:9/hook"}"#;
+        proxy.hold();
+        let made = http
+            .call(&a, &key, "POST", "/v1/subscriptions", target)
+            .await;
+        assert_eq!(made.status, 201, "{}", made.json());
+        let sub = made.json()["id"].as_str().expect("id").to_owned();
+        let path = format!("/v1/subscriptions/{sub}");
+        let r = held(&http, &b, &proxy, http.call(&b, &key, "GET", &path, "")).await;
+        assert_eq!(
+            r.status,
+            200,
+            "a subscription made through A, on B: {}",
+            r.json()
+        );
+
+        proxy.hold();
+        let made = http
+            .call(&a, &key, "POST", "/v1/subscriptions", target)
+            .await;
+        assert_eq!(made.status, 201, "{}", made.json());
+        let second = made.json()["id"].as_str().expect("id").to_owned();
+        let ask = http.call(&b, &key, "GET", "/v1/subscriptions", "");
+        let r = held(&http, &b, &proxy, ask).await;
+        assert_eq!(r.status, 200, "{}", r.json());
+        let listed = r.json();
+        assert!(
+            listed["subscriptions"]
+                .as_array()
+                .expect("subscriptions")
+                .iter()
+                .any(|s| s["id"] == second.as_str()),
+            "B lists what A made: {listed}"
+        );
+
+        // A key made through A is revoked through B, and then refused there. (Other
+        // nodes refuse it once their catalog watch brings the revocation, milliseconds
+        // later: docs/jetstream.md.)
+        proxy.hold();
+        let made = http
+            .admin(
+                &a,
+                "POST",
+                "/v1/admin/tenants/acme/keys",
+                r#"{"scopes":["consume"]}"#,
+            )
+            .await;
+        assert_eq!(made.status, 201, "{}", made.json());
+        let (other, other_id) = (
+            made.json()["key"].as_str().expect("key").to_owned(),
+            made.json()["key_id"].as_str().expect("key_id").to_owned(),
+        );
+        let revoke = format!("/v1/admin/keys/{other_id}");
+        let r = held(&http, &b, &proxy, http.admin(&b, "DELETE", &revoke, "")).await;
+        assert_eq!(
+            r.status,
+            204,
+            "a key made through A, revoked on B: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let refused = http.call(&b, &other, "GET", "/v1/inbox", "").await;
+        assert_eq!(refused.status, 401, "{}", refused.json());
+    });
+}
+
+/// Runs `ask` on `b` while its proxy holds deliveries back, and releases them only
+/// once `b` has read the catalog bucket: `ask` meets a node that has not heard of what
+/// it names.
+async fn held(
+    http: &Http,
+    b: &Server,
+    proxy: &proxy::NatsProxy,
+    ask: impl std::future::Future<Output = common::Reply>,
+) -> common::Reply {
+    let before = catalog_reads(http, b).await;
+    let (reply, ()) = tokio::join!(ask, async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while catalog_reads(http, b).await == before {
+            assert!(
+                Instant::now() < deadline,
+                "the node never read the bucket for what it lacked"
+            );
+            // The pace of the metric's polling, not a wait for anything.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        proxy.release();
+    });
+    reply
+}
+
+/// `sluice_jetstream_catalog_reads_total`, from the node's `/metrics`.
+async fn catalog_reads(http: &Http, s: &Server) -> u64 {
+    common::metric(http, s, "sluice_jetstream_catalog_reads_total").await
+}
+
 /// A TCP proxy between one node and its `nats-server` that reads enough of the NATS
 /// protocol to make one precise fault: once armed, it drops what the server delivers to
 /// the node's consumers (not the replies to its requests, which carry publish
@@ -327,6 +456,17 @@ mod proxy {
         acked: AtomicBool,
         dropped: AtomicBool,
         cut: AtomicBool,
+        /// Deliveries to consumers are held back, in order, until released.
+        holding: AtomicBool,
+        /// Each connection's way to the node, with what is held back for it.
+        to_clients: Mutex<Vec<Arc<Mutex<ToClient>>>>,
+    }
+
+    /// The node's side of one proxied connection. Frames are written under its lock,
+    /// so held ones go out before anything sent after them.
+    struct ToClient {
+        stream: TcpStream,
+        held: Vec<u8>,
     }
 
     pub struct NatsProxy {
@@ -346,9 +486,18 @@ mod proxy {
                     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
                         continue;
                     };
-                    let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) else {
+                    let (Ok(c), Ok(s), Ok(writer)) =
+                        (client.try_clone(), server.try_clone(), client.try_clone())
+                    else {
                         continue;
                     };
+                    let to_client = Arc::new(Mutex::new(ToClient {
+                        stream: writer,
+                        held: Vec::new(),
+                    }));
+                    if let Ok(mut all) = f.to_clients.lock() {
+                        all.push(to_client.clone());
+                    }
                     // Subject of each subscription of this connection, by sid.
                     let subs = Arc::new(Mutex::new(HashMap::new()));
                     let (subs2, f2) = (subs.clone(), f.clone());
@@ -360,7 +509,7 @@ mod proxy {
                         let _ = s.shutdown(Shutdown::Both);
                     });
                     std::thread::spawn(move || {
-                        let _ = server_to_client(&server, &client, &subs, &f2);
+                        let _ = server_to_client(&server, &to_client, &subs, &f2);
                         let _ = client.shutdown(Shutdown::Both);
                         let _ = server.shutdown(Shutdown::Both);
                     });
@@ -381,6 +530,23 @@ mod proxy {
         pub fn deafen(&self) {
             self.fault.cut_when_lost.store(false, Ordering::SeqCst);
             self.fault.armed.store(true, Ordering::SeqCst);
+        }
+
+        /// Holds every delivery to a consumer back, in order, until
+        /// [`NatsProxy::release`]: the node hears of nothing new meanwhile, and loses
+        /// nothing. Replies pass.
+        pub fn hold(&self) {
+            self.fault.holding.store(true, Ordering::SeqCst);
+        }
+
+        /// Sends on what [`NatsProxy::hold`] held back, and stops holding.
+        pub fn release(&self) {
+            self.fault.holding.store(false, Ordering::SeqCst);
+            for to_client in self.fault.to_clients.lock().expect("proxy lock").iter() {
+                let mut c = to_client.lock().expect("proxy lock");
+                let held = std::mem::take(&mut c.held);
+                let _ = c.stream.write_all(&held);
+            }
         }
 
         pub fn heal(&self) {
@@ -464,7 +630,7 @@ mod proxy {
     /// Passes on what the server sends, but for the armed fault.
     fn server_to_client(
         server: &TcpStream,
-        mut client: &TcpStream,
+        client: &Mutex<ToClient>,
         subs: &Mutex<HashMap<String, String>>,
         fault: &Fault,
     ) -> Option<()> {
@@ -475,6 +641,7 @@ mod proxy {
             let (op, w) = words(&frame);
             frame.extend_from_slice(b"\r\n");
             let mut drop_it = false;
+            let mut to_consumer = false;
             // `MSG subject sid [reply] size`, `HMSG subject sid [reply] headers total`.
             if (op == "MSG" || op == "HMSG") && w.len() >= 4 {
                 let body = read_payload(&mut from, &w)?;
@@ -486,7 +653,7 @@ mod proxy {
                 // async-nats takes every reply to its requests on one wildcard
                 // subscription (`_INBOX.<id>.*`), publish acknowledgements among them;
                 // every other subscription is a consumer's (or the catalog watch's).
-                let to_consumer = !subject.ends_with(".*");
+                to_consumer = !subject.ends_with(".*");
                 if fault.armed.load(Ordering::SeqCst) {
                     let text = String::from_utf8_lossy(&body);
                     if to_consumer {
@@ -505,7 +672,14 @@ mod proxy {
                 frame.extend_from_slice(&body);
             }
             if !drop_it {
-                client.write_all(&frame).ok()?;
+                let mut c = client.lock().ok()?;
+                if to_consumer && fault.holding.load(Ordering::SeqCst) {
+                    c.held.extend_from_slice(&frame);
+                } else {
+                    let held = std::mem::take(&mut c.held);
+                    c.stream.write_all(&held).ok()?;
+                    c.stream.write_all(&frame).ok()?;
+                }
             }
             if fault.armed.load(Ordering::SeqCst)
                 && fault.cut_when_lost.load(Ordering::SeqCst)

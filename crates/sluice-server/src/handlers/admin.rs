@@ -119,7 +119,7 @@ fn tenant_reply(status: StatusCode, t: &Tenant) -> Reply {
 
 /// `GET /v1/admin/tenants`
 pub(crate) async fn list_tenants<S: Store>(app: &App<S>, _: &mut Cx<'_>) -> Result<Reply, Problem> {
-    let catalog = app.store.catalog().borrow().clone();
+    let catalog = app.catalog_synced().await?;
     let mut w = JsonWriter::with_capacity(256 * catalog.tenants.len() + 32);
     w.begin_object();
     w.key("tenants");
@@ -165,11 +165,8 @@ pub(crate) async fn patch_tenant<S: Store>(
     let req: PatchTenant = parse(&body)?;
     let name = cx.param("name");
     let mut limits = app
-        .store
-        .catalog()
-        .borrow()
-        .tenant_by_name(name)
-        .map(|t| t.limits)
+        .find_in_catalog(|catalog| catalog.tenant_by_name(name).map(|t| t.limits))
+        .await?
         .ok_or_else(|| Problem::new(Code::NotFound, format!("no tenant {name:?}")))?;
     let p = req.limits;
     for (slot, patch) in [
@@ -194,7 +191,7 @@ pub(crate) async fn patch_tenant<S: Store>(
 /// `GET /v1/admin/tenants/{name}/keys`
 pub(crate) async fn list_keys<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let name = cx.param("name");
-    let catalog = app.store.catalog().borrow().clone();
+    let catalog = app.catalog_synced().await?;
     let tenant = catalog
         .tenant_by_name(name)
         .ok_or_else(|| Problem::new(Code::NotFound, format!("no tenant {name:?}")))?;
@@ -234,9 +231,9 @@ pub(crate) async fn create_key<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Resul
         None => Scope::ALL.to_vec(),
     };
     let name = cx.param("name");
-    let catalog = app.store.catalog().borrow().clone();
-    let tenant = catalog
-        .tenant_by_name(name)
+    let tenant = app
+        .find_in_catalog(|catalog| catalog.tenant_by_name(name).cloned())
+        .await?
         .ok_or_else(|| Problem::new(Code::NotFound, format!("no tenant {name:?}")))?;
     let now = sluice_store::now_ms();
     let key = generate_key(tenant.id, scopes, now);

@@ -11,8 +11,8 @@
 use http::StatusCode;
 use sluice_store::catalog::DEFAULT_CONSUMER;
 use sluice_store::{
-    CatalogChange, Changed, ConsumerId, ConsumerStart, InboxSettings, InboxSummary, NewConsumer,
-    Store, TenantId,
+    Catalog, CatalogChange, Changed, ConsumerId, ConsumerStart, InboxSettings, InboxSummary,
+    NewConsumer, Store, TenantId,
 };
 
 use super::{consumer_inbox, parse_json, read_json_body, store_problem};
@@ -48,8 +48,7 @@ struct View {
 }
 
 /// Every consumer of the tenant, `default` first, then named ones by creation.
-fn views<S: Store>(app: &App<S>, tenant: TenantId) -> Vec<View> {
-    let catalog = app.store.catalog().borrow().clone();
+fn views(catalog: &Catalog, tenant: TenantId) -> Vec<View> {
     let mut all = vec![View {
         name: DEFAULT_CONSUMER.to_owned(),
         id: ConsumerId::DEFAULT,
@@ -73,10 +72,9 @@ fn views<S: Store>(app: &App<S>, tenant: TenantId) -> Vec<View> {
     all
 }
 
-fn view_named<S: Store>(app: &App<S>, tenant: TenantId, name: &str) -> Result<View, Problem> {
-    views(app, tenant)
-        .into_iter()
-        .find(|v| v.name == name)
+async fn view_named<S: Store>(app: &App<S>, tenant: TenantId, name: &str) -> Result<View, Problem> {
+    app.find_in_catalog(|catalog| views(catalog, tenant).into_iter().find(|v| v.name == name))
+        .await?
         .ok_or_else(|| super::not_found_consumer(name))
 }
 
@@ -88,7 +86,7 @@ pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
     w.begin_object();
     w.key("consumers");
     w.begin_array();
-    for v in views(app, who.tenant) {
+    for v in views(&*app.catalog_synced().await?, who.tenant) {
         write_consumer(&mut w, &v, &summaries);
     }
     w.end_array();
@@ -99,7 +97,7 @@ pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
 /// `GET /v1/consumers/{name}`
 pub(crate) async fn get<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let who = cx.who()?;
-    let view = view_named(app, who.tenant, cx.param("name"))?;
+    let view = view_named(app, who.tenant, cx.param("name")).await?;
     one(app, who.tenant, &view, StatusCode::OK).await
 }
 
@@ -200,7 +198,7 @@ pub(crate) async fn patch<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Rep
     let default_max = tenant_entry.max_deliveries;
     let body = read_json_body(app, cx, SETTINGS_BODY_MAX).await?;
     let name = cx.param("name");
-    let inbox = consumer_inbox(app, who.tenant, default_max, Some(name))?;
+    let inbox = consumer_inbox(app, who.tenant, default_max, Some(name)).await?;
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Patch {
@@ -230,7 +228,7 @@ pub(crate) async fn patch<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Rep
             .map_err(store_problem)?;
         app.refresh_catalog();
     }
-    let view = view_named(app, who.tenant, name)?;
+    let view = view_named(app, who.tenant, name).await?;
     one(app, who.tenant, &view, StatusCode::OK).await
 }
 

@@ -16,7 +16,7 @@ use crate::validate;
 
 /// `GET /v1/events/{id}`
 pub(crate) async fn get<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
-    let inbox = inbox_of(app, cx)?.key;
+    let inbox = inbox_of(app, cx).await?.key;
     let text = cx.param("id");
     let id = event_id(text)?;
     let event = app
@@ -61,7 +61,7 @@ const HISTORY_READS_MAX: usize = 16;
 /// `consumer=`, the events that consumer takes, with its state.
 pub(crate) async fn history<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let who = cx.who()?;
-    let inbox = inbox_of(app, cx)?.key;
+    let inbox = inbox_of(app, cx).await?.key;
     let mut limit = 100usize;
     let mut after = None;
     let mut event_type = None;

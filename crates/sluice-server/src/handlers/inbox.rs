@@ -42,7 +42,7 @@ const LEASE_BODY_MAX: usize = 4 << 10;
 
 /// `GET /v1/inbox`
 pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
-    let inbox = inbox_of(app, cx)?;
+    let inbox = inbox_of(app, cx).await?;
     let consumer = inbox.key.consumer;
     let tenant = inbox.key.tenant;
     let mut query = InboxQuery {
@@ -207,7 +207,7 @@ pub(crate) async fn nack<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
         lease_id: Option<String>,
         delay_seconds: Option<u64>,
     }
-    let inbox = inbox_of(app, cx)?.key;
+    let inbox = inbox_of(app, cx).await?.key;
     let body = read_json_body(app, cx, LEASE_BODY_MAX).await?;
     let text = cx.param("id");
     let id = event_id(text)?;
@@ -239,7 +239,7 @@ pub(crate) async fn extend<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Re
         lease_id: String,
         lease_seconds: u64,
     }
-    let inbox = inbox_of(app, cx)?.key;
+    let inbox = inbox_of(app, cx).await?.key;
     let body = read_json_body(app, cx, LEASE_BODY_MAX).await?;
     let text = cx.param("id");
     let id = event_id(text)?;
@@ -307,7 +307,7 @@ pub(crate) async fn dead_letters<S: Store>(
     app: &App<S>,
     cx: &mut Cx<'_>,
 ) -> Result<Reply, Problem> {
-    let inbox = inbox_of(app, cx)?.key;
+    let inbox = inbox_of(app, cx).await?.key;
     let (tenant, consumer) = (inbox.tenant, inbox.consumer);
     let mut limit = 100;
     let mut after = None;
@@ -348,13 +348,13 @@ pub(crate) async fn dead_letters<S: Store>(
 /// `POST /v1/inbox/dead-letters/requeue {"event_ids": [...]}`: back in the inbox, with
 /// their delivery counts at 0.
 pub(crate) async fn requeue<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
-    let inbox = inbox_of(app, cx)?.key;
+    let inbox = inbox_of(app, cx).await?.key;
     bulk(app, cx, inbox, Settle::Requeue).await
 }
 
 /// `POST /v1/inbox/ack {"event_ids": [...]}`
 pub(crate) async fn ack_many<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
-    let inbox = inbox_of(app, cx)?.key;
+    let inbox = inbox_of(app, cx).await?.key;
     bulk(app, cx, inbox, Settle::Ack).await
 }
 
@@ -515,7 +515,7 @@ async fn bulk<S: Store>(
 
 /// `POST /v1/events/{id}/ack`, with an optional body `{"lease_id"}`.
 pub(crate) async fn ack_one<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
-    let inbox = inbox_of(app, cx)?.key;
+    let inbox = inbox_of(app, cx).await?.key;
     let body = read_json_body(app, cx, LEASE_BODY_MAX).await?;
     let text = cx.param("id");
     let id = event_id(text)?;

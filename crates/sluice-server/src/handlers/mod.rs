@@ -167,7 +167,7 @@ pub(crate) struct Inbox {
 }
 
 /// The inbox the request's `?consumer=` names (see [`Inbox`]).
-pub(crate) fn inbox_of<S: Store>(
+pub(crate) async fn inbox_of<S: Store>(
     app: &crate::app::App<S>,
     cx: &crate::app::Cx<'_>,
 ) -> Result<Inbox, Problem> {
@@ -175,12 +175,12 @@ pub(crate) fn inbox_of<S: Store>(
     let name = query_pairs(cx)
         .find(|(k, _)| k == "consumer")
         .map(|(_, v)| v);
-    consumer_inbox(app, who.tenant, tenant.max_deliveries, name.as_deref())
+    consumer_inbox(app, who.tenant, tenant.max_deliveries, name.as_deref()).await
 }
 
 /// The tenant's inbox named `name`: `default` (or no name) is its own, any other is a
 /// named consumer, and one it does not have is `404` (another tenant's too).
-pub(crate) fn consumer_inbox<S: Store>(
+pub(crate) async fn consumer_inbox<S: Store>(
     app: &crate::app::App<S>,
     tenant: TenantId,
     default_max_deliveries: Option<u32>,
@@ -192,17 +192,16 @@ pub(crate) fn consumer_inbox<S: Store>(
             max_deliveries: default_max_deliveries,
         }),
         Some(name) => app
-            .store
-            .catalog()
-            .borrow()
-            .consumer(tenant, name)
-            .map(|c| Inbox {
-                key: InboxKey {
-                    tenant,
-                    consumer: c.id,
-                },
-                max_deliveries: c.max_deliveries,
+            .find_in_catalog(|catalog| {
+                catalog.consumer(tenant, name).map(|c| Inbox {
+                    key: InboxKey {
+                        tenant,
+                        consumer: c.id,
+                    },
+                    max_deliveries: c.max_deliveries,
+                })
             })
+            .await?
             .ok_or_else(|| not_found_consumer(name)),
     }
 }

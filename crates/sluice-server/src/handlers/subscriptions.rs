@@ -143,12 +143,13 @@ fn headers(h: BTreeMap<String, String>, errors: &mut Vec<FieldError>) -> BTreeMa
 }
 
 /// The caller's subscription named in the path, or the 404 an unknown one gets.
-fn lookup<S: Store>(app: &App<S>, tenant: TenantId, id: &str) -> Result<Subscription, Problem> {
-    app.store
-        .catalog()
-        .borrow()
-        .subscription(tenant, id)
-        .cloned()
+async fn lookup<S: Store>(
+    app: &App<S>,
+    tenant: TenantId,
+    id: &str,
+) -> Result<Subscription, Problem> {
+    app.find_in_catalog(|catalog| catalog.subscription(tenant, id).cloned())
+        .await?
         .ok_or_else(|| {
             Problem::new(
                 Code::NotFound,
@@ -303,7 +304,7 @@ pub(crate) async fn create<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Re
 /// `GET /v1/subscriptions`
 pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let who = cx.who()?;
-    let catalog = app.store.catalog().borrow().clone();
+    let catalog = app.catalog_synced().await?;
     let mut w = JsonWriter::with_capacity(4096);
     w.begin_object();
     w.key("subscriptions");
@@ -323,7 +324,7 @@ pub(crate) async fn list<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Repl
 /// `GET /v1/subscriptions/{id}`
 pub(crate) async fn get<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let who = cx.who()?;
-    let sub = lookup(app, who.tenant, cx.param("id"))?;
+    let sub = lookup(app, who.tenant, cx.param("id")).await?;
     let state = app
         .store
         .delivery_state(sub.key)
@@ -337,7 +338,7 @@ pub(crate) async fn get<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply
 /// `PATCH /v1/subscriptions/{id}`
 pub(crate) async fn patch<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let who = cx.who()?;
-    let sub = lookup(app, who.tenant, cx.param("id"))?;
+    let sub = lookup(app, who.tenant, cx.param("id")).await?;
     let body = read_json_body(app, cx, BODY_BYTES_MAX).await?;
     let req: PatchBody = parse_json(&body)?;
     if let Some(url) = &req.target_url {
@@ -400,7 +401,7 @@ pub(crate) async fn patch<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Rep
 /// `DELETE /v1/subscriptions/{id}`
 pub(crate) async fn delete<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let who = cx.who()?;
-    let sub = lookup(app, who.tenant, cx.param("id"))?;
+    let sub = lookup(app, who.tenant, cx.param("id")).await?;
     let change = CatalogChange::DeleteSubscription {
         tenant: who.tenant,
         id: sub.id,
@@ -418,7 +419,7 @@ pub(crate) async fn rotate_secret<S: Store>(
     cx: &mut Cx<'_>,
 ) -> Result<Reply, Problem> {
     let who = cx.who()?;
-    let sub = lookup(app, who.tenant, cx.param("id"))?;
+    let sub = lookup(app, who.tenant, cx.param("id")).await?;
     let secret = Secret::generate();
     let change = CatalogChange::RotateSecret {
         tenant: who.tenant,
@@ -440,7 +441,7 @@ pub(crate) async fn rotate_secret<S: Store>(
 /// `GET /v1/subscriptions/{id}/attempts?limit=&cursor=&outcome=`
 pub(crate) async fn attempts<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let who = cx.who()?;
-    let sub = lookup(app, who.tenant, cx.param("id"))?;
+    let sub = lookup(app, who.tenant, cx.param("id")).await?;
     let listing = Listing::Attempts(sub.key.0);
     let mut query = AttemptQuery {
         before: None,
@@ -501,7 +502,7 @@ pub(crate) async fn dead_letters<S: Store>(
     cx: &mut Cx<'_>,
 ) -> Result<Reply, Problem> {
     let who = cx.who()?;
-    let sub = lookup(app, who.tenant, cx.param("id"))?;
+    let sub = lookup(app, who.tenant, cx.param("id")).await?;
     let listing = Listing::DeadLetters(sub.key.0);
     let mut limit = 100;
     let mut after = None;
@@ -588,7 +589,7 @@ fn timestamp(field: &'static str, text: &str) -> Result<UnixMs, FieldError> {
 /// `POST /v1/subscriptions/{id}/replay {"since", "until"?} | {"event_ids"}`
 pub(crate) async fn replay<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let who = cx.who()?;
-    let sub = lookup(app, who.tenant, cx.param("id"))?;
+    let sub = lookup(app, who.tenant, cx.param("id")).await?;
     let body = read_json_body(app, cx, BODY_BYTES_MAX).await?;
     let req: ReplayBody = parse_json(&body)?;
     let what = match (req.since, req.until, req.event_ids) {
@@ -640,7 +641,7 @@ pub(crate) async fn replay<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Re
 /// `POST /v1/subscriptions/{id}/test`
 pub(crate) async fn test<S: Store>(app: &App<S>, cx: &mut Cx<'_>) -> Result<Reply, Problem> {
     let who = cx.who()?;
-    let sub = lookup(app, who.tenant, cx.param("id"))?;
+    let sub = lookup(app, who.tenant, cx.param("id")).await?;
     let attempt = app.push.test(&sub).await.map_err(store_problem)?;
     let mut w = JsonWriter::with_capacity(256);
     write_attempt(&mut w, &attempt);
