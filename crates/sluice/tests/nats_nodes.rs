@@ -301,7 +301,8 @@ fn an_acknowledged_write_the_node_cannot_read_back_is_unconfirmed_not_lost() {
 
 /// Through a load balancer, what one node has just made is there on every other node,
 /// even one that has not yet heard of it: a node that lacks a consumer, subscription or
-/// key looks in the catalog bucket before it answers 404. Here node B hears nothing
+/// key looks in the catalog bucket before it answers 404, and one asked for an event
+/// past what it has applied waits for it when the stream holds it. Here node B hears nothing
 /// new (its proxy holds every delivery back) until it has made that read; each
 /// request must then wait for the catalog rather than refuse.
 #[test]
@@ -368,6 +369,41 @@ fn what_one_node_made_is_found_on_another_that_has_not_heard_of_it_yet() {
             "B lists what A made: {listed}"
         );
 
+        // An event written through A is read on B.
+        proxy.hold();
+        let made = http
+            .call(
+                &a,
+                &key,
+                "POST",
+                "/v1/events",
+                &common::event("order.created", 1),
+            )
+            .await;
+        assert_eq!(made.status, 201, "{}", made.json());
+        let id = made.json()["event_id"].as_str().expect("id").to_owned();
+        let path = format!("/v1/events/{id}");
+        let read = http.call(&b, &key, "GET", &path, "");
+        let r = held_until(&http, &b, &proxy, READ_THROUGHS, read).await;
+        assert_eq!(
+            r.status,
+            200,
+            "an event written through A, on B: {}",
+            r.json()
+        );
+        assert_eq!(r.json()["event_id"], id.as_str());
+        // An id past the stream's end is refused at once (404, not the 503 a wait past
+        // the deadline would give).
+        let real = sluice_store::EventId::parse(&id).expect("an event id");
+        let far = sluice_store::Sequence(real.sequence().0 + (1 << 40));
+        let never = sluice_store::EventId::new(real.millis(), far, real.salt());
+        let asked = common::metric(&http, &b, READ_THROUGHS).await;
+        let r = http
+            .call(&b, &key, "GET", &format!("/v1/events/{never}"), "")
+            .await;
+        assert_eq!(r.status, 404, "{}", r.json());
+        assert_eq!(common::metric(&http, &b, READ_THROUGHS).await, asked + 1);
+
         // A key made through A is revoked through B, and then refused there. (Other
         // nodes refuse it once their catalog watch brings the revocation, milliseconds
         // later: docs/jetstream.md.)
@@ -407,13 +443,25 @@ async fn held(
     proxy: &proxy::NatsProxy,
     ask: impl std::future::Future<Output = common::Reply>,
 ) -> common::Reply {
-    let before = catalog_reads(http, b).await;
+    held_until(http, b, proxy, CATALOG_READS, ask).await
+}
+
+/// [`held`], released once the node's counter `series` has moved: it has asked the
+/// cluster for what it lacked.
+async fn held_until(
+    http: &Http,
+    b: &Server,
+    proxy: &proxy::NatsProxy,
+    series: &str,
+    ask: impl std::future::Future<Output = common::Reply>,
+) -> common::Reply {
+    let before = common::metric(http, b, series).await;
     let (reply, ()) = tokio::join!(ask, async {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while catalog_reads(http, b).await == before {
+        while common::metric(http, b, series).await == before {
             assert!(
                 Instant::now() < deadline,
-                "the node never read the bucket for what it lacked"
+                "the node never asked the cluster for what it lacked ({series})"
             );
             // The pace of the metric's polling, not a wait for anything.
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -423,10 +471,11 @@ async fn held(
     reply
 }
 
-/// `sluice_jetstream_catalog_reads_total`, from the node's `/metrics`.
-async fn catalog_reads(http: &Http, s: &Server) -> u64 {
-    common::metric(http, s, "sluice_jetstream_catalog_reads_total").await
-}
+/// A node's reads of the catalog bucket for something it lacked.
+const CATALOG_READS: &str = "sluice_jetstream_catalog_reads_total";
+
+/// A node's event reads that missed past what it had applied and asked the stream.
+const READ_THROUGHS: &str = "sluice_jetstream_read_throughs_total";
 
 /// A TCP proxy between one node and its `nats-server` that reads enough of the NATS
 /// protocol to make one precise fault: once armed, it drops what the server delivers to

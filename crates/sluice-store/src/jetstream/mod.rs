@@ -268,6 +268,8 @@ struct NodeCounts {
     follower_stalls: AtomicU64,
     /// Reads of the catalog bucket by [`Store::catalog_sync`].
     catalog_reads: AtomicU64,
+    /// Event reads that missed past what this node had applied and asked the stream.
+    read_throughs: AtomicU64,
 }
 
 /// One partition stream, and this node's model of it.
@@ -778,6 +780,42 @@ impl JetStreamStore {
             .find(|s| s.key == key)
             .cloned()
             .ok_or_else(|| StoreError::NotFound(format!("subscription {}", key.0)))
+    }
+
+    /// For a read that missed: waits until this node has applied the message that
+    /// holds `position` of `tenant`'s partition, if the stream holds it, so an event
+    /// written through another node a moment ago is found here too. `false` when
+    /// there is nothing to wait for (this node has applied that far, or the stream
+    /// ends before it: an id never written), and the miss stands.
+    async fn read_through(&self, tenant: TenantId, position: u64) -> Result<bool, StoreError> {
+        let part = &self.shared.parts[self.part_of(tenant)];
+        let (msg, _) = record::message_of(position);
+        if *part.applied.borrow() >= msg {
+            return Ok(false);
+        }
+        self.shared
+            .counts
+            .read_throughs
+            .fetch_add(1, Ordering::Relaxed);
+        let info = part
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| unavailable(format!("reading the stream's position: {e}")))?;
+        if msg > info.state.last_sequence {
+            return Ok(false);
+        }
+        let mut applied = part.applied.subscribe();
+        tokio::time::timeout(self.shared.write_deadline, applied.wait_for(|&a| a >= msg))
+            .await
+            .map_err(|_| {
+                unavailable(format!(
+                    "the stream holds message {msg}, but this node did not apply it within {:?}",
+                    self.shared.write_deadline
+                ))
+            })?
+            .map_err(|_| unavailable("an applier stopped"))?;
+        Ok(true)
     }
 
     /// Where a change that starts something (a subscription, a consumer) starts: the
@@ -1483,8 +1521,15 @@ impl Store for JetStreamStore {
         id: EventId,
     ) -> Result<Option<StoredEvent>, StoreError> {
         let inbox = inbox.into();
-        let now = self.shared.clock.now_ms();
-        let Some((state, count)) = self.model(inbox.tenant).state_of(inbox, id, now) else {
+        let mut found = {
+            let now = self.shared.clock.now_ms();
+            self.model(inbox.tenant).state_of(inbox, id, now)
+        };
+        if found.is_none() && self.read_through(inbox.tenant, id.sequence().0).await? {
+            let now = self.shared.clock.now_ms();
+            found = self.model(inbox.tenant).state_of(inbox, id, now);
+        }
+        let Some((state, count)) = found else {
             return Ok(None);
         };
         let page = Page {
@@ -1703,6 +1748,11 @@ impl Store for JetStreamStore {
             "sluice_jetstream_catalog_reads_total",
             "Reads of the catalog bucket to confirm that a key, consumer, subscription or tenant this node lacks was not just made through another node (concurrent misses share one).",
             c.catalog_reads.load(Ordering::Relaxed),
+        );
+        out.counter(
+            "sluice_jetstream_read_throughs_total",
+            "Event reads that missed past what this node had applied and asked the stream how far it goes (an event written through another node a moment ago is waited for).",
+            c.read_throughs.load(Ordering::Relaxed),
         );
         out.counter(
             "sluice_jetstream_bad_records_total",
