@@ -24,6 +24,7 @@
 //! - [`record`]: what the log holds;
 //! - [`model`]: the state machine every node applies it to;
 //! - [`preflight`]: the start-up checks of the servers;
+//! - [`shared_read`]: one cluster read shared by the requests that wait for it;
 //! - [`testing`]: a real `nats-server` for tests and benchmarks.
 
 pub(crate) mod model;
@@ -31,6 +32,7 @@ pub(crate) mod names;
 pub(crate) mod preflight;
 pub(crate) mod record;
 pub(crate) mod seqmap;
+pub(crate) mod shared_read;
 pub mod testing;
 
 use std::collections::HashMap;
@@ -48,6 +50,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use self::model::{Effects, Model, Outcome, Page, Windows};
 use self::names::Names;
 use self::record::{Envelope, EventRecord, FetchRecord, Op, Origin, SettledRecord};
+use self::shared_read::SharedRead;
 use crate::catalog::{Catalog, CatalogChange, Changed, SubKey, Subscription};
 use crate::delivery::{
     AttemptPage, AttemptQuery, DeadLetter, DeadLetterPage, Delivery, DeliveryState, Fetched,
@@ -268,7 +271,7 @@ struct NodeCounts {
     follower_stalls: AtomicU64,
     /// Reads of the catalog bucket by [`Store::catalog_sync`].
     catalog_reads: AtomicU64,
-    /// Event reads that missed past what this node had applied and asked the stream.
+    /// Stream requests by event reads that missed past what this node had applied.
     read_throughs: AtomicU64,
 }
 
@@ -285,6 +288,8 @@ struct Partition {
     acked: AtomicU64,
     /// The catalog revision the model has applied.
     catalog_applied: watch::Sender<u64>,
+    /// The stream's last sequence, asked for by reads past `applied` (`read_through`).
+    end: SharedRead<u64>,
     fault: Mutex<Option<String>>,
 }
 
@@ -314,8 +319,8 @@ struct Shared {
     catalog: watch::Sender<Arc<Catalog>>,
     /// The revision `catalog` holds now.
     public_rev: AtomicU64,
-    /// When the last [`Store::catalog_sync`] read of the bucket started.
-    catalog_checked: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    /// The catalog's revision in the bucket, asked for by [`Store::catalog_sync`].
+    catalog_revision: SharedRead<u64>,
     catalog_fault: Mutex<Option<String>>,
     feed: FeedSender,
     signals: InboxSignals,
@@ -564,6 +569,7 @@ impl JetStreamStore {
                 applied: watch::channel(0).0,
                 acked: AtomicU64::new(0),
                 catalog_applied: watch::channel(0).0,
+                end: SharedRead::new(),
                 fault: Mutex::new(None),
             });
         }
@@ -584,7 +590,7 @@ impl JetStreamStore {
             .0,
             catalog: watch::channel(Arc::new(Catalog::default())).0,
             public_rev: AtomicU64::new(0),
-            catalog_checked: tokio::sync::Mutex::new(None),
+            catalog_revision: SharedRead::new(),
             catalog_fault: Mutex::new(None),
             feed: FeedSender::default(),
             signals: InboxSignals::default(),
@@ -782,27 +788,32 @@ impl JetStreamStore {
             .ok_or_else(|| StoreError::NotFound(format!("subscription {}", key.0)))
     }
 
-    /// For a read that missed: waits until this node has applied the message that
-    /// holds `position` of `tenant`'s partition, if the stream holds it, so an event
-    /// written through another node a moment ago is found here too. `false` when
-    /// there is nothing to wait for (this node has applied that far, or the stream
-    /// ends before it: an id never written), and the miss stands.
-    async fn read_through(&self, tenant: TenantId, position: u64) -> Result<bool, StoreError> {
+    /// For a read of `id` that missed: waits until this node has applied the message
+    /// that holds it, if the stream holds that message, so an event written through
+    /// another node a moment ago is found here too. `false` when there is nothing to
+    /// wait for (an id of another deployment, one this node has applied past, or one
+    /// past the stream's end: never written), and the miss stands.
+    async fn read_through(&self, tenant: TenantId, id: EventId) -> Result<bool, StoreError> {
         let part = &self.shared.parts[self.part_of(tenant)];
-        let (msg, _) = record::message_of(position);
-        if *part.applied.borrow() >= msg {
+        let (msg, _) = record::message_of(id.sequence().0);
+        if *part.applied.borrow() >= msg || !self.model(tenant).issued_here(id) {
             return Ok(false);
         }
-        self.shared
-            .counts
-            .read_throughs
-            .fetch_add(1, Ordering::Relaxed);
-        let info = part
-            .stream
-            .get_info()
-            .await
-            .map_err(|e| unavailable(format!("reading the stream's position: {e}")))?;
-        if msg > info.state.last_sequence {
+        let end =
+            part.end
+                .read(|| async {
+                    self.shared
+                        .counts
+                        .read_throughs
+                        .fetch_add(1, Ordering::Relaxed);
+                    let info =
+                        part.stream.get_info().await.map_err(|e| {
+                            unavailable(format!("reading the stream's position: {e}"))
+                        })?;
+                    Ok(info.state.last_sequence)
+                })
+                .await?;
+        if msg > end {
             return Ok(false);
         }
         let mut applied = part.applied.subscribe();
@@ -837,24 +848,27 @@ impl JetStreamStore {
     /// Waits until this node's watch and every partition's model have the catalog at
     /// `rev` (so a change answers only once this node reads it).
     async fn await_catalog(&self, rev: u64) -> Result<(), StoreError> {
+        self.catalog_reached(rev)
+            .await
+            .map_err(|why| unconfirmed(format!("catalog revision {rev} stored, but {why}")))
+    }
+
+    /// Waits until this node's watch and every partition's model have the catalog at
+    /// `rev`, for at most the write deadline; on failure, what fell behind.
+    async fn catalog_reached(&self, rev: u64) -> Result<(), String> {
         let wait = async {
             let mut versions = self.shared.versioned.subscribe();
-            versions.wait_for(|v| v.rev >= rev).await.map_err(|_| {
-                unconfirmed(format!(
-                    "catalog revision {rev} stored, but the catalog watch stopped"
-                ))
-            })?;
+            versions
+                .wait_for(|v| v.rev >= rev)
+                .await
+                .map_err(|_| "the catalog watch stopped".to_owned())?;
             self.shared.public_catalog_at(rev).await;
             for part in &self.shared.parts {
                 part.catalog_applied
                     .subscribe()
                     .wait_for(|&r| r >= rev)
                     .await
-                    .map_err(|_| {
-                        unconfirmed(format!(
-                            "catalog revision {rev} stored, but an applier stopped"
-                        ))
-                    })?;
+                    .map_err(|_| "an applier stopped".to_owned())?;
             }
             Ok(())
         };
@@ -867,12 +881,17 @@ impl JetStreamStore {
                     .iter()
                     .map(|p| *p.catalog_applied.borrow())
                     .collect();
-                unconfirmed(format!(
-                    "catalog revision {rev} stored, but not read back within {:?} (watched: {}, applied per partition: {applied:?}{})",
+                format!(
+                    "not read back within {:?} (watched: {}, applied per partition: {applied:?}{})",
                     self.shared.write_deadline,
                     self.shared.versioned.borrow().rev,
-                    self.shared.catalog_fault.lock().as_deref().map(|f| format!("; {f}")).unwrap_or_default(),
-                ))
+                    self.shared
+                        .catalog_fault
+                        .lock()
+                        .as_deref()
+                        .map(|f| format!("; {f}"))
+                        .unwrap_or_default(),
+                )
             })?
     }
 }
@@ -1525,7 +1544,7 @@ impl Store for JetStreamStore {
             let now = self.shared.clock.now_ms();
             self.model(inbox.tenant).state_of(inbox, id, now)
         };
-        if found.is_none() && self.read_through(inbox.tenant, id.sequence().0).await? {
+        if found.is_none() && self.read_through(inbox.tenant, id).await? {
             let now = self.shared.clock.now_ms();
             found = self.model(inbox.tenant).state_of(inbox, id, now);
         }
@@ -1746,12 +1765,12 @@ impl Store for JetStreamStore {
         );
         out.counter(
             "sluice_jetstream_catalog_reads_total",
-            "Reads of the catalog bucket to confirm that a key, consumer, subscription or tenant this node lacks was not just made through another node (concurrent misses share one).",
+            "Reads of the catalog bucket's revision, by lists and to confirm that a key, consumer, subscription or tenant this node lacks was not just made through another node (concurrent callers share one).",
             c.catalog_reads.load(Ordering::Relaxed),
         );
         out.counter(
             "sluice_jetstream_read_throughs_total",
-            "Event reads that missed past what this node had applied and asked the stream how far it goes (an event written through another node a moment ago is waited for).",
+            "Stream requests by event reads that missed past what this node had applied (an event written through another node a moment ago is waited for; concurrent callers share one).",
             c.read_throughs.load(Ordering::Relaxed),
         );
         out.counter(
@@ -1836,33 +1855,28 @@ impl Store for JetStreamStore {
 
     async fn catalog_sync(&self) -> Result<bool, StoreError> {
         let shared = &*self.shared;
-        let arrived = tokio::time::Instant::now();
         let before = shared.public_rev.load(Ordering::Acquire);
-        // One read of the bucket at a time: callers that arrive while one is in
-        // flight take the next one's answer rather than each asking the cluster (a
-        // flood of unknown keys costs one read per round trip, not one per request).
-        let mut last = shared.catalog_checked.lock().await;
-        if last.is_none_or(|at| at < arrived) {
-            *last = Some(tokio::time::Instant::now());
-            shared.counts.catalog_reads.fetch_add(1, Ordering::Relaxed);
-            let entry = shared
-                .kv
-                .entry(CATALOG_KEY)
-                .await
-                .map_err(|e| unavailable(format!("reading the catalog: {e}")))?;
-            if let Some(entry) = entry {
-                let wait = async {
-                    while shared.public_rev.load(Ordering::Acquire) < entry.revision {
-                        let mut versions = shared.versioned.subscribe();
-                        let _ = versions.wait_for(|v| v.rev >= entry.revision).await;
-                        shared.public_catalog_at(entry.revision).await;
-                    }
-                };
-                tokio::time::timeout(shared.write_deadline, wait)
+        // Shared by the callers waiting for it: a flood of unknown keys costs one read
+        // per round trip, not one per request (see `shared_read`).
+        let rev = shared
+            .catalog_revision
+            .read(|| async {
+                shared.counts.catalog_reads.fetch_add(1, Ordering::Relaxed);
+                let entry = shared
+                    .kv
+                    .entry(CATALOG_KEY)
                     .await
-                    .map_err(|_| unavailable("the catalog watch fell behind the bucket"))?;
-            }
-        }
+                    .map_err(|e| unavailable(format!("reading the catalog: {e}")))?;
+                Ok(entry.map_or(0, |e| e.revision))
+            })
+            .await?;
+        // Up to date when the watch and every partition's model have it: a consumer
+        // found in the catalog is then known to the inbox that serves it.
+        self.catalog_reached(rev).await.map_err(|why| {
+            unavailable(format!(
+                "the catalog bucket is at revision {rev}, but this node's copy is {why}"
+            ))
+        })?;
         Ok(shared.public_rev.load(Ordering::Acquire) > before)
     }
 
@@ -2022,6 +2036,13 @@ impl Store for JetStreamStore {
         let subscription = self.subscription(sub)?;
         let tenant = subscription.tenant;
         let filter = TypeFilter::of_patterns(&subscription.event_types);
+        // Ids written through another node a moment ago are replayed too: wait for
+        // the newest of them first (nothing to wait for when this node has it).
+        if let Replay::Ids(ids) = &what {
+            if let Some(&newest) = ids.iter().max_by_key(|id| id.sequence()) {
+                self.read_through(tenant, newest).await?;
+            }
+        }
         let mut seqs = {
             let model = self.model(tenant);
             match what {

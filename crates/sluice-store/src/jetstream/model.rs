@@ -437,9 +437,15 @@ impl Model {
             .map(|m| &self.types[m.type_id as usize][..])
     }
 
+    /// Whether `id` carries this partition's salt: an id of another deployment or
+    /// partition names nothing here, whatever its sequence.
+    pub(crate) fn issued_here(&self, id: EventId) -> bool {
+        id.salt() == self.salt
+    }
+
     /// An event's metadata, if `id` is exactly a live event of `tenant`.
     fn event(&self, tenant: TenantId, id: EventId) -> Option<&Meta> {
-        if id.salt() != self.salt {
+        if !self.issued_here(id) {
             return None;
         }
         let seq = id.sequence().0;
