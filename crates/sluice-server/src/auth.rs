@@ -240,6 +240,7 @@ pub fn generate_key(tenant: TenantId, scopes: Vec<Scope>, now: UnixMs) -> NewKey
         "sk_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
     );
+    debug_assert!(is_key_shaped(secret.as_bytes()), "{secret}");
     let id_bits: [u8; 8] = rand::random();
     let record = ApiKeyRecord {
         id: format!("key_{}", encode_hex(&id_bits)),
@@ -251,6 +252,23 @@ pub fn generate_key(tenant: TenantId, scopes: Vec<Scope>, now: UnixMs) -> NewKey
         revoked_at: None,
     };
     NewKey { secret, record }
+}
+
+/// The prefix of every key [`generate_key`] makes.
+const KEY_PREFIX: &[u8] = b"sk_";
+
+/// Base64url characters of a key after its prefix (24 random bytes).
+const KEY_SECRET_CHARS: usize = 32;
+
+/// Whether `presented` has the shape of a key [`generate_key`] makes. Only such a
+/// string can be a key another node made a moment ago, so only such a string is worth
+/// a look in the cluster's catalog when this node does not know it.
+pub fn is_key_shaped(presented: &[u8]) -> bool {
+    presented.len() == KEY_PREFIX.len() + KEY_SECRET_CHARS
+        && presented.starts_with(KEY_PREFIX)
+        && presented[KEY_PREFIX.len()..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
 /// A shared, swappable cache: readers load it without locking.
@@ -269,6 +287,9 @@ mod tests {
         catalog = c;
         let key = generate_key(tenant.id, vec![Scope::Ingest], 0);
         assert!(key.secret.len() >= 35, "at least 128 bits of randomness");
+        assert!(is_key_shaped(key.secret.as_bytes()));
+        assert!(!is_key_shaped(&key.secret.as_bytes()[1..]));
+        assert!(!is_key_shaped(format!("{}=", &key.secret[..34]).as_bytes()));
         catalog = catalog.with_key(key.record.clone()).expect("key");
         let cache = KeyCache::build(&catalog);
         let p = cache
