@@ -320,6 +320,27 @@ fn what_one_node_made_is_found_on_another_that_has_not_heard_of_it_yet() {
         let known = http.call(&b, &key, "GET", "/v1/inbox", "").await;
         assert_eq!(known.status, 200, "{}", known.json());
 
+        // A key made through A works on B (what CI once saw fail).
+        proxy.hold();
+        let made = http
+            .admin(
+                &a,
+                "POST",
+                "/v1/admin/tenants/acme/keys",
+                r#"{"scopes":["consume"]}"#,
+            )
+            .await;
+        assert_eq!(made.status, 201, "{}", made.json());
+        let fresh = made.json()["key"].as_str().expect("key").to_owned();
+        let r = held(
+            &http,
+            &b,
+            &proxy,
+            http.call(&b, &fresh, "GET", "/v1/inbox", ""),
+        )
+        .await;
+        assert_eq!(r.status, 200, "a key made through A, on B: {}", r.json());
+
         proxy.hold();
         let made = http
             .call(&a, &key, "POST", "/v1/consumers", r#"{"name":"billing"}"#)
@@ -392,6 +413,29 @@ fn what_one_node_made_is_found_on_another_that_has_not_heard_of_it_yet() {
             r.json()
         );
         assert_eq!(r.json()["event_id"], id.as_str());
+        // So is a replay of one, through the subscription made above.
+        proxy.hold();
+        let made = http
+            .call(
+                &a,
+                &key,
+                "POST",
+                "/v1/events",
+                &common::event("order.created", 2),
+            )
+            .await;
+        assert_eq!(made.status, 201, "{}", made.json());
+        let id = made.json()["event_id"].as_str().expect("id").to_owned();
+        let replay = format!("/v1/subscriptions/{sub}/replay");
+        let body = format!(r#"{{"event_ids":["{id}"]}}"#);
+        let ask = http.call(&b, &key, "POST", &replay, &body);
+        let r = held_until(&http, &b, &proxy, READ_THROUGHS, ask).await;
+        assert_eq!(r.status, 202, "{}", r.json());
+        assert_eq!(
+            r.json()["queued"],
+            1,
+            "a replay on B of an event written through A"
+        );
         // An id past the stream's end is refused at once (404, not the 503 a wait past
         // the deadline would give).
         let real = sluice_store::EventId::parse(&id).expect("an event id");
@@ -474,7 +518,7 @@ async fn held_until(
 /// A node's reads of the catalog bucket for something it lacked.
 const CATALOG_READS: &str = "sluice_jetstream_catalog_reads_total";
 
-/// A node's event reads that missed past what it had applied and asked the stream.
+/// A node's stream requests for event reads past what it had applied.
 const READ_THROUGHS: &str = "sluice_jetstream_read_throughs_total";
 
 /// A TCP proxy between one node and its `nats-server` that reads enough of the NATS
@@ -512,7 +556,7 @@ mod proxy {
     }
 
     /// The node's side of one proxied connection. Frames are written under its lock,
-    /// so held ones go out before anything sent after them.
+    /// so held deliveries go out in order, before any delivery that follows them.
     struct ToClient {
         stream: TcpStream,
         held: Vec<u8>,
@@ -583,7 +627,8 @@ mod proxy {
 
         /// Holds every delivery to a consumer back, in order, until
         /// [`NatsProxy::release`]: the node hears of nothing new meanwhile, and loses
-        /// nothing. Replies pass.
+        /// nothing. Replies to its requests pass. Keep a hold short: heartbeats are
+        /// held too, and a follower that misses two (about 2 s) starts again.
         pub fn hold(&self) {
             self.fault.holding.store(true, Ordering::SeqCst);
         }
@@ -722,11 +767,16 @@ mod proxy {
             }
             if !drop_it {
                 let mut c = client.lock().ok()?;
-                if to_consumer && fault.holding.load(Ordering::SeqCst) {
+                let holding = fault.holding.load(Ordering::SeqCst);
+                if to_consumer && holding {
                     c.held.extend_from_slice(&frame);
                 } else {
-                    let held = std::mem::take(&mut c.held);
-                    c.stream.write_all(&held).ok()?;
+                    // Replies pass a hold; once it ends, held deliveries go first (a
+                    // release racing this thread has sent them already).
+                    if !holding {
+                        let held = std::mem::take(&mut c.held);
+                        c.stream.write_all(&held).ok()?;
+                    }
                     c.stream.write_all(&frame).ok()?;
                 }
             }
