@@ -473,11 +473,15 @@ mod tests {
             .expect("accepted");
         assert_eq!(who.tenant, tenant.id);
 
-        // A key nobody made is still refused, and refusing it rebuilds nothing.
+        // A key nobody stored is still refused, and refusing it rebuilds nothing.
         let built = app.built_from.load_full();
-        headers.insert(AUTHORIZATION, "Bearer sk_unknown".parse().expect("header"));
-        let unknown = app.authenticate_synced(&KnownHeaders::scan(&headers)).await;
-        assert!(matches!(unknown, Ok(None)));
+        let never = generate_key(tenant.id, vec![Scope::Ingest], now_ms()).secret;
+        for presented in [never.as_str(), "sk_unknown"] {
+            let bearer = format!("Bearer {presented}");
+            headers.insert(AUTHORIZATION, bearer.parse().expect("header"));
+            let unknown = app.authenticate_synced(&KnownHeaders::scan(&headers)).await;
+            assert!(matches!(unknown, Ok(None)), "{presented}");
+        }
         assert!(Arc::ptr_eq(&built, &app.built_from.load_full()));
     }
 }
