@@ -321,17 +321,20 @@ fn what_one_node_made_is_found_on_another_that_has_not_heard_of_it_yet() {
         assert_eq!(known.status, 200, "{}", known.json());
 
         // A key made through A works on B (what CI once saw fail).
+        let key_through_a = || {
+            let (http, a) = (&http, &a);
+            async move {
+                let body = r#"{"scopes":["consume"]}"#;
+                let made = http
+                    .admin(a, "POST", "/v1/admin/tenants/acme/keys", body)
+                    .await;
+                assert_eq!(made.status, 201, "{}", made.json());
+                let field = |f: &str| made.json()[f].as_str().expect(f).to_owned();
+                (field("key"), field("key_id"))
+            }
+        };
         proxy.hold();
-        let made = http
-            .admin(
-                &a,
-                "POST",
-                "/v1/admin/tenants/acme/keys",
-                r#"{"scopes":["consume"]}"#,
-            )
-            .await;
-        assert_eq!(made.status, 201, "{}", made.json());
-        let fresh = made.json()["key"].as_str().expect("key").to_owned();
+        let (fresh, _) = key_through_a().await;
         let r = held(
             &http,
             &b,
@@ -391,18 +394,17 @@ fn what_one_node_made_is_found_on_another_that_has_not_heard_of_it_yet() {
         );
 
         // An event written through A is read on B.
+        let write_through_a = |n: usize| {
+            let (http, a, key) = (&http, &a, &key);
+            async move {
+                let body = common::event("order.created", n);
+                let r = http.call(a, key, "POST", "/v1/events", &body).await;
+                assert_eq!(r.status, 201, "{}", r.json());
+                r.json()["event_id"].as_str().expect("id").to_owned()
+            }
+        };
         proxy.hold();
-        let made = http
-            .call(
-                &a,
-                &key,
-                "POST",
-                "/v1/events",
-                &common::event("order.created", 1),
-            )
-            .await;
-        assert_eq!(made.status, 201, "{}", made.json());
-        let id = made.json()["event_id"].as_str().expect("id").to_owned();
+        let id = write_through_a(1).await;
         let path = format!("/v1/events/{id}");
         let read = http.call(&b, &key, "GET", &path, "");
         let r = held_until(&http, &b, &proxy, READ_THROUGHS, read).await;
@@ -415,17 +417,7 @@ fn what_one_node_made_is_found_on_another_that_has_not_heard_of_it_yet() {
         assert_eq!(r.json()["event_id"], id.as_str());
         // So is a replay of one, through the subscription made above.
         proxy.hold();
-        let made = http
-            .call(
-                &a,
-                &key,
-                "POST",
-                "/v1/events",
-                &common::event("order.created", 2),
-            )
-            .await;
-        assert_eq!(made.status, 201, "{}", made.json());
-        let id = made.json()["event_id"].as_str().expect("id").to_owned();
+        let id = write_through_a(2).await;
         let replay = format!("/v1/subscriptions/{sub}/replay");
         let body = format!(r#"{{"event_ids":["{id}"]}}"#);
         let ask = http.call(&b, &key, "POST", &replay, &body);
@@ -452,19 +444,7 @@ fn what_one_node_made_is_found_on_another_that_has_not_heard_of_it_yet() {
         // nodes refuse it once their catalog watch brings the revocation, milliseconds
         // later: docs/jetstream.md.)
         proxy.hold();
-        let made = http
-            .admin(
-                &a,
-                "POST",
-                "/v1/admin/tenants/acme/keys",
-                r#"{"scopes":["consume"]}"#,
-            )
-            .await;
-        assert_eq!(made.status, 201, "{}", made.json());
-        let (other, other_id) = (
-            made.json()["key"].as_str().expect("key").to_owned(),
-            made.json()["key_id"].as_str().expect("key_id").to_owned(),
-        );
+        let (other, other_id) = key_through_a().await;
         let revoke = format!("/v1/admin/keys/{other_id}");
         let r = held(&http, &b, &proxy, http.admin(&b, "DELETE", &revoke, "")).await;
         assert_eq!(

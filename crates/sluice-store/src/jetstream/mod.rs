@@ -18,7 +18,9 @@
 //! everywhere. A node answers a write once the stream acknowledged its record (stored
 //! by a quorum, fsynced where the servers run `sync_interval: always`) and its own
 //! applier applied it, so it reads its own writes; other nodes see it milliseconds
-//! later. `docs/jetstream.md` says why this shape, and what it costs.
+//! later, and one asked for it by id before then waits for it (`read_through`), as one
+//! that lacks a catalog entry reads the bucket before refusing ([`Store::catalog_sync`]).
+//! `docs/jetstream.md` says why this shape, and what it costs.
 //!
 //! - [`names`]: where things live on the cluster;
 //! - [`record`]: what the log holds;
