@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request: a figure this noisy machine cannot blur.
 #
-#   bench/instructions.sh [ingest|batch] [requests, default 6000]
+#   bench/instructions.sh [ingest|batch|consume] [requests, default 6000]
 #   SLUICE_BIN=/path/to/other/sluice bench/instructions.sh ...   # another build
 #   CALLGRIND_ARGS=--separate-threads=yes KEEP=dir bench/instructions.sh   # per-thread dumps
 #   RATE=2000 CONNS=100 bench/instructions.sh ingest 20000   # loaded: commits group requests
@@ -16,6 +16,9 @@
 # rate, and divides the instructions of every server thread by the requests answered.
 # Compare two commits by running it on each; a change to the request path shows here
 # to the percent where req/s comparisons drown in ±10 % run-to-run noise.
+#
+# `consume` is the pull path: the inbox is filled first (in batches, before the counters
+# are zeroed), then each request is a poll that leases one event or the ack of it.
 #
 # Needs valgrind (callgrind_control comes with it). Takes about a minute.
 set -euo pipefail
@@ -49,9 +52,20 @@ fi
 for _ in $(seq 600); do grep -q "$READY" "$WORK/err" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
 [ -n "${REFERENCE:-}${PROTO:-}" ] || KEY=$(sed -n 's/^API key for tenant "default": //p' "$WORK/out")
 PID=$(pgrep -f "callgrind.*127.0.0.1:9097" | head -1)
+EXTRA=()
+if [ "$WORKLOAD" = consume ]; then
+  # More events than the polls can take, so no poll comes back empty.
+  BATCH=$(python3 -c 'import json; print(json.dumps([{"event_type": "bench.fill", "payload": {"n": i}} for i in range(100)]))')
+  for _ in $(seq "$((REQUESTS / 100 + 10))"); do
+    curl -sf -o /dev/null -H "Authorization: Bearer $KEY" -H 'content-type: application/json' \
+      --data "$BATCH" http://127.0.0.1:9097/v1/events/batch
+  done
+  EXTRA=(--batch-size 1)
+fi
 callgrind_control --zero "$PID" > /dev/null 2>&1
 target/release/sluice bench --url http://127.0.0.1:9097 --api-key "$KEY" --workload "$WORKLOAD" \
-  --connections "$CONNS" --rate "$RATE" --duration "$((REQUESTS / RATE))s" --timeout 30s --json > "$WORK/bench.json"
+  --connections "$CONNS" --rate "$RATE" --duration "$((REQUESTS / RATE))s" --timeout 30s \
+  "${EXTRA[@]}" --json > "$WORK/bench.json"
 callgrind_control --dump "$PID" > /dev/null 2>&1
 # The reference has no shutdown of its own; the counts are in the dump already.
 if [ -n "${REFERENCE:-}${PROTO:-}" ]; then kill -KILL "$PID"; else kill -INT "$PID"; fi
@@ -65,5 +79,6 @@ report = json.load(open(bench))
 answered = sum(n for s, n in report["statuses"].items() if 200 <= int(s) < 300)
 ir = next(int(l.split()[1]) for l in open(dump) if l.startswith(("summary:", "totals:")))
 print(f"{workload}: {answered} requests answered 2xx of {report['requests']} sent, {report['events']} events")
-print(f"server instructions per request (all threads): {ir / answered:,.0f}; per event: {ir / max(report['events'], 1):,.0f}")
+per_event = f"; per event: {ir / report['events']:,.0f}" if report["events"] else ""
+print(f"server instructions per request (all threads): {ir / answered:,.0f}{per_event}")
 PY
