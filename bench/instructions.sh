@@ -28,6 +28,10 @@ REQUESTS="${2:-6000}"
 RATE="${RATE:-300}"
 CONNS="${CONNS:-10}"
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+if [ "$WORKLOAD" = consume ] && [ -n "${REFERENCE:-}${PROTO:-}" ]; then
+  echo "consume measures Sluice's inbox; the reference and the prototypes have none" >&2
+  exit 2
+fi
 cargo build --release -q -p sluice -p sluice-bench-reference
 SERVER="${SLUICE_BIN:-target/release/sluice}"
 WORK=$(mktemp -d)
