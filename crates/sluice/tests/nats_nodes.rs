@@ -271,16 +271,7 @@ fn an_acknowledged_write_the_node_cannot_read_back_is_unconfirmed_not_lost() {
         proxy.heal();
         // The node hears the stream again within a few follower restarts; until then
         // a retry may be unconfirmed too.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let retried = loop {
-            let r = http.send("POST", &url, &headers, body.clone()).await;
-            if r.status != 503 || Instant::now() > deadline {
-                break r;
-            }
-            // A client's pause between retries (shorter than `Retry-After`, to keep
-            // the test short), not a wait for anything.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
+        let retried = common::past_503(|| http.send("POST", &url, &headers, body.clone())).await;
         assert_eq!(retried.status, 200, "{}", retried.json());
         assert_eq!(retried.header("idempotent-replayed"), Some("true"));
         let id = retried.json()["event_id"].as_str().expect("id").to_owned();

@@ -446,6 +446,26 @@ pub async fn tenant_key(
     r.json()["key"].as_str().expect("key").to_owned()
 }
 
+/// Sends until the answer is not a 503, as a client that honours `Retry-After` does
+/// (a JetStream node answers 503 while a stream elects a leader or while it catches
+/// up), for at most 30 s; then the last answer, whatever it is.
+pub async fn past_503<F, Fut>(mut send: F) -> Reply
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Reply>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = send().await;
+        if r.status != 503 || Instant::now() > deadline {
+            return r;
+        }
+        // A client's pause between retries (shorter than `Retry-After`, to keep the
+        // tests short), not a wait for anything.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// One series' value from a server's `/metrics`, by its name and labels exactly as
 /// exposed (`sluice_webhook_deliveries_total{outcome="delivered"}`).
 pub async fn metric(http: &Http, s: &Server, series: &str) -> u64 {
