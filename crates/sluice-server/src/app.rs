@@ -193,15 +193,11 @@ impl<S: Store> App<S> {
         if !access::presented_key(head).is_some_and(crate::auth::is_key_shaped) {
             return Ok(None);
         }
-        self.store
-            .catalog_sync()
-            .await
-            .map_err(crate::handlers::store_problem)?;
+        let current = self.catalog_synced().await?;
         // The caches follow the store's catalog from a task of their own, which may
         // have rebuilt them since the caller's check failed: the key is judged again
         // on the caches as they are now. They are rebuilt here only when they are
         // behind the store, so a flood of unknown keys rebuilds nothing.
-        let current = self.store.catalog().borrow().clone();
         if !Arc::ptr_eq(&current, &self.built_from.load()) {
             self.refresh_catalog();
         }

@@ -202,10 +202,9 @@ pub trait Store: Send + Sync + 'static {
     /// Brings this node's [`Store::catalog`] up to the newest the cluster holds, for a
     /// caller that found something missing that another node may have just created (an
     /// API key used through a load balancer a moment after it was made elsewhere).
-    /// Answers whether the catalog changed. A single-node backend's catalog is always
-    /// current: the default answers `false` at once.
-    fn catalog_sync(&self) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        async { Ok(false) }
+    /// A single-node backend's catalog is always current: the default answers at once.
+    fn catalog_sync(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
     }
 
     /// What a subscription should deliver now: due retries and replays first, then

@@ -145,7 +145,7 @@ impl Store for Backend {
         on!(self, s => s.catalog())
     }
 
-    async fn catalog_sync(&self) -> Result<bool, StoreError> {
+    async fn catalog_sync(&self) -> Result<(), StoreError> {
         on!(self, s => s.catalog_sync().await)
     }
 

@@ -1855,9 +1855,8 @@ impl Store for JetStreamStore {
         self.shared.catalog.subscribe()
     }
 
-    async fn catalog_sync(&self) -> Result<bool, StoreError> {
+    async fn catalog_sync(&self) -> Result<(), StoreError> {
         let shared = &*self.shared;
-        let before = shared.public_rev.load(Ordering::Acquire);
         // Shared by the callers waiting for it: a flood of unknown keys costs one read
         // per round trip, not one per request (see `shared_read`).
         let rev = shared
@@ -1878,8 +1877,7 @@ impl Store for JetStreamStore {
             unavailable(format!(
                 "the catalog bucket is at revision {rev}, but this node's copy is {why}"
             ))
-        })?;
-        Ok(shared.public_rev.load(Ordering::Acquire) > before)
+        })
     }
 
     async fn fetch_deliveries(&self, sub: SubKey, max: usize) -> Result<Fetched, StoreError> {
