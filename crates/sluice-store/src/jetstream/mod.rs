@@ -950,7 +950,9 @@ impl Shared {
     /// Publishes one record, retried with the same `Nats-Msg-Id` through elections and
     /// reconnects; answers its stream sequence.
     /// `maybe_stored`: an earlier attempt (the publisher's pipelined one) went out and its
-    /// acknowledgement never came, so a final failure is unconfirmed, not unstored.
+    /// acknowledgement never came, so a final failure is unconfirmed, not unstored; an
+    /// attempt here that times out the same way sets it too (retries carry the same
+    /// `Nats-Msg-Id`, so the stream stores the record at most once).
     async fn publish(
         &self,
         subject: &str,
@@ -962,8 +964,6 @@ impl Shared {
         let mut backoff = Duration::from_millis(25);
         let msg_id = origin.msg_id();
         let mut last_error = String::new();
-        // Whether an attempt went out and its acknowledgement never came: the stream may
-        // have stored it (retries carry the same `Nats-Msg-Id`, so at most once).
         for attempt in 0..PUBLISH_ATTEMPTS_MAX {
             if attempt > 0 {
                 self.counts.publish_retries.fetch_add(1, Ordering::Relaxed);
