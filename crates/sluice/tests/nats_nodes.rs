@@ -170,10 +170,8 @@ fn node_behind_proxy(dir: &std::path::Path) -> (NatsServer, proxy::NatsProxy, Se
     (nats, proxy, node)
 }
 
-/// `sluice_jetstream_follower_stalls_total`, from the node's `/metrics`.
-async fn follower_stalls(http: &Http, s: &Server) -> u64 {
-    common::metric(http, s, "sluice_jetstream_follower_stalls_total").await
-}
+/// A node's log followers started again after a stall.
+const FOLLOWER_STALLS: &str = "sluice_jetstream_follower_stalls_total";
 
 /// A node whose connection to NATS dies just after one of its writes was acknowledged,
 /// with that write's delivery to the node's log follower lost on the way, still reads
@@ -199,7 +197,7 @@ fn a_write_whose_delivery_died_with_the_connection_is_still_read_back() {
         };
         let first = post("before.fault", 1).await;
         assert_eq!(first.status, 201, "{}", first.json());
-        assert_eq!(follower_stalls(&http, &node).await, 0);
+        assert_eq!(common::metric(&http, &node, FOLLOWER_STALLS).await, 0);
 
         proxy.lose_one_and_cut();
         let started = Instant::now();
@@ -218,7 +216,7 @@ fn a_write_whose_delivery_died_with_the_connection_is_still_read_back() {
         );
         // Recovered by the stall restart, not by the client library (which recreates
         // an ordered consumer only on missed heartbeats, and they kept coming).
-        assert_eq!(follower_stalls(&http, &node).await, 1);
+        assert_eq!(common::metric(&http, &node, FOLLOWER_STALLS).await, 1);
         let id = hit.json()["event_id"].as_str().expect("id").to_owned();
         let back = http
             .call(&node, &key, "GET", &format!("/v1/events/{id}"), "")
@@ -349,13 +347,17 @@ fn what_one_node_made_is_found_on_another_that_has_not_heard_of_it_yet() {
             r.json()
         );
 
-        let target = r#"{"target_url":"http://127.0.0.1:9/hook"}"#;
+        let subscription_through_a = || {
+            let (http, a, key) = (&http, &a, &key);
+            async move {
+                let target = r#"{"target_url":"http://127.0.0.1:9/hook"}"#;
+                let made = http.call(a, key, "POST", "/v1/subscriptions", target).await;
+                assert_eq!(made.status, 201, "{}", made.json());
+                made.json()["id"].as_str().expect("id").to_owned()
+            }
+        };
         proxy.hold();
-        let made = http
-            .call(&a, &key, "POST", "/v1/subscriptions", target)
-            .await;
-        assert_eq!(made.status, 201, "{}", made.json());
-        let sub = made.json()["id"].as_str().expect("id").to_owned();
+        let sub = subscription_through_a().await;
         let path = format!("/v1/subscriptions/{sub}");
         let r = held(&http, &b, &proxy, http.call(&b, &key, "GET", &path, "")).await;
         assert_eq!(
@@ -366,11 +368,7 @@ fn what_one_node_made_is_found_on_another_that_has_not_heard_of_it_yet() {
         );
 
         proxy.hold();
-        let made = http
-            .call(&a, &key, "POST", "/v1/subscriptions", target)
-            .await;
-        assert_eq!(made.status, 201, "{}", made.json());
-        let second = made.json()["id"].as_str().expect("id").to_owned();
+        let second = subscription_through_a().await;
         let ask = http.call(&b, &key, "GET", "/v1/subscriptions", "");
         let r = held(&http, &b, &proxy, ask).await;
         assert_eq!(r.status, 200, "{}", r.json());
@@ -493,11 +491,14 @@ const CATALOG_READS: &str = "sluice_jetstream_catalog_reads_total";
 const READ_THROUGHS: &str = "sluice_jetstream_read_throughs_total";
 
 /// A TCP proxy between one node and its `nats-server` that reads enough of the NATS
-/// protocol to make one precise fault: once armed, it drops what the server delivers to
-/// the node's consumers (not the replies to its requests, which carry publish
-/// acknowledgements), and as soon as it has both passed on a publish acknowledgement
-/// and dropped a JetStream delivery, it cuts the connection. The client reconnects
-/// through it, and from then on everything passes.
+/// protocol to tell what the server delivers to the node's consumers from the replies
+/// to its requests (publish acknowledgements among them), and so to make precise
+/// faults of the deliveries alone:
+/// - lose one and cut: drop deliveries until a publish acknowledgement has passed and a
+///   JetStream delivery was dropped, then cut the connection (the client reconnects
+///   through it, and from then on everything passes);
+/// - deafen: drop every delivery until healed;
+/// - hold: keep every delivery back, in order, until released.
 mod proxy {
     use std::collections::HashMap;
     use std::io::{Read, Write};
