@@ -24,15 +24,6 @@ async fn lease(http: &Http, s: &Server, key: &str, query: &str) -> Vec<Value> {
     r.json()["events"].as_array().expect("events").clone()
 }
 
-/// A counter or gauge from `/metrics` (0 when absent).
-async fn metric(http: &Http, s: &Server, name: &str) -> f64 {
-    let r = http.send("GET", &s.url("/metrics"), &[], "").await;
-    let text = String::from_utf8_lossy(&r.body).into_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn a_stale_lease_is_409_and_changes_nothing() {
     let s = Server::start(&[]);
@@ -209,10 +200,10 @@ fn a_stale_lease_is_409_and_changes_nothing() {
         .await
         .problem(404, "not_found");
 
-        assert!(metric(&http, &s, "sluice_inbox_lease_expired_total").await >= 3.0);
-        assert!(metric(&http, &s, "sluice_inbox_redelivered_total").await >= 2.0);
-        assert!(metric(&http, &s, "sluice_inbox_nacked_total").await >= 1.0);
-        assert!(metric(&http, &s, "sluice_inbox_acked_total").await >= 1.0);
+        assert!(common::metric(&http, &s, "sluice_inbox_lease_expired_total").await >= 3);
+        assert!(common::metric(&http, &s, "sluice_inbox_redelivered_total").await >= 2);
+        assert!(common::metric(&http, &s, "sluice_inbox_nacked_total").await >= 1);
+        assert!(common::metric(&http, &s, "sluice_inbox_acked_total").await >= 1);
     });
 }
 
@@ -295,7 +286,7 @@ fn a_long_poll_answers_within_50_ms_of_a_commit() {
             };
             // Parked: the server's own gauge says so (a condition, not a guess of time).
             let deadline = Instant::now() + Duration::from_secs(10);
-            while metric(&http, &s, "sluice_inbox_long_polls_waiting").await < 1.0 {
+            while common::metric(&http, &s, "sluice_inbox_long_polls_waiting").await < 1 {
                 assert!(Instant::now() < deadline, "the long poll never parked");
                 tokio::task::yield_now().await;
             }
@@ -315,8 +306,8 @@ fn a_long_poll_answers_within_50_ms_of_a_commit() {
             );
         }
         assert_eq!(
-            metric(&http, &s, "sluice_inbox_long_polls_waiting").await,
-            0.0
+            common::metric(&http, &s, "sluice_inbox_long_polls_waiting").await,
+            0
         );
     });
 }
@@ -560,8 +551,8 @@ fn max_deliveries_dead_letters_survive_kill_9_and_requeue() {
             "dead"
         );
         assert_eq!(
-            metric(&http, &s, "sluice_inbox_dead_lettered_total").await,
-            1.0
+            common::metric(&http, &s, "sluice_inbox_dead_lettered_total").await,
+            1
         );
         let hist = http
             .call(&s, &key, "GET", "/v1/events?state=dead", "")
@@ -637,11 +628,11 @@ fn max_deliveries_dead_letters_survive_kill_9_and_requeue() {
         )
         .await
         .problem(400, "invalid_cursor");
-        assert!(metric(&http, &s, "sluice_inbox_requeued_total").await >= 1.0);
+        assert!(common::metric(&http, &s, "sluice_inbox_requeued_total").await >= 1);
         // Counted by the store since this start: the move happened before the kill.
         assert_eq!(
-            metric(&http, &s, "sluice_inbox_dead_lettered_total").await,
-            0.0
+            common::metric(&http, &s, "sluice_inbox_dead_lettered_total").await,
+            0
         );
         // The lag: one pending event, its age reported.
         let c = http.call(&s, &key, "GET", "/v1/consumers", "").await.json();
